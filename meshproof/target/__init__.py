@@ -1,0 +1,1 @@
+"""Targets: where the fixture topology runs (local netns lab, kube cluster)."""
