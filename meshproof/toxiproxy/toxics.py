@@ -1,0 +1,286 @@
+"""Toxic types: their attributes (as in toxiproxy's toxics/*.go) and what they do to a link.
+
+A ``Toxic`` is the API object. A ``Stage`` is that toxic running on one
+link (one direction of one TCP connection): toxicity is rolled once per
+stage, the way upstream rolls once per ToxicStub run, so a toxic with
+toxicity 0.5 hits about half of the connections, not half of the packets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Protocol
+
+from meshproof.toxiproxy.errors import BAD_REQUEST_BODY, INVALID_STREAM, INVALID_TOXIC_TYPE, ApiError
+
+# Attribute names and their zero values, per type (toxics/*.go json tags).
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "noop": (),
+    "latency": ("latency", "jitter"),
+    "bandwidth": ("rate",),
+    "slow_close": ("delay",),
+    "timeout": ("timeout",),
+    "reset_peer": ("timeout",),
+    "slicer": ("average_size", "size_variation", "delay"),
+    "limit_data": ("bytes",),
+}
+STREAMS = ("upstream", "downstream")
+
+Emit = Callable[[bytes], Awaitable[None]]
+
+
+class LinkControl(Protocol):
+    """What a stage may do to its connection."""
+
+    def close_connection(self, reset: bool = False) -> None: ...
+
+
+@dataclass
+class Toxic:
+    """A toxic as the API shows it; ``generation`` changes on every update."""
+
+    name: str
+    type: str
+    stream: str
+    toxicity: float
+    attributes: dict[str, int]
+    generation: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        tox = self.toxicity
+        return {
+            "attributes": dict(self.attributes),
+            "name": self.name,
+            "type": self.type,
+            "stream": self.stream,
+            "toxicity": int(tox) if float(tox).is_integer() else tox,
+        }
+
+
+def _int_attr(key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BAD_REQUEST_BODY.wrap(f"attribute {key!r} must be a number, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise BAD_REQUEST_BODY.wrap(f"attribute {key!r} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def parse_attributes(type_: str, raw: object, base: dict[str, int] | None = None) -> dict[str, int]:
+    """Merge JSON attributes into ``base``; unknown keys are ignored, as Go's decoder does."""
+    attrs = dict(base) if base is not None else {k: 0 for k in ATTRIBUTES[type_]}
+    if raw is None:
+        return attrs
+    if not isinstance(raw, dict):
+        raise BAD_REQUEST_BODY.wrap("attributes must be a JSON object")
+    for key in ATTRIBUTES[type_]:
+        if key in raw and raw[key] is not None:
+            attrs[key] = _int_attr(key, raw[key])
+    return attrs
+
+
+def parse_toxicity(raw: object, default: float) -> float:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise BAD_REQUEST_BODY.wrap(f"toxicity must be a number, got {raw!r}")
+    return float(raw)
+
+
+def parse_new_toxic(body: object) -> Toxic:
+    """A toxic from a POST /proxies/{proxy}/toxics body, with upstream's defaults and checks."""
+    if not isinstance(body, dict):
+        raise BAD_REQUEST_BODY.wrap("expected a JSON object")
+    stream = body.get("stream") or "downstream"
+    if not isinstance(stream, str) or stream.lower() not in STREAMS:
+        raise INVALID_STREAM
+    stream = stream.lower()
+    type_ = body.get("type")
+    name = body.get("name") or f"{type_ if isinstance(type_, str) else ''}_{stream}"
+    if not isinstance(name, str):
+        raise BAD_REQUEST_BODY.wrap("name must be a string")
+    if not isinstance(type_, str) or type_ not in ATTRIBUTES:
+        raise INVALID_TOXIC_TYPE
+    toxicity = parse_toxicity(body.get("toxicity"), 1.0)
+    return Toxic(name, type_, stream, toxicity, parse_attributes(type_, body.get("attributes")))
+
+
+# ---------------------------------------------------------------- runtime
+
+
+@dataclass
+class LinkState:
+    """Per-link memory that survives a toxic update (limit_data's byte count)."""
+
+    transmitted: dict[str, int] = field(default_factory=dict)
+
+
+class Stage:
+    """A toxic active on one link. Subclasses override what they change."""
+
+    def __init__(self, toxic: Toxic, link: LinkControl, state: LinkState) -> None:
+        self.toxic = toxic
+        self.a = toxic.attributes
+        self.link = link
+        self.state = state
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def start(self) -> None:
+        """Called once when the stage joins the link."""
+
+    async def process(self, data: bytes, ts: float, emit: Emit) -> None:
+        await emit(data)
+
+    async def on_eof(self) -> None:
+        """Called when the source half-closed, before the close is passed on."""
+
+    def stop(self, removed: bool) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    def _later(self, ms: int, reset: bool) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers.append(loop.call_later(max(ms, 0) / 1000, self.link.close_connection, reset))
+
+
+class Latency(Stage):
+    def delay_s(self) -> float:
+        latency, jitter = self.a["latency"], self.a["jitter"]
+        if jitter > 0:
+            latency += random.randint(-jitter, jitter)
+        return max(latency, 0) / 1000
+
+    async def process(self, data: bytes, ts: float, emit: Emit) -> None:
+        # Delay from the read time, so a stream is shifted, not serialised.
+        loop = asyncio.get_running_loop()
+        wait = ts + self.delay_s() - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await emit(data)
+
+
+class Bandwidth(Stage):
+    """rate KB/s, KB = 1000 bytes as upstream; slices of <= 10 ms worth of data."""
+
+    def start(self) -> None:
+        self._next = asyncio.get_running_loop().time()
+
+    async def process(self, data: bytes, ts: float, emit: Emit) -> None:
+        rate = self.a["rate"] * 1000  # bytes per second
+        if rate <= 0:
+            await emit(data)
+            return
+        loop = asyncio.get_running_loop()
+        piece = max(rate // 100, 1)
+        for off in range(0, len(data), piece):
+            part = data[off : off + piece]
+            self._next = max(self._next, loop.time()) + len(part) / rate
+            wait = self._next - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await emit(part)
+
+
+class SlowClose(Stage):
+    async def on_eof(self) -> None:
+        await asyncio.sleep(max(self.a["delay"], 0) / 1000)
+
+
+class Timeout(Stage):
+    """Drops everything; closes after ``timeout`` ms (never if 0)."""
+
+    def start(self) -> None:
+        if self.a["timeout"] > 0:
+            self._later(self.a["timeout"], reset=False)
+
+    async def process(self, data: bytes, ts: float, emit: Emit) -> None:
+        return None
+
+    def stop(self, removed: bool) -> None:
+        super().stop(removed)
+        if removed:
+            # Upstream's Cleanup: data was dropped, so the stream is broken.
+            self.link.close_connection(False)
+
+
+class ResetPeer(Stage):
+    """On the first data, waits ``timeout`` ms then resets (RST) the connection."""
+
+    def start(self) -> None:
+        self._armed = False
+
+    def _arm(self) -> None:
+        if not self._armed:
+            self._armed = True
+            self._later(self.a["timeout"], reset=True)
+
+    async def process(self, data: bytes, ts: float, emit: Emit) -> None:
+        self._arm()
+
+    async def on_eof(self) -> None:
+        self._arm()
+        await asyncio.sleep(max(self.a["timeout"], 0) / 1000 + 1)
+
+
+class Slicer(Stage):
+    def cuts(self, size: int) -> list[int]:
+        avg, var = self.a["average_size"], max(self.a["size_variation"], 0)
+        if avg <= 0:
+            return [0, size]
+        out = [0]
+        todo = [(0, size)]
+        while todo:  # iterative halving, bounded by size / avg pieces
+            start, end = todo.pop()
+            if (end - start) - avg <= var or end - start < 2:
+                out.append(end)
+                continue
+            mid = start + (end - start) // 2 + (random.randint(-var, var) if var else 0)
+            mid = min(max(mid, start + 1), end - 1)
+            todo.append((mid, end))
+            todo.append((start, mid))
+        return out
+
+    async def process(self, data: bytes, ts: float, emit: Emit) -> None:
+        cuts = self.cuts(len(data))
+        delay = max(self.a["delay"], 0) / 1e6
+        for i in range(1, len(cuts)):
+            await emit(data[cuts[i - 1] : cuts[i]])
+            if delay and i < len(cuts) - 1:
+                await asyncio.sleep(delay)
+
+
+class LimitData(Stage):
+    async def process(self, data: bytes, ts: float, emit: Emit) -> None:
+        sent = self.state.transmitted.get(self.toxic.name, 0)
+        left = max(self.a["bytes"] - sent, 0)
+        part = data[:left]
+        if part:
+            await emit(part)
+            self.state.transmitted[self.toxic.name] = sent + len(part)
+        if self.a["bytes"] - self.state.transmitted.get(self.toxic.name, 0) <= 0:
+            self.link.close_connection(False)
+
+
+STAGES: dict[str, type[Stage]] = {
+    "noop": Stage,
+    "latency": Latency,
+    "bandwidth": Bandwidth,
+    "slow_close": SlowClose,
+    "timeout": Timeout,
+    "reset_peer": ResetPeer,
+    "slicer": Slicer,
+    "limit_data": LimitData,
+}
+
+
+def roll(toxic: Toxic) -> bool:
+    """Whether this toxic applies to one link (upstream: rand.Float32() < toxicity)."""
+    return random.random() < toxic.toxicity
+
+
+def new_stage(toxic: Toxic, link: LinkControl, state: LinkState) -> Stage:
+    if toxic.type not in STAGES:
+        raise ApiError("invalid toxic type", 400)
+    return STAGES[toxic.type](toxic, link, state)
