@@ -78,14 +78,19 @@ def new_root(trust_domain: str, days: int = 3650) -> tuple[ec.EllipticCurvePriva
 def sign_svid(root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
               public_key: ec.EllipticCurvePublicKey, spiffe: str, ttl_seconds: int,
               not_before: dt.datetime | None = None) -> x509.Certificate:
-    """An X.509-SVID for ``spiffe`` valid ``ttl_seconds`` from ``not_before`` (default now-60s)."""
-    start = not_before or (_now() - dt.timedelta(seconds=60))
+    """An X.509-SVID for ``spiffe`` valid from ``not_before`` until now + ``ttl_seconds``.
+
+    ``not_before`` defaults to a minute ago, so small clock skew between
+    pods does not reject a fresh cert; the TTL still counts from now.
+    """
+    now = _now()
+    start = not_before or (now - dt.timedelta(seconds=60))
     return (x509.CertificateBuilder()
             .subject_name(x509.Name([])).issuer_name(root.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
-            .not_valid_after(start + dt.timedelta(seconds=60 + ttl_seconds))
+            .not_valid_after(now + dt.timedelta(seconds=ttl_seconds))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
                                          key_encipherment=False, data_encipherment=False,
