@@ -38,6 +38,7 @@ class WorkloadSpec:
     replicas: int = 1
     service_account: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    port: int = APP_PORT
 
     @property
     def app(self) -> str:
@@ -76,6 +77,7 @@ class Pod:
     meshed: bool
     ready: bool = False
     proxy_uid: int = 0
+    port: int = APP_PORT
 
     @property
     def key(self) -> str:

@@ -1,0 +1,119 @@
+"""Packet capture between two pods, read back as evidence.
+
+tcpdump runs in the fabric netns on the destination pod's veth, so it sees
+the traffic after VIP translation and exactly once. The summary counts TLS
+records (tshark's dissector, forced on the app port) and occurrences of a
+plaintext marker in the raw capture: a wire check needs both, so an empty or
+misplaced capture cannot pass as "encrypted".
+"""
+
+from __future__ import annotations
+
+import signal
+import struct
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from meshproof.errors import TargetError
+from meshproof.target.local.netns import FABRIC
+
+
+@dataclass
+class CaptureSummary:
+    packets: int
+    tcp_payload_bytes: int
+    tls_records: int
+    tls_handshakes: int
+    marker: str
+    marker_hits: int
+    pcap: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Capture:
+    """A running tcpdump; ``stop()`` returns the summary."""
+
+    def __init__(self, interface: str, peer_ip: str, pcap: Path, log: Path) -> None:
+        self.pcap = pcap
+        self.log = log
+        argv = ["ip", "netns", "exec", FABRIC, "tcpdump", "-i", interface, "-n", "-U",
+                "-s", "0", "-w", str(pcap), f"host {peer_ip} and tcp"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                     stderr=open(log, "wb"), start_new_session=True)
+        # tcpdump says "listening on" once the socket is open: wait for it (bounded).
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if b"listening on" in log.read_bytes():
+                return
+            if self.proc.poll() is not None:
+                raise TargetError(f"tcpdump exited: {log.read_text(errors='replace')}")
+            time.sleep(0.01)
+        self.proc.kill()
+        raise TargetError("tcpdump did not start within 5 s")
+
+    def stop(self, marker: str = "", tls_ports: tuple[int, ...] = (9080,)) -> CaptureSummary:
+        time.sleep(0.05)  # let the last segments land
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return summarize(self.pcap, marker, tls_ports)
+
+
+def _packets(pcap: Path) -> list[bytes]:
+    """Frames of a classic pcap file (what tcpdump -w writes)."""
+    data = pcap.read_bytes() if pcap.exists() else b""
+    if len(data) < 24:
+        return []
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    out, off = [], 24
+    while off + 16 <= len(data):
+        _, _, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        out.append(data[off + 16:off + 16 + incl])
+        off += 16 + incl
+    return out
+
+
+def _tcp_payload(frame: bytes) -> bytes:
+    """Payload of an Ethernet/IPv4/TCP frame (b"" for anything else)."""
+    if len(frame) < 14 + 20 or frame[12:14] != b"\x08\x00":
+        return b""
+    ip = frame[14:]
+    ihl = (ip[0] & 0x0F) * 4
+    if ip[9] != 6:
+        return b""
+    total = struct.unpack("!H", ip[2:4])[0]
+    tcp = ip[ihl:total]
+    if len(tcp) < 20:
+        return b""
+    return tcp[(tcp[12] >> 4) * 4:]
+
+
+def _tls_counts(pcap: Path, ports: tuple[int, ...]) -> tuple[int, int]:
+    argv = ["tshark", "-r", str(pcap), "-n"]
+    for p in ports:
+        argv += ["-d", f"tcp.port=={p},tls"]
+    argv += ["-Y", "tls.record", "-T", "fields", "-e", "tls.record.content_type"]
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if cp.returncode != 0:
+        raise TargetError(f"tshark failed: {cp.stderr.strip()}")
+    types = [t for line in cp.stdout.split() for t in line.split(",") if t]
+    return len(types), types.count("22")
+
+
+def summarize(pcap: Path, marker: str = "", tls_ports: tuple[int, ...] = (9080,)
+              ) -> CaptureSummary:
+    frames = _packets(pcap)
+    payloads = [_tcp_payload(f) for f in frames]
+    needle = marker.encode()
+    hits = sum(p.count(needle) for p in payloads) if needle else 0
+    records, handshakes = _tls_counts(pcap, tls_ports) if frames else (0, 0)
+    return CaptureSummary(packets=len(frames), tcp_payload_bytes=sum(map(len, payloads)),
+                          tls_records=records, tls_handshakes=handshakes, marker=marker,
+                          marker_hits=hits, pcap=str(pcap))

@@ -1,0 +1,447 @@
+"""The netns lab: the fixture topology as Linux network namespaces on this host.
+
+``Lab`` is the local target's engine. It owns the fabric, the pods, the
+service VIPs, the processes and the captures; it keeps ``lab.json`` under the
+run dir current so ``meshproof status`` (and a later sweep) can see what runs.
+Every public method takes and returns plain JSON values, so the daemon can
+serve it unchanged over a Unix socket (see ``labd``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from meshproof import paths
+from meshproof.errors import ConfigError, TargetError, UnknownName
+from meshproof.target.local import cleanup, netns, servicenet
+from meshproof.target.local.capture import Capture
+from meshproof.target.local.procs import ProcSpec, Supervisor
+from meshproof.target.local.shell import require_binaries, require_root
+from meshproof.target.model import (NamespaceSpec, Pod, Registry, Service, ServiceSpec,
+                                    WorkloadSpec)
+from meshproof.topology import ROLES, Topology
+
+#: Ports a sidecar owns inside a meshed pod (Istio's): an app may not use them.
+RESERVED_PORTS = frozenset({15000, 15001, 15004, 15006, 15020, 15021, 15053, 15090})
+PROXY_UID_BASE = 20000
+APP_UID_BASE = 30000
+READY_TIMEOUT_S = 20.0
+
+CAPABILITIES = ("namespaces", "workloads", "services", "scale", "kill-pod", "probe",
+                "probe-tls", "probe-as-proxy-uid", "components", "block", "capture",
+                "bootstrap-token")
+
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(_msg: str, _done: int, _total: int) -> None:
+    pass
+
+
+class Lab:
+    def __init__(self) -> None:
+        self.namespaces: dict[str, NamespaceSpec] = {}
+        self.workloads: dict[str, WorkloadSpec] = {}
+        self.services: dict[str, Service] = {}
+        self.pods: dict[str, Pod] = {}
+        self.pod_index: dict[str, int] = {}
+        self.killed: set[str] = set()
+        self.blocks: set[tuple[str, str]] = set()
+        self.tokens: dict[str, str] = {}
+        self.captures: dict[str, Capture] = {}
+        self.listeners: list[Callable[[Registry], None]] = []
+        self.extra_ready: dict[str, Callable[[Pod], bool]] = {}
+        self._next_pod = itertools.count()
+        self._next_ordinal: dict[str, itertools.count[int]] = {}
+        self._lock = threading.RLock()
+        self._rules = ""
+        self._probe_agents: dict[tuple[str, int], Path] = {}
+        self.sup = Supervisor(self._changed)
+        self.started = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def up(self, topology: Topology, progress: Progress = _quiet) -> None:
+        """Bring up ``topology``; on any failure (or Ctrl-C) remove everything made."""
+        validate(topology)
+        require_root()
+        require_binaries("ip", "iptables-restore", "setpriv", "tcpdump", "tshark")
+        if not Path(paths.POD_PYTHON).exists():
+            raise TargetError(f"{paths.POD_PYTHON} not found: pods run the stdlib app with it",
+                              "run 'make setup' as root (installs Debian's python3)")
+        total = 2 + topology.pod_count
+        try:
+            progress("removing leftovers of earlier runs", 0, total)
+            cleanup.sweep()
+            self._stage_files()
+            netns.create_fabric()
+            self.started = True
+            progress("fabric up", 1, total)
+            for ns in topology.namespaces:
+                self.namespaces[ns.name] = ns
+            for s in topology.services:
+                self._add_service(s)
+            made = 1
+            for w in topology.workloads:
+                self.workloads[f"{w.namespace}/{w.name}"] = w
+                for _ in range(w.replicas):
+                    pod = self._add_pod(w)
+                    made += 1
+                    progress(f"pod {pod.key} started", made, total)
+            self.wait_ready(timeout=READY_TIMEOUT_S)
+            progress("all pods ready", total, total)
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> dict[str, list[str]]:
+        """Stop everything and remove every resource; safe to call twice."""
+        for cap in list(self.captures.values()):
+            cap.proc.kill()
+        self.captures.clear()
+        self.sup.stop_all()
+        removed = cleanup.sweep()
+        self.started = False
+        return removed
+
+    def _stage_files(self) -> None:
+        """Copy the stdlib app and probe where unprivileged pod uids can read them."""
+        bindir = paths.RUN_DIR / "bin"
+        bindir.mkdir(parents=True, exist_ok=True)
+        for d in (paths.RUN_DIR, bindir):
+            d.chmod(0o755)
+        for src in (paths.WORKLOAD_PY, paths.PROBE_PY):
+            dst = bindir / src.name
+            shutil.copyfile(src, dst)
+            dst.chmod(0o644)
+
+    # ------------------------------------------------------------ model
+
+    def _add_service(self, spec: ServiceSpec) -> Service:
+        key = f"{spec.namespace}/{spec.name}"
+        if key in self.services:
+            raise ConfigError(f"service {key} already exists")
+        svc = Service(spec, netns.vip(len(self.services)))
+        self.services[key] = svc
+        return svc
+
+    def _hosts(self, namespace: str) -> str:
+        lines = ["127.0.0.1 localhost", "::1 localhost"]
+        for svc in self.services.values():
+            names = [f"{svc.name}.{svc.namespace}", svc.spec.fqdn]
+            if svc.namespace == namespace:
+                names.insert(0, svc.name)
+            lines.append(f"{svc.vip} {' '.join(names)}")
+        return "\n".join(lines) + "\n"
+
+    def pod_dir(self, pod: Pod) -> Path:
+        return paths.RUN_DIR / "pods" / pod.namespace / pod.name
+
+    def netns_of(self, pod: Pod) -> str:
+        return f"mp-{pod.namespace}-{pod.name}"
+
+    def _add_pod(self, w: WorkloadSpec) -> Pod:
+        index = next(self._next_pod)
+        ordinal = next(self._next_ordinal.setdefault(f"{w.namespace}/{w.name}", itertools.count()))
+        name = f"{w.name}-{ordinal}"
+        ns = self.namespaces[w.namespace]
+        pod = Pod(namespace=w.namespace, name=name, workload=w.name, ip=netns.pod_ip(index),
+                  labels={**w.labels, "app": w.app}, service_account=w.sa, meshed=ns.meshed,
+                  proxy_uid=PROXY_UID_BASE + index, port=w.port)
+        self.pods[pod.key] = pod
+        self.pod_index[pod.key] = index
+        self.tokens[pod.key] = secrets.token_hex(16)
+        d = self.pod_dir(pod)
+        (d / "app").mkdir(parents=True, exist_ok=True)
+        os.chown(d / "app", self.app_uid(pod), self.app_uid(pod))
+        token = d / "token"
+        token.write_text(self.tokens[pod.key])
+        token.chmod(0o600)
+        netns.create_pod(self.netns_of(pod), index, self._hosts(w.namespace))
+        self._start_app(pod, w)
+        return pod
+
+    def app_uid(self, pod: Pod) -> int:
+        return APP_UID_BASE + self.pod_index[pod.key]
+
+    def _start_app(self, pod: Pod, w: WorkloadSpec) -> None:
+        ready = self.pod_dir(pod) / "app" / "ready"
+        ready.unlink(missing_ok=True)
+        self.sup.start(ProcSpec(
+            name=f"{pod.key}/app", group=pod.key, netns=self.netns_of(pod),
+            uid=self.app_uid(pod), log=self.pod_dir(pod) / "app.log",
+            argv=[paths.POD_PYTHON, "-u", str(paths.RUN_DIR / "bin" / "workload.py")],
+            env={"MESHPROOF_ROLE": w.role, "MESHPROOF_SERVICE": w.app,
+                 "MESHPROOF_VERSION": w.version, "MESHPROOF_POD": pod.name,
+                 "MESHPROOF_NAMESPACE": pod.namespace, "MESHPROOF_PORT": str(w.port),
+                 "MESHPROOF_READY_FILE": str(ready)},
+            ready=ready.exists))
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        names = [n for n, p in self.sup.procs.items() if p.wanted]
+        self.sup.wait_ready(names, timeout)
+        self._changed()
+
+    # ------------------------------------------------------------ readiness and VIPs
+
+    def _pod_ready(self, pod: Pod) -> bool:
+        if pod.key in self.killed:
+            return False
+        procs = [n for n, p in self.sup.procs.items() if p.spec.group == pod.key and p.wanted]
+        if not procs or not all(self.sup.is_ready(n) for n in procs):
+            return False
+        check = self.extra_ready.get("all")
+        return check(pod) if check else True
+
+    def _changed(self) -> None:
+        """Recompute readiness, reprogram VIPs, tell listeners (the mesh's control plane)."""
+        with self._lock:
+            if not self.started:
+                return
+            for pod in self.pods.values():
+                pod.ready = self._pod_ready(pod)
+            reg = self.registry_obj()
+            rules = servicenet.render(((s, reg.endpoints(s)) for s in reg.services),
+                                      ((self.pods[a].ip, self.pods[b].ip)
+                                       for a, b in self.blocks))
+            if rules != self._rules:
+                servicenet.apply(rules)
+                self._rules = rules
+            self._write_state()
+        for listener in list(self.listeners):
+            listener(reg)
+
+    def registry_obj(self) -> Registry:
+        return Registry(services=list(self.services.values()), pods=list(self.pods.values()))
+
+    def _write_state(self) -> None:
+        state = {"pods": self.list_pods(), "services": self.list_services(),
+                 "blocks": sorted(self.blocks), "updated": time.time()}
+        tmp = paths.RUN_DIR / "lab.json.tmp"
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(paths.RUN_DIR / "lab.json")
+
+    # ------------------------------------------------------------ target interface
+
+    def capabilities(self) -> list[str]:
+        return list(CAPABILITIES)
+
+    def pod(self, key: str) -> Pod:
+        try:
+            return self.pods[key]
+        except KeyError:
+            raise UnknownName(f"no pod {key!r}",
+                              f"pods: {', '.join(sorted(self.pods)) or '(none)'}") from None
+
+    def workload_pods(self, key: str) -> list[Pod]:
+        """Pods of workload ``ns/name`` (running or killed)."""
+        if key not in self.workloads:
+            raise UnknownName(f"no workload {key!r}",
+                              f"workloads: {', '.join(sorted(self.workloads)) or '(none)'}")
+        ns, name = key.split("/", 1)
+        return sorted((p for p in self.pods.values()
+                       if p.namespace == ns and p.workload == name), key=lambda p: p.name)
+
+    def list_pods(self) -> list[dict[str, Any]]:
+        return [asdict(p) | {"key": p.key} for p in self.pods.values()]
+
+    def list_services(self) -> list[dict[str, Any]]:
+        return [{"key": s.key, "vip": s.vip, "port": s.spec.port,
+                 "target_port": s.spec.target_port, "selector": s.spec.selector,
+                 "endpoints": [p.key for p in self.registry_obj().endpoints(s)]}
+                for s in self.services.values()]
+
+    def client_pod(self, namespace: str) -> str:
+        """The first ready ``client`` pod of a namespace: where probes start from."""
+        for p in self.workload_pods(f"{namespace}/client"):
+            if p.ready:
+                return p.key
+        raise TargetError(f"no ready client pod in {namespace}")
+
+    def scale(self, workload: str, replicas: int) -> list[str]:
+        if not 0 <= replicas <= 50:
+            raise ConfigError(f"replicas must be 0..50, got {replicas}")
+        w = self.workloads.get(workload)
+        if w is None:
+            self.workload_pods(workload)  # raises UnknownName with the list
+            raise AssertionError
+        live = [p for p in self.workload_pods(workload) if p.key not in self.killed]
+        for pod in live[replicas:]:
+            self.delete_pod(pod.key)
+        for _ in range(replicas - len(live)):
+            self._add_pod(w)
+        self.wait_ready()
+        return [p.key for p in self.workload_pods(workload)]
+
+    def delete_pod(self, key: str) -> None:
+        pod = self.pod(key)
+        for name in [n for n, p in self.sup.procs.items() if p.spec.group == key]:
+            self.sup.forget(name)
+        for agent in [k for k in self._probe_agents if k[0] == key]:
+            self._probe_agents.pop(agent)
+        netns.delete(self.netns_of(pod))
+        shutil.rmtree(self.pod_dir(pod), ignore_errors=True)
+        del self.pods[key]
+        self.killed.discard(key)
+        self.blocks = {b for b in self.blocks if key not in b}
+        self._changed()
+
+    def kill_pod(self, key: str) -> None:
+        """SIGKILL every process of a pod (a crash): it leaves the endpoints at once."""
+        pod = self.pod(key)
+        with self._lock:
+            self.killed.add(pod.key)
+        for name in [n for n, p in self.sup.procs.items() if p.spec.group == key]:
+            self.sup.stop(name, kill=True)
+        self._changed()
+
+    def revive_pod(self, key: str) -> None:
+        """Start a killed pod's processes again and wait until it is ready."""
+        pod = self.pod(key)
+        names = [n for n, p in self.sup.procs.items() if p.spec.group == key]
+        with self._lock:
+            self.killed.discard(pod.key)
+            for name in names:
+                self.sup.procs[name].wanted = True
+                self.sup.restart(name)
+        self.sup.wait_ready(names, READY_TIMEOUT_S)
+        self._changed()
+
+    def stop_component(self, name: str) -> None:
+        """Stop a named process (``ns/pod/app``, ``ns/pod/sidecar``, ``controlplane``, ...)."""
+        if name not in self.sup.procs:
+            raise UnknownName(f"no component {name!r}",
+                              f"components: {', '.join(sorted(self.sup.procs))}")
+        self.sup.stop(name)
+        self._changed()
+
+    def start_component(self, name: str) -> None:
+        if name not in self.sup.procs:
+            raise UnknownName(f"no component {name!r}",
+                              f"components: {', '.join(sorted(self.sup.procs))}")
+        self.sup.procs[name].wanted = True
+        self.sup.restart(name)
+        self.sup.wait_ready([name], READY_TIMEOUT_S)
+        self._changed()
+
+    def components(self) -> dict[str, bool]:
+        return {n: self.sup.alive(n) for n in sorted(self.sup.procs)}
+
+    def block(self, a: str, b: str) -> None:
+        """Drop all traffic between two pods (both directions) in the fabric."""
+        self.pod(a), self.pod(b)
+        self.blocks.add(tuple(sorted((a, b))))  # type: ignore[arg-type]
+        self._changed()
+
+    def unblock(self, a: str, b: str) -> None:
+        self.blocks.discard(tuple(sorted((a, b))))  # type: ignore[arg-type]
+        self._changed()
+
+    def bootstrap_token(self, key: str) -> str:
+        self.pod(key)
+        return self.tokens[key]
+
+    def capture_start(self, src: str, dst: str) -> str:
+        """Capture traffic between ``src`` and ``dst`` (seen on ``dst``'s link)."""
+        a, b = self.pod(src), self.pod(dst)
+        cid = f"cap-{len(self.captures)}-{secrets.token_hex(3)}"
+        d = paths.RUN_DIR / "captures"
+        d.mkdir(parents=True, exist_ok=True)
+        self.captures[cid] = Capture(netns.veth_name(self.pod_index[b.key]), a.ip,
+                                     d / f"{cid}.pcap", d / f"{cid}.log")
+        return cid
+
+    def capture_stop(self, cid: str, marker: str = "") -> dict[str, Any]:
+        cap = self.captures.pop(cid, None)
+        if cap is None:
+            raise UnknownName(f"no capture {cid!r}")
+        return cap.stop(marker).to_dict()
+
+    # ------------------------------------------------------------ probes
+
+    def _probe_socket(self, pod: Pod, uid: int) -> Path:
+        key = (pod.key, uid)
+        if key not in self._probe_agents or not self.sup.alive(f"{pod.key}/probe-{uid}"):
+            d = self.pod_dir(pod) / f"probe-{uid}"
+            d.mkdir(parents=True, exist_ok=True)
+            os.chown(d, uid, uid)
+            sock = d / "probe.sock"
+            sock.unlink(missing_ok=True)
+            name = f"{pod.key}/probe-{uid}"
+            self.sup.forget(name)
+            self.sup.start(ProcSpec(
+                name=name, group=f"probe:{pod.key}", netns=self.netns_of(pod), uid=uid,
+                log=self.pod_dir(pod) / f"probe-{uid}.log", restart=False,
+                argv=[paths.POD_PYTHON, "-u", str(paths.RUN_DIR / "bin" / "probe.py"),
+                      "--socket", str(sock)],
+                ready=sock.exists))
+            self.sup.wait_ready([name], 10)
+            self._probe_agents[key] = sock
+        return self._probe_agents[key]
+
+    def probe(self, src: str, order: dict[str, Any], as_proxy_uid: bool = False
+              ) -> dict[str, Any]:
+        """Run a probe order (see fixtures/probe/probe.py) from pod ``src``."""
+        pod = self.pod(src)
+        if src in self.killed:
+            raise TargetError(f"pod {src} is killed: it cannot send probes")
+        uid = pod.proxy_uid if as_proxy_uid else self.app_uid(pod)
+        sock_path = self._probe_socket(pod, uid)
+        budget = float(order.get("deadline_s", 60)) + float(order.get("timeout_s", 5)) + 10
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(budget)
+            s.connect(str(sock_path))
+            s.sendall(json.dumps(order).encode() + b"\n")
+            buf = bytearray()
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise TargetError(f"probe agent in {src} closed the connection")
+                buf += chunk
+        answer = json.loads(buf)
+        if "error" in answer:
+            raise ConfigError(f"probe order rejected by {src}: {answer['error']}")
+        return answer
+
+
+def validate(t: Topology) -> None:
+    """Reject a bad topology before anything is made."""
+    ns_names = {n.name for n in t.namespaces}
+    seen: set[str] = set()
+    for w in t.workloads:
+        key = f"{w.namespace}/{w.name}"
+        if w.namespace not in ns_names:
+            raise ConfigError(f"workload {key}: unknown namespace {w.namespace!r}")
+        if w.role not in ROLES:
+            raise ConfigError(f"workload {key}: unknown role {w.role!r}",
+                              f"roles: {', '.join(ROLES)}")
+        if key in seen:
+            raise ConfigError(f"workload {key} is defined twice")
+        seen.add(key)
+        if w.port in RESERVED_PORTS or not 1 <= w.port <= 65535:
+            raise ConfigError(
+                f"workload {key}: port {w.port} clashes with the sidecar's ports "
+                f"{sorted(RESERVED_PORTS)}" if w.port in RESERVED_PORTS
+                else f"workload {key}: port {w.port} out of range",
+                "choose another port (the fixture app uses 9080)")
+        if not 0 <= w.replicas <= 50:
+            raise ConfigError(f"workload {key}: replicas must be 0..50")
+    svc_seen: set[str] = set()
+    for s in t.services:
+        key = f"{s.namespace}/{s.name}"
+        if s.namespace not in ns_names:
+            raise ConfigError(f"service {key}: unknown namespace {s.namespace!r}")
+        if key in svc_seen:
+            raise ConfigError(f"service {key} is defined twice")
+        svc_seen.add(key)

@@ -1,0 +1,63 @@
+"""The fixture topology every test uses (DESIGN.md, "Shared contracts").
+
+- ``bookinfo`` (meshed): productpage, details, reviews-v1/v2/v3, ratings, client;
+  services productpage, details, ratings, reviews (all versions) and
+  reviews-v1/v2/v3 (one version each: SMI TrafficSplit backends are services).
+- ``team-a``/``team-b``/``team-c`` (meshed): ``echo`` and ``client`` each.
+- ``outside`` (not meshed): a ``client``, the plaintext / unmeshed caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from meshproof.target.model import NamespaceSpec, ServiceSpec, WorkloadSpec
+
+ROLES = ("productpage", "details", "reviews", "ratings", "echo", "client")
+TEAMS = ("team-a", "team-b", "team-c")
+
+
+@dataclass
+class Topology:
+    namespaces: list[NamespaceSpec] = field(default_factory=list)
+    workloads: list[WorkloadSpec] = field(default_factory=list)
+    services: list[ServiceSpec] = field(default_factory=list)
+
+    @property
+    def pod_count(self) -> int:
+        return sum(w.replicas for w in self.workloads)
+
+
+def _wl(ns: str, name: str, role: str, version: str = "v1", sa: str = "",
+        replicas: int = 1) -> WorkloadSpec:
+    return WorkloadSpec(namespace=ns, name=name, role=role, version=version, replicas=replicas,
+                        service_account=sa or role,
+                        labels={"app": role, "version": version})
+
+
+def fixture_topology(*, reviews_replicas: int = 1) -> Topology:
+    """The standard topology; ``reviews_replicas`` scales each reviews version."""
+    t = Topology()
+    t.namespaces = [NamespaceSpec("bookinfo", True),
+                    *(NamespaceSpec(team, True) for team in TEAMS),
+                    NamespaceSpec("outside", False)]
+    t.workloads = [
+        _wl("bookinfo", "productpage", "productpage"),
+        _wl("bookinfo", "details", "details"),
+        *(_wl("bookinfo", f"reviews-{v}", "reviews", v, replicas=reviews_replicas)
+          for v in ("v1", "v2", "v3")),
+        _wl("bookinfo", "ratings", "ratings"),
+        _wl("bookinfo", "client", "client"),
+        *(w for team in TEAMS for w in (_wl(team, "echo", "echo"), _wl(team, "client", "client"))),
+        _wl("outside", "client", "client"),
+    ]
+    t.services = [
+        ServiceSpec("bookinfo", "productpage", {"app": "productpage"}),
+        ServiceSpec("bookinfo", "details", {"app": "details"}),
+        ServiceSpec("bookinfo", "ratings", {"app": "ratings"}),
+        ServiceSpec("bookinfo", "reviews", {"app": "reviews"}),
+        *(ServiceSpec("bookinfo", f"reviews-{v}", {"app": "reviews", "version": v})
+          for v in ("v1", "v2", "v3")),
+        *(ServiceSpec(team, "echo", {"app": "echo"}) for team in TEAMS),
+    ]
+    return t
