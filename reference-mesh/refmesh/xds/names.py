@@ -1,0 +1,25 @@
+"""Resource names, Istio style, so config dumps read like an Istio sidecar's."""
+
+from __future__ import annotations
+
+from meshproof.target.model import APP_PORT, Service
+
+PASSTHROUGH = "PassthroughCluster"
+VIRTUAL_OUTBOUND = "virtualOutbound"
+VIRTUAL_INBOUND = "virtualInbound"
+
+
+def outbound_cluster(svc: Service) -> str:
+    return f"outbound|{svc.spec.port}||{svc.spec.fqdn}"
+
+
+def inbound_cluster(port: int = APP_PORT) -> str:
+    return f"inbound|{port}||"
+
+
+def service_listener(svc: Service) -> str:
+    return f"{svc.vip}_{svc.spec.port}"
+
+
+def route_name(svc: Service) -> str:
+    return f"{svc.spec.fqdn}:{svc.spec.port}"

@@ -1,0 +1,254 @@
+"""Build one sidecar's listeners, clusters, endpoints and routes from (Registry, Policy).
+
+Shape (as Istio / OSM program a sidecar):
+
+- ``virtualOutbound`` on 0.0.0.0:15001, ``use_original_dst``: captured
+  outbound connections are handed to the listener owning their original
+  destination; anything else goes plaintext to ``PassthroughCluster``
+  (ORIGINAL_DST).
+- one ``VIP_80`` listener per service, ``bind_to_port: false``, HTTP with
+  an RDS route (weighted clusters for a TrafficSplit).
+- one EDS cluster per service ``outbound|80||name.ns.svc.cluster.local``;
+  endpoints of meshed pods carry ``tlsMode: istio`` and get mTLS pinned to
+  the service's SPIFFE IDs, other endpoints plaintext (Istio's auto mTLS
+  via ``transport_socket_matches``).
+- ``virtualInbound`` on 0.0.0.0:15006 (original_dst + tls_inspector): for
+  the app port, STRICT = an mTLS chain only; PERMISSIVE = mTLS chain plus
+  a plaintext chain. The inbound HCM sets ``x-forwarded-client-cert`` to
+  the caller's URI (SANITIZE_SET: a caller cannot forge it), then
+  forwards to 127.0.0.1:9080.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshproof.intent import MTLSModeValue, Policy, TrafficSplit, effective_mtls
+from meshproof.target.model import APP_PORT, Pod, Registry, Service
+from refmesh.bootstrap import ads_config_source
+from refmesh.xds import names, tls
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = {"name": "envoy.filters.http.router",
+          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+TLS_MODE_KEY = "envoy.transport_socket_match"
+
+
+@dataclass(frozen=True)
+class SidecarOptions:
+    """Knobs tests need to run a sidecar outside a pod (loopback, free ports)."""
+
+    bind_address: str = "0.0.0.0"
+    outbound_port: int = 15001
+    inbound_port: int = 15006
+    #: Destination port the inbound chains match (the app's port behind capture).
+    inbound_match_port: int = APP_PORT
+    #: Where the inbound side forwards to: the app in the same netns.
+    app_address: str = "127.0.0.1"
+    app_port: int = APP_PORT
+    default_mtls: MTLSModeValue = MTLSModeValue.PERMISSIVE
+    connect_timeout: str = "1s"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.value if isinstance(v, MTLSModeValue) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SidecarOptions:
+        d = dict(d)
+        if "default_mtls" in d:
+            d["default_mtls"] = MTLSModeValue(d["default_mtls"])
+        return cls(**d)
+
+
+@dataclass
+class SidecarResources:
+    """Everything one sidecar gets over ADS, as dicts keyed by resource name."""
+
+    listeners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"listeners": list(self.listeners.values()), "clusters": list(self.clusters.values()),
+                "endpoints": list(self.endpoints.values()), "routes": list(self.routes.values())}
+
+
+def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeValue:
+    return effective_mtls(list(policy.mtls), pod.namespace, pod.workload, opts.default_mtls)
+
+
+def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
+                  opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
+    """All xDS resources for the sidecar of ``pod``."""
+    r = SidecarResources()
+    splits = {s.service: s for s in policy.splits}
+    for svc in sorted(reg.services, key=lambda s: (s.namespace, s.name)):
+        c = outbound_cluster(reg, svc, opts)
+        r.clusters[c["name"]] = c
+        e = load_assignment(reg, svc)
+        r.endpoints[e["cluster_name"]] = e
+        rt = route_config(reg, svc, splits.get(svc.key))
+        r.routes[rt["name"]] = rt
+        lst = service_listener(svc)
+        r.listeners[lst["name"]] = lst
+    pt = passthrough_cluster(opts)
+    r.clusters[pt["name"]] = pt
+    ib = inbound_app_cluster(opts)
+    r.clusters[ib["name"]] = ib
+    r.listeners[names.VIRTUAL_OUTBOUND] = virtual_outbound(opts)
+    r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(workload_mtls(pod, policy, opts), opts)
+    return r
+
+
+# --- clusters and endpoints -------------------------------------------------
+
+
+def service_identities(reg: Registry, svc: Service) -> list[str]:
+    """SPIFFE IDs of every meshed pod the service selects (ready or not: a pod
+    becoming ready must not race its SAN into the config)."""
+    return sorted({p.identity for p in reg.pods if svc.selects(p) and p.meshed})
+
+
+def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions) -> dict[str, Any]:
+    name = names.outbound_cluster(svc)
+    return {
+        "name": name,
+        "type": "EDS",
+        "eds_cluster_config": {"eds_config": ads_config_source(), "service_name": name},
+        "connect_timeout": opts.connect_timeout,
+        "lb_policy": "ROUND_ROBIN",
+        "transport_socket_matches": [
+            {"name": "tlsMode-istio", "match": {"tlsMode": "istio"},
+             "transport_socket": tls.upstream_mtls(svc.spec.fqdn, service_identities(reg, svc))},
+            {"name": "tlsMode-disabled", "match": {}, "transport_socket": tls.raw_buffer()},
+        ],
+    }
+
+
+def load_assignment(reg: Registry, svc: Service) -> dict[str, Any]:
+    """EDS for a service: its ready pods; meshed ones marked for mTLS."""
+    lb = []
+    for p in reg.endpoints(svc):
+        ep: dict[str, Any] = {"endpoint": {"address": {"socket_address": {
+            "address": p.ip, "port_value": svc.spec.target_port}}}}
+        if p.meshed:
+            ep["metadata"] = {"filter_metadata": {TLS_MODE_KEY: {"tlsMode": "istio"}}}
+        lb.append(ep)
+    return {"cluster_name": names.outbound_cluster(svc),
+            "endpoints": [{"lb_endpoints": lb}] if lb else []}
+
+
+def passthrough_cluster(opts: SidecarOptions) -> dict[str, Any]:
+    return {"name": names.PASSTHROUGH, "type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED",
+            "connect_timeout": opts.connect_timeout}
+
+
+def inbound_app_cluster(opts: SidecarOptions) -> dict[str, Any]:
+    name = names.inbound_cluster(opts.app_port)
+    return {"name": name, "type": "STATIC", "connect_timeout": opts.connect_timeout,
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {
+                    "address": opts.app_address, "port_value": opts.app_port}}}}]}]}}
+
+
+# --- routes -------------------------------------------------------------------
+
+
+def route_config(reg: Registry, svc: Service, split: TrafficSplit | None) -> dict[str, Any]:
+    """One virtual host ("*": the listener already picked the service by VIP)."""
+    action: dict[str, Any]
+    if split is None:
+        action = {"cluster": names.outbound_cluster(svc)}
+    else:
+        weighted = []
+        for b in split.backends:
+            if b.weight <= 0:
+                continue  # a 0-weight backend gets nothing; leaving it out keeps Envoy's sum check simple
+            try:
+                backend = reg.service(svc.namespace, b.service)
+            except KeyError:
+                continue  # a backend service not deployed (yet): never route into a void cluster
+            weighted.append({"name": names.outbound_cluster(backend), "weight": b.weight})
+        action = ({"weighted_clusters": {"clusters": weighted}} if weighted
+                  else {"cluster": names.outbound_cluster(svc)})
+    return {"name": names.route_name(svc), "validate_clusters": False, "virtual_hosts": [{
+        "name": names.route_name(svc), "domains": ["*"],
+        "routes": [{"name": "default", "match": {"prefix": "/"}, "route": action}]}]}
+
+
+# --- listeners ----------------------------------------------------------------
+
+
+def _hcm(stat_prefix: str, **extra: Any) -> dict[str, Any]:
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": HCM, "stat_prefix": stat_prefix, "codec_type": "AUTO",
+        "http_filters": [ROUTER], **extra}}
+
+
+def service_listener(svc: Service) -> dict[str, Any]:
+    """VIP:port, not bound: virtualOutbound hands it connections by original destination."""
+    return {
+        "name": names.service_listener(svc),
+        "address": {"socket_address": {"address": svc.vip, "port_value": svc.spec.port}},
+        "bind_to_port": False,
+        "traffic_direction": "OUTBOUND",
+        "filter_chains": [{"filters": [_hcm(
+            f"outbound_{svc.spec.fqdn}",
+            rds={"config_source": ads_config_source(), "route_config_name": names.route_name(svc)})]}],
+    }
+
+
+def virtual_outbound(opts: SidecarOptions) -> dict[str, Any]:
+    return {
+        "name": names.VIRTUAL_OUTBOUND,
+        "address": {"socket_address": {"address": opts.bind_address, "port_value": opts.outbound_port}},
+        "use_original_dst": True,
+        "traffic_direction": "OUTBOUND",
+        "filter_chains": [],
+        "default_filter_chain": {"name": "passthrough", "filters": [{
+            "name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {"@type": TCP_PROXY, "stat_prefix": names.PASSTHROUGH,
+                             "cluster": names.PASSTHROUGH}}]},
+    }
+
+
+def _inbound_route(opts: SidecarOptions) -> dict[str, Any]:
+    return {"name": "inbound", "virtual_hosts": [{"name": "inbound", "domains": ["*"], "routes": [
+        {"name": "default", "match": {"prefix": "/"},
+         "route": {"cluster": names.inbound_cluster(opts.app_port)}}]}]}
+
+
+def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions) -> dict[str, Any]:
+    """Inbound: mTLS always offered; plaintext only in PERMISSIVE."""
+    hcm = _hcm("inbound_" + str(opts.app_port), route_config=_inbound_route(opts),
+               forward_client_cert_details="SANITIZE_SET",
+               set_current_client_cert_details={"uri": True})
+    chains = [{
+        "name": f"inbound-mtls-{opts.inbound_match_port}",
+        "filter_chain_match": {"destination_port": opts.inbound_match_port, "transport_protocol": "tls"},
+        "filters": [hcm],
+        "transport_socket": tls.downstream_mtls(),
+    }]
+    if mode is MTLSModeValue.PERMISSIVE:
+        chains.append({
+            "name": f"inbound-plaintext-{opts.inbound_match_port}",
+            "filter_chain_match": {"destination_port": opts.inbound_match_port,
+                                   "transport_protocol": "raw_buffer"},
+            "filters": [hcm],
+        })
+    return {
+        "name": names.VIRTUAL_INBOUND,
+        "address": {"socket_address": {"address": opts.bind_address, "port_value": opts.inbound_port}},
+        "traffic_direction": "INBOUND",
+        "listener_filters": [
+            {"name": "envoy.filters.listener.original_dst", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}},
+            {"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}},
+        ],
+        "filter_chains": chains,
+        "metadata": {"filter_metadata": {"meshproof": {"mtls_mode": mode.value}}},
+    }
