@@ -15,7 +15,7 @@ class TcpServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(512)
-        self.sock.settimeout(0.2)
+        self.sock.settimeout(1.0)
         self.port = self.sock.getsockname()[1]
         self.addr = f"127.0.0.1:{self.port}"
         self._handle = handle
@@ -44,6 +44,10 @@ class TcpServer:
 
     def close(self) -> None:
         self._stop.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        except OSError:
+            pass
         self._thread.join(2)
         self.sock.close()
 
