@@ -138,9 +138,12 @@ class ToxiproxyClient:
             self.delete_proxy(name)
 
 
-def _with_timeout(fn: Callable[..., Any], timeout: float) -> Callable[..., Any]:
+_python_timeout = [DEFAULT_TIMEOUT_S]
+
+
+def _with_timeout(fn: Callable[..., Any]) -> Callable[..., Any]:
     def call(cls: Any, url: str, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", timeout)
+        kwargs.setdefault("timeout", _python_timeout[0])
         return fn(url, *args, **kwargs)
 
     call.__meshproof_timeout__ = True  # type: ignore[attr-defined]
@@ -156,10 +159,11 @@ def python_client(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> toxiproxy.Tox
     parsed = requests.utils.urlparse(url)
     APIConsumer.host = parsed.hostname
     APIConsumer.port = parsed.port or 8474
+    _python_timeout[0] = timeout
     for verb in ("get", "post", "delete"):
         current = getattr(APIConsumer, verb)
         if not getattr(current, "__meshproof_timeout__", False):
-            setattr(APIConsumer, verb, _with_timeout(current, timeout))
+            setattr(APIConsumer, verb, _with_timeout(current))
     return toxiproxy.Toxiproxy()
 
 
