@@ -1,0 +1,429 @@
+"""The reference mesh's control plane: SotW ADS over gRPC to every sidecar, plus a control API.
+
+Run::
+
+    python -m refmesh.controlplane --ads-socket PATH --api-socket PATH --state-dir DIR
+        [--ads-socket-mode 0666] [--log-level INFO]
+
+- ADS (``envoy.service.discovery.v3.AggregatedDiscoveryService``) on
+  ``--ads-socket``: CDS, EDS, LDS, RDS for node ids ``"ns/pod"``. The socket
+  is world-writable by default because each sidecar runs as its own uid.
+- Control API (HTTP/JSON, root only, 0600) on ``--api-socket``:
+
+  ``GET /healthz`` -> ``{"ok": true, "version": N}``;
+  ``GET /state`` -> the state (schema in :mod:`refmesh.state`) with its version;
+  ``PUT /state`` (any of registry/policy/options/node_options),
+  ``PUT /registry`` ({services, pods}), ``PUT /policy`` ({mtls, splits})
+  -> ``{"version": N, "changed": bool}``; a changed state gets version N+1
+  and is pushed to every connected sidecar, an unchanged one keeps N;
+  ``GET /status`` -> ``{"version": N, "nodes": {"ns/pod": {"connected",
+  "known", "types": {"cds"|"eds"|"lds"|"rds": {"subscribed", "expected",
+  "sent", "acked", "nack": null | {"version", "message"}}}}}}``;
+  ``GET /config/<ns>/<pod>`` -> ``{"version", "listeners", "clusters",
+  "endpoints", "routes"}`` (the dicts that node is sent: evidence);
+  ``GET /programmed?version=N&nodes=ns/a,ns/b`` -> ``{"programmed": bool,
+  "pending": {node: reason}}``.
+
+The last state is persisted to ``--state-dir/state.json`` on every change,
+so a restarted control plane serves the same config at the same version.
+
+Programmed vs warming: Envoy ACKs an xDS response when it has accepted it,
+before new listeners/clusters finish warming (e.g. waiting for EDS or an
+SDS secret). :func:`programmed` reports ACKs only; callers must also check
+the sidecar's admin stats (``refmesh.admin.EnvoyAdmin.warming() == 0``).
+An ACK for EDS/RDS counts only when the ACKed response covered every name
+Envoy was asking for at that moment, so a cluster whose endpoints were
+never sent does not look programmed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import os
+import signal
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf import any_pb2
+
+from meshproof.errors import ConfigError
+from refmesh import unixhttp
+from refmesh.state import MeshState
+from refmesh.xds import build_sidecar
+from refmesh.xds import proto as xproto
+
+log = logging.getLogger("refmesh.controlplane")
+
+TYPE_ORDER = [xproto.CLUSTER, xproto.ENDPOINT, xproto.LISTENER, xproto.ROUTE]
+NAMED_TYPES = {xproto.ENDPOINT, xproto.ROUTE}  # non-wildcard: Envoy names what it wants
+_CHANGE = object()
+
+
+# --- status ------------------------------------------------------------------
+
+
+@dataclass
+class TypeStatus:
+    subscribed: bool = False
+    expected: bool = False
+    sent: int | None = None
+    acked: int | None = None
+    nack: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class NodeStatus:
+    connected: bool = False
+    known: bool = False
+    streams: int = 0
+    types: dict[str, TypeStatus] = field(
+        default_factory=lambda: {xproto.SHORT[t]: TypeStatus() for t in TYPE_ORDER})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"connected": self.connected, "known": self.known, "streams": self.streams,
+                "types": {k: v.to_dict() for k, v in self.types.items()}}
+
+
+def programmed(status: dict[str, Any], version: int, nodes: list[str]) -> bool:
+    """True when every node in ``nodes`` ACKed ``version`` (or later) for every type it needs.
+
+    ``status`` is ``GET /status``'s answer. ACK is not "live": also check
+    the sidecars' warming counters (see the module docstring).
+    """
+    return not pending(status, version, nodes)
+
+
+def pending(status: dict[str, Any], version: int, nodes: list[str]) -> dict[str, str]:
+    """Why each not-yet-programmed node is not: {node: reason} (empty = all programmed)."""
+    out: dict[str, str] = {}
+    for n in nodes:
+        ns = status.get("nodes", {}).get(n)
+        if not ns or not ns.get("connected"):
+            out[n] = "not connected"
+            continue
+        if not ns.get("known"):
+            out[n] = "node not in the registry"
+            continue
+        for t, ts in ns["types"].items():
+            if not ts["expected"]:
+                continue
+            nack = ts.get("nack")
+            if nack and nack["version"] is not None and nack["version"] >= version:
+                out[n] = f"{t} NACKed version {nack['version']}: {nack['message']}"
+                break
+            if ts["acked"] is None or ts["acked"] < version:
+                out[n] = f"{t} acked {ts['acked']}, sent {ts['sent']}, want {version}"
+                break
+    return out
+
+
+def nacks(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every outstanding NACK: {"node type": {"version", "message"}}."""
+    return {f"{n} {t}": ts["nack"] for n, ns in status.get("nodes", {}).items()
+            for t, ts in ns["types"].items() if ts.get("nack")}
+
+
+# --- the control plane ---------------------------------------------------------
+
+
+class _AnyCache:
+    """Many resources are identical across sidecars: pack each distinct dict once."""
+
+    def __init__(self, size: int = 20000) -> None:
+        self._d: OrderedDict[tuple[str, str], any_pb2.Any] = OrderedDict()
+        self._size = size
+
+    def get(self, type_url: str, d: dict[str, Any]) -> any_pb2.Any:
+        key = (type_url, json.dumps(d, sort_keys=True))
+        a = self._d.get(key)
+        if a is None:
+            a = xproto.to_any(type_url, d)
+            self._d[key] = a
+            if len(self._d) > self._size:
+                self._d.popitem(last=False)
+        else:
+            self._d.move_to_end(key)
+        return a
+
+
+class ControlPlane:
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.state_dir = state_dir
+        self.state = MeshState()
+        self._lock = threading.Lock()
+        self.status: dict[str, NodeStatus] = {}
+        self._queues: set[asyncio.Queue[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._snapshots: dict[str, tuple[int, dict[str, dict[str, Any]], dict[str, dict[str, any_pb2.Any]]]] = {}
+        self._anys = _AnyCache()
+        self._nonces = itertools.count(1)
+        if state_dir and (state_dir / "state.json").exists():
+            self.state = MeshState.from_dict(json.loads((state_dir / "state.json").read_text()))
+            log.info("restored state version %d from %s", self.state.version, state_dir)
+
+    # state changes (called from the API thread)
+
+    def update(self, patch: dict[str, Any]) -> tuple[int, bool]:
+        with self._lock:
+            new = self.state.merged(patch)
+            if new.content() == self.state.content():
+                return self.state.version, False
+            new.version = self.state.version + 1
+            self.state = new
+            self._snapshots.clear()
+            self._persist()
+        log.info("state version %d", new.version)
+        if self._loop:
+            self._loop.call_soon_threadsafe(self._broadcast)
+        return new.version, True
+
+    def _persist(self) -> None:
+        if not self.state_dir:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / ".state.json.tmp"
+        tmp.write_text(json.dumps(self.state.to_dict()))
+        os.replace(tmp, self.state_dir / "state.json")
+
+    def _broadcast(self) -> None:
+        for q in self._queues:
+            q.put_nowait(_CHANGE)
+
+    # per-node config
+
+    def snapshot(self, node_id: str) -> tuple[int, dict[str, dict[str, Any]] | None, dict[str, dict[str, any_pb2.Any]]]:
+        """(version, dicts by type short name or None if unknown node, Anys by type url and name)."""
+        with self._lock:
+            state = self.state
+            cached = self._snapshots.get(node_id)
+            if cached and cached[0] == state.version:
+                return cached
+        pod = state.pod(node_id)
+        if pod is None:
+            return state.version, None, {}
+        res = build_sidecar(state.registry, state.policy, pod, state.options_for(node_id))
+        dicts = {xproto.SHORT[t]: getattr(res, xproto.TYPES[t][1]) for t in TYPE_ORDER}
+        anys = {t: {n: self._anys.get(t, d) for n, d in getattr(res, xproto.TYPES[t][1]).items()}
+                for t in TYPE_ORDER}
+        snap = (state.version, dicts, anys)
+        with self._lock:
+            if self.state.version == state.version:
+                self._snapshots[node_id] = snap  # type: ignore[assignment]
+        return snap  # type: ignore[return-value]
+
+    def status_dict(self) -> dict[str, Any]:
+        return {"version": self.state.version,
+                "nodes": {n: s.to_dict() for n, s in sorted(self.status.items())}}
+
+    # ADS
+
+    async def stream(self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest]) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        self._queues.add(q)
+
+        async def read() -> None:
+            try:
+                async for req in requests:
+                    await q.put(req)
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                pass
+            finally:
+                await q.put(None)
+
+        reader = asyncio.create_task(read())
+        node_id = ""
+        st: NodeStatus | None = None
+        names: dict[str, list[str] | None] = {t: None for t in TYPE_ORDER}
+        nonce: dict[str, str] = {}
+        sent_names: dict[str, list[str]] = {}
+        try:
+            while True:
+                ev = await q.get()
+                if ev is None:
+                    return
+                if ev is _CHANGE:
+                    if st is None:
+                        continue
+                    todo = [t for t in TYPE_ORDER if names[t] is not None]
+                else:
+                    req: discovery_pb2.DiscoveryRequest = ev
+                    if st is None:
+                        node_id = req.node.id
+                        st = self.status.setdefault(node_id, NodeStatus())
+                        st.connected, st.streams = True, st.streams + 1
+                        log.info("sidecar %s connected", node_id)
+                    t = req.type_url
+                    if t not in xproto.TYPES:
+                        log.warning("%s asked for unsupported type %s", node_id, t)
+                        continue
+                    short = xproto.SHORT[t]
+                    ts = st.types[short]
+                    ts.subscribed = True
+                    want = sorted(req.resource_names)
+                    if req.response_nonce:
+                        if req.response_nonce != nonce.get(t):
+                            names[t] = want  # stale: remember the names, wait for the fresh ACK
+                            continue
+                        if req.HasField("error_detail") and req.error_detail.code:
+                            ts.nack = {"version": ts.sent, "message": req.error_detail.message}
+                            log.warning("NACK from %s for %s version %s: %s", node_id, short,
+                                        ts.sent, req.error_detail.message)
+                            names[t] = want
+                            continue
+                        covered = t not in NAMED_TYPES or set(want) <= set(sent_names.get(t, []))
+                        names[t] = want
+                        if covered:
+                            ts.acked = _int(req.version_info)
+                            if ts.nack and ts.acked is not None and ts.acked >= (ts.nack["version"] or 0):
+                                ts.nack = None
+                            continue
+                        todo = [t]  # Envoy wants names we did not send yet
+                    else:
+                        names[t] = want
+                        todo = [t]
+                for resp in self._responses(node_id, st, todo, names, nonce, sent_names):
+                    yield resp
+        finally:
+            reader.cancel()
+            self._queues.discard(q)
+            if st is not None:
+                st.streams -= 1
+                st.connected = st.streams > 0
+                log.info("sidecar %s disconnected", node_id)
+
+    def _responses(self, node_id: str, st: NodeStatus, todo: list[str],
+                   names: dict[str, list[str] | None], nonce: dict[str, str],
+                   sent_names: dict[str, list[str]]) -> list[discovery_pb2.DiscoveryResponse]:
+        version, dicts, anys = self.snapshot(node_id)
+        st.known = dicts is not None
+        if dicts is None:
+            return []  # unknown pod: answer once the registry has it (a change re-triggers)
+        out = []
+        for t in TYPE_ORDER:
+            ts = st.types[xproto.SHORT[t]]
+            ts.expected = bool(anys[t])
+            if t not in todo:
+                continue
+            have = anys[t]
+            if t in NAMED_TYPES:
+                wanted = names[t] or []
+                chosen = [have[n] for n in wanted if n in have]
+                sent_names[t] = [n for n in wanted if n in have]
+            else:
+                chosen = list(have.values())
+            n = str(next(self._nonces))
+            nonce[t] = n
+            ts.sent = version
+            out.append(discovery_pb2.DiscoveryResponse(
+                version_info=str(version), resources=chosen, type_url=t, nonce=n))
+        return out
+
+
+def _int(v: str) -> int | None:
+    try:
+        return int(v)
+    except ValueError:
+        return None
+
+
+class _Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+
+    def StreamAggregatedResources(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        return self.cp.stream(request_iterator)
+
+
+# --- control API ---------------------------------------------------------------
+
+
+def make_handler(cp: ControlPlane) -> unixhttp.Handler:
+    def handle(method: str, raw_path: str, body: Any) -> tuple[int, Any]:
+        u = urlsplit(raw_path)
+        path, query = u.path, parse_qs(u.query)
+        try:
+            if method == "GET" and path == "/healthz":
+                return 200, {"ok": True, "version": cp.state.version}
+            if method == "GET" and path == "/state":
+                return 200, cp.state.to_dict()
+            if method == "GET" and path == "/status":
+                return 200, cp.status_dict()
+            if method == "PUT" and path in ("/state", "/registry", "/policy"):
+                if not isinstance(body, dict):
+                    return 400, {"error": "body must be a JSON object"}
+                patch = body if path == "/state" else {path[1:]: body}
+                version, changed = cp.update(patch)
+                return 200, {"version": version, "changed": changed}
+            if method == "GET" and path.startswith("/config/"):
+                node = path[len("/config/"):]
+                version, dicts, _ = cp.snapshot(node)
+                if dicts is None:
+                    return 404, {"error": f"no pod {node} in the registry"}
+                return 200, {"version": version,
+                             **{k: list(dicts[xproto.SHORT[t]].values())
+                                for t, k in ((xproto.LISTENER, "listeners"), (xproto.CLUSTER, "clusters"),
+                                             (xproto.ENDPOINT, "endpoints"), (xproto.ROUTE, "routes"))}}
+            if method == "GET" and path == "/programmed":
+                version = int(query.get("version", [str(cp.state.version)])[0])
+                nodes = [n for n in query.get("nodes", [""])[0].split(",") if n]
+                p = pending(cp.status_dict(), version, nodes)
+                return 200, {"programmed": not p, "version": version, "pending": p}
+        except ConfigError as e:
+            return 400, {"error": e.what, "hint": e.hint}
+        return 404, {"error": f"no route {method} {path}"}
+
+    return handle
+
+
+async def serve(a: argparse.Namespace) -> None:
+    cp = ControlPlane(a.state_dir)
+    cp._loop = asyncio.get_running_loop()
+    server = grpc.aio.server()
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Ads(cp), server)
+    a.ads_socket.parent.mkdir(parents=True, exist_ok=True)
+    a.ads_socket.unlink(missing_ok=True)
+    server.add_insecure_port(f"unix:{a.ads_socket}")
+    await server.start()
+    os.chmod(a.ads_socket, int(a.ads_socket_mode, 8))
+    api = unixhttp.serve(a.api_socket, make_handler(cp), mode=0o600)
+    log.info("ADS on %s, control API on %s, version %d", a.ads_socket, a.api_socket, cp.state.version)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        cp._loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    api.shutdown()
+    await server.stop(0.5)
+    a.ads_socket.unlink(missing_ok=True)
+    a.api_socket.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m refmesh.controlplane",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--ads-socket", type=Path, required=True)
+    ap.add_argument("--api-socket", type=Path, required=True)
+    ap.add_argument("--state-dir", type=Path, default=None)
+    ap.add_argument("--ads-socket-mode", default="0666",
+                    help="octal mode of the ADS socket (sidecars run as per-pod uids)")
+    ap.add_argument("--log-level", default="INFO")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=a.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(a))
+
+
+if __name__ == "__main__":
+    main()
