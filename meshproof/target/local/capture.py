@@ -40,7 +40,7 @@ class Capture:
     def __init__(self, interface: str, peer_ip: str, pcap: Path, log: Path) -> None:
         self.pcap = pcap
         self.log = log
-        argv = ["ip", "netns", "exec", FABRIC, "tcpdump", "-i", interface, "-n", "-U",
+        argv = ["ip", "netns", "exec", FABRIC, "tcpdump", "-i", interface, "-n", "-U", "--immediate-mode",
                 "-s", "0", "-w", str(pcap), f"host {peer_ip} and tcp"]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=open(log, "wb"), start_new_session=True)

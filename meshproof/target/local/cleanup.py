@@ -48,13 +48,13 @@ def kill_all(pids: list[int], timeout: float = 3.0) -> None:
                 pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pids = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+            pids = [p for p in pids if Path(f"/proc/{p}").exists() and not is_zombie(p)]
             if not pids:
                 return
             time.sleep(0.02)
 
 
-def _zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] == "Z"
     except (OSError, IndexError):

@@ -186,7 +186,7 @@ class Lab:
                  "MESHPROOF_VERSION": w.version, "MESHPROOF_POD": pod.name,
                  "MESHPROOF_NAMESPACE": pod.namespace, "MESHPROOF_PORT": str(w.port),
                  "MESHPROOF_READY_FILE": str(ready)},
-            ready=ready.exists))
+            ready=lambda pid: _pid_file_is(ready, pid)))
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         names = [n for n, p in self.sup.procs.items() if p.wanted]
@@ -385,7 +385,7 @@ class Lab:
                 log=self.pod_dir(pod) / f"probe-{uid}.log", restart=False,
                 argv=[paths.POD_PYTHON, "-u", str(paths.RUN_DIR / "bin" / "probe.py"),
                       "--socket", str(sock)],
-                ready=sock.exists))
+                ready=lambda _pid: sock.exists()))
             self.sup.wait_ready([name], 10)
             self._probe_agents[key] = sock
         return self._probe_agents[key]
@@ -413,6 +413,13 @@ class Lab:
         if "error" in answer:
             raise ConfigError(f"probe order rejected by {src}: {answer['error']}")
         return answer
+
+
+def _pid_file_is(path: Path, pid: int) -> bool:
+    try:
+        return path.read_text().strip() == str(pid)
+    except OSError:
+        return False
 
 
 def validate(t: Topology) -> None:

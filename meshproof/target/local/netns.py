@@ -64,6 +64,9 @@ def create_fabric() -> None:
     sysctl(FABRIC, "net.ipv4.ip_forward", "1")
     sysctl(FABRIC, "net.ipv4.conf.all.rp_filter", "0")
     sysctl(FABRIC, "net.ipv4.conf.default.rp_filter", "0")
+    # VIPs are "local" to the fabric: a VIP with no endpoints (no DNAT) lands
+    # in INPUT and is refused there, as kube-proxy does, instead of "no route".
+    run(["ip", "route", "add", "local", str(VIP_NET), "dev", "lo"], netns=FABRIC)
 
 
 def create_pod(netns: str, index: int, hosts: str) -> str:

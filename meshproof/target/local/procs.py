@@ -32,7 +32,9 @@ class ProcSpec:
     netns: str | None = None
     uid: int | None = None
     env: dict[str, str] = field(default_factory=dict)
-    ready: Callable[[], bool] | None = None  # None: ready once started
+    # Called with the live pid; None: ready once started. Taking the pid lets a
+    # check ignore a stale marker left by the previous incarnation.
+    ready: Callable[[int], bool] | None = None
     restart: bool = True
     group: str = ""  # the pod it belongs to
 
@@ -117,7 +119,7 @@ class Supervisor:
             return False
         if proc.was_ready:
             return True
-        ok = proc.spec.ready() if proc.spec.ready else True
+        ok = proc.spec.ready(proc.popen.pid) if proc.spec.ready else True
         proc.was_ready = ok
         return ok
 

@@ -26,7 +26,7 @@ def render(services: Iterable[tuple[Service, list[Pod]]],
         match = f"-d {svc.vip}/32 -p tcp -m tcp --dport {svc.spec.port}"
         if not endpoints:
             # Like kube-proxy: a service without ready endpoints refuses at once.
-            filt.append(f"-A FORWARD {match} -j REJECT --reject-with icmp-port-unreachable")
+            filt.append(f"-A INPUT {match} -j REJECT --reject-with tcp-reset")
             continue
         chain = f"MP-SVC-{i}"
         nat.append(f":{chain} - [0:0]")

@@ -1,0 +1,166 @@
+"""The ``meshproof`` command: bring the lab up and down, look at it, probe it.
+
+Errors a user can act on print what is wrong and what to do, and exit 2;
+nothing is left half-made (``up`` rolls back on failure and on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from meshproof import __version__
+from meshproof.errors import MeshproofError
+
+MESHES = ("none", "reference")
+TARGETS = ("local", "kube")
+
+
+def _progress_bar() -> tuple[Any, Any]:
+    """A live progress display (rich) and the callback that feeds it."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("[bold]up[/]"), BarColumn(), TextColumn("{task.completed}/"
+                   "{task.total}"), TimeElapsedColumn(), TextColumn("{task.description}"),
+                   transient=False)
+    task = bar.add_task("starting", total=1)
+
+    def update(msg: str, done: int, total: int) -> None:
+        bar.update(task, description=msg, completed=done, total=total)
+
+    return bar, update
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    _check_target(args.target)
+    from meshproof.target.local.client import LocalTarget
+
+    bar, update = _progress_bar()
+    with bar:
+        target = LocalTarget.start(mesh=args.mesh, defect=args.defect,
+                                   reviews_replicas=args.reviews_replicas, progress=update)
+    pods = target.pods()
+    print(f"lab up: {len(pods)} pods, mesh={args.mesh}"
+          + (f", defect={args.defect}" if args.defect else "")
+          + ". Try: meshproof probe bookinfo/client-0 http://productpage/")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    _check_target(args.target)
+    from meshproof.target.local.client import stop_lab
+
+    removed = stop_lab()
+    n = sum(len(v) for v in removed.values())
+    print(f"lab down: removed {len(removed['netns'])} netns, {len(removed['processes'])} "
+          f"processes, {n} resources in all")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _check_target(args.target)
+    from meshproof.target.local import cleanup
+    from meshproof.target.local.client import LocalTarget
+
+    if not LocalTarget.running():
+        left = cleanup.leftovers()
+        if any(left.values()):
+            print("no lab running, but leftovers exist (run 'meshproof down'):")
+            for k, v in left.items():
+                if v:
+                    print(f"  {k}: {len(v)}")
+            return 1
+        print("no lab running")
+        return 0
+    t = LocalTarget.attach()
+    info = t.info()
+    print(f"lab running (pid {info['pid']}), mesh={info['mesh']}"
+          + (f", defect={info['defect']}" if info["defect"] else ""))
+    for p in t.pods():
+        print(f"  {p['key']:<32} {p['ip']:<15} {'ready' if p['ready'] else 'NOT READY'}"
+              f"{'  meshed' if p['meshed'] else ''}")
+    for s in t.services():
+        print(f"  svc {s['key']:<28} {s['vip']}:{s['port']} -> {len(s['endpoints'])} endpoint(s)")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from meshproof.target.local.client import LocalTarget
+
+    order: dict[str, Any] = {"url": args.url, "count": args.count,
+                             "concurrency": args.concurrency, "fresh": not args.pooled}
+    if args.header:
+        order["headers"] = dict(h.split(":", 1) for h in args.header)
+    res = LocalTarget.attach().probe(args.pod, order, as_proxy_uid=args.as_proxy_uid)
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    by: dict[str, int] = {}
+    for r in res["results"]:
+        k = (f"{r['status']} {r['headers'].get('x-pod', '')}" if r["status"]
+             else f"error:{r['error']}")
+        by[k] = by.get(k, 0) + 1
+    for k, n in sorted(by.items()):
+        print(f"{n:6d}  {k}")
+    return 0 if all(r["status"] for r in res["results"]) else 1
+
+
+def _check_target(target: str) -> None:
+    if target not in TARGETS:
+        raise MeshproofError(f"unknown target {target!r}", f"targets: {', '.join(TARGETS)}")
+    if target == "kube":
+        raise MeshproofError("the kube target is not available in this version",
+                             "use --target local (the default)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="meshproof", description=(
+        "Prove, with evidence, that a service mesh does what it promises."))
+    ap.add_argument("--version", action="version", version=f"meshproof {__version__}")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+    up = sub.add_parser("up", help="bring up the fixture topology (and a mesh)")
+    up.add_argument("--target", default="local")
+    up.add_argument("--mesh", default="none", help=f"one of: {', '.join(MESHES)}")
+    up.add_argument("--defect", default="", help="a defect ID (negative control)")
+    up.add_argument("--reviews-replicas", type=int, default=1)
+    up.set_defaults(fn=cmd_up)
+    down = sub.add_parser("down", help="remove the lab and any leftovers of a killed run")
+    down.add_argument("--target", default="local")
+    down.set_defaults(fn=cmd_down)
+    st = sub.add_parser("status", help="what runs now")
+    st.add_argument("--target", default="local")
+    st.set_defaults(fn=cmd_status)
+    pr = sub.add_parser("probe", help="send requests from a pod")
+    pr.add_argument("pod", help="source pod, e.g. bookinfo/client-0")
+    pr.add_argument("url", help="e.g. http://productpage/")
+    pr.add_argument("-n", "--count", type=int, default=1)
+    pr.add_argument("-c", "--concurrency", type=int, default=1)
+    pr.add_argument("-H", "--header", action="append", default=[], help="name:value")
+    pr.add_argument("--pooled", action="store_true", help="reuse connections")
+    pr.add_argument("--as-proxy-uid", action="store_true",
+                    help="send as the pod's proxy uid (bypasses capture)")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(fn=cmd_probe)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "mesh", "none") not in MESHES:
+        print(f"meshproof: unknown mesh {args.mesh!r}\n  hint: meshes: {', '.join(MESHES)}",
+              file=sys.stderr)
+        return 2
+    try:
+        return int(args.fn(args))
+    except MeshproofError as exc:
+        print(f"meshproof: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("meshproof: interrupted; everything it made was removed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
