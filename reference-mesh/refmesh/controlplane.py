@@ -344,8 +344,10 @@ class _Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
 
-    def StreamAggregatedResources(self, request_iterator, context):  # type: ignore[no-untyped-def]
-        return self.cp.stream(request_iterator)
+    async def StreamAggregatedResources(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        # grpc.aio decides sync vs async by inspecting this method: it must itself be an async generator.
+        async for resp in self.cp.stream(request_iterator):
+            yield resp
 
 
 # --- control API ---------------------------------------------------------------

@@ -106,6 +106,10 @@ def procs(sockdir: Path) -> Iterator[Procs]:
         yield ps
     finally:
         ps.stop_all()
+        # Shown by pytest only when the test fails: the processes' own words.
+        for name, _ in ps.procs:
+            print(f"----- {name} (last 40 lines) -----")
+            print("\n".join(ps.log(name).splitlines()[-40:]))
 
 
 def wait_socket(path: Path, timeout: float = 10.0) -> None:
