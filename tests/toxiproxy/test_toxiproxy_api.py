@@ -176,6 +176,14 @@ def test_populate_not_array_400(http: httpx.Client) -> None:
     assert r.status_code == 400 and r.json()["error"].startswith("bad request body")
 
 
+def test_populate_duplicate_name_500_changes_nothing(http: httpx.Client, echo_server: TcpServer) -> None:
+    one = {"name": "p1", "listen": "127.0.0.1:0", "upstream": echo_server.addr}
+    r = http.post("/populate", json=[one, one])
+    assert r.status_code == 500 and r.json()["proxies"] is None
+    assert "duplicate proxy name" in r.json()["error"]
+    assert http.get("/proxies").json() == {}  # validated before anything changed
+
+
 def test_populate_python(tp: toxiproxy.Toxiproxy, echo_server: TcpServer) -> None:
     made = tp.populate([{"name": "p1", "listen": "127.0.0.1:0", "upstream": echo_server.addr}])
     assert [p.name for p in made] == ["p1"]
