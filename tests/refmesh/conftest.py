@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -72,9 +73,12 @@ class Procs:
         self.logdir = logdir
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], pipes: bool = False) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in its own process group (so stop() also ends its children)."""
         log = open(self.logdir / f"{name}.log", "wb")
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=ENV,
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE if pipes else log,
+                             stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                             stderr=log if pipes else subprocess.STDOUT, env=ENV,
                              start_new_session=True)
         self.procs.append((name, p))
         return p
@@ -93,6 +97,10 @@ class Procs:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
+        try:  # anything left in its group (e.g. Envoys a driver started)
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def stop_all(self) -> None:
         for _, p in reversed(self.procs):
