@@ -68,7 +68,10 @@ class LocalTarget:
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
-                event = json.loads(line)
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # stray output (logs) is not a progress event
                 if "progress" in event and progress:
                     progress(event["progress"], event["done"], event["total"])
                 if "error" in event:

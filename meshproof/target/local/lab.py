@@ -62,6 +62,9 @@ class Lab:
         self.captures: dict[str, Capture] = {}
         self.listeners: list[Callable[[Registry], None]] = []
         self.extra_ready: dict[str, Callable[[Pod], bool]] = {}
+        #: Called for every new pod after its netns exists, before its app starts
+        #: (the mesh's sidecar injection, like a mutating webhook + init container).
+        self.injectors: list[Callable[[Pod], None]] = []
         self._next_pod = itertools.count()
         self._next_ordinal: dict[str, itertools.count[int]] = {}
         self._lock = threading.RLock()
@@ -169,6 +172,8 @@ class Lab:
         token.write_text(self.tokens[pod.key])
         token.chmod(0o600)
         netns.create_pod(self.netns_of(pod), index, self._hosts(w.namespace))
+        for inject in self.injectors:
+            inject(pod)
         self._start_app(pod, w)
         return pod
 

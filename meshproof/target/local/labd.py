@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            return  # already tearing down: let it finish
         stop.set()
         raise KeyboardInterrupt
 
@@ -109,14 +111,17 @@ def main(argv: list[str] | None = None) -> int:
             install(lab, defect=args.defect,
                     progress=lambda msg, d, t: emit({"progress": msg, "done": d, "total": t}))
     except MeshproofError as exc:
+        stop.set()
         lab.down()
         emit({"error": encode_error(exc)})
         return exc.exit_code
     except KeyboardInterrupt:
+        stop.set()
         lab.down()
         emit({"error": {"type": "TargetError", "what": "interrupted during up", "hint": ""}})
         return 130
     except Exception as exc:
+        stop.set()
         lab.down()
         emit({"error": encode_error(exc)})
         return 1

@@ -1,0 +1,38 @@
+"""The defect registry: named, realistic mesh failures used as negative controls.
+
+A conformance check declares which defects it catches; the project's own
+tests bring the reference mesh up with each defect and show those checks
+fail. An ID that is registered but not yet implemented is refused loudly:
+a negative control that silently does nothing would prove nothing.
+"""
+
+from __future__ import annotations
+
+from meshproof.errors import ConfigError
+
+#: ID -> what goes wrong (DESIGN.md, "Defects").
+DEFECTS: dict[str, str] = {
+    "plaintext-accepted": "STRICT mTLS still accepts plaintext on the inbound listener",
+    "weights-ignored": "traffic split weights are ignored (equal weights)",
+    "match-ignored": "route matches are ignored: every request takes the split",
+    "retries-dropped": "the retry policy is not programmed",
+    "timeouts-dropped": "route timeouts are not programmed",
+    "authz-open": "access rules are not enforced (RBAC allows all)",
+    "server-identity-unchecked": "clients do not verify the server's SPIFFE ID",
+    "expired-cert-served": "an expired certificate is served and accepted",
+    "fail-open-without-sidecar": "traffic bypasses a missing sidecar",
+    "config-lost-on-cp-outage": "sidecars drop their config when the control plane goes away",
+    "slow-proxy": "the sidecar adds latency to every request",
+}
+
+#: Defects the reference mesh can inject in this version.
+IMPLEMENTED: frozenset[str] = frozenset()
+
+
+def require(defect_id: str) -> None:
+    if defect_id not in DEFECTS:
+        raise ConfigError(f"unknown defect {defect_id!r}",
+                          f"defects: {', '.join(sorted(DEFECTS))}")
+    if defect_id not in IMPLEMENTED:
+        raise ConfigError(f"defect {defect_id!r} is registered but not implemented yet",
+                          "implemented: " + (", ".join(sorted(IMPLEMENTED)) or "(none yet)"))

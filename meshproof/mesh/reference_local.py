@@ -1,0 +1,204 @@
+"""Installing the reference mesh into the local lab: CA, control plane, sidecars, capture.
+
+What Istio's installer, injector and init container do, for the netns lab:
+- the CA and the control plane run as host processes, reachable over Unix
+  sockets only (never over the pod network they program);
+- every pod of a meshed namespace gets, before its app starts, the
+  istio-init nat rules (inbound TCP -> 15006, outbound -> 15001, the pod's
+  proxy uid excluded), an identity agent and an Envoy running as the pod's
+  own proxy uid inside the pod's netns;
+- every change in the lab's registry (pods, readiness) is pushed to the
+  control plane, like a controller watching the kube API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from meshproof import paths
+from meshproof.errors import TargetError
+from meshproof.target.local.lab import Lab
+from meshproof.target.local.procs import ProcSpec
+from meshproof.target.local.shell import run
+from meshproof.target.model import Pod, Registry
+
+MESH_DIR = paths.RUN_DIR / "mesh"
+CA_SOCKET = MESH_DIR / "ca.sock"
+ADS_SOCKET = MESH_DIR / "ads.sock"
+CP_API_SOCKET = MESH_DIR / "cp-api.sock"
+TOKENS = MESH_DIR / "tokens.json"
+OUTBOUND_PORT = 15001
+INBOUND_PORT = 15006
+READY_TIMEOUT_S = 30.0
+
+Progress = Callable[[str, int, int], None]
+
+
+def sidecar_dir(pod: Pod) -> Path:
+    return paths.RUN_DIR / "pods" / pod.namespace / pod.name / "sidecar"
+
+
+def admin_socket(pod_key: str) -> Path:
+    ns, name = pod_key.split("/", 1)
+    return paths.RUN_DIR / "pods" / ns / name / "sidecar" / "admin.sock"
+
+
+def capture_rules(proxy_uid: int) -> str:
+    """The istio-init nat ruleset for one pod (applied atomically, netns-local)."""
+    return "\n".join([
+        "*nat",
+        ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+        ":POSTROUTING ACCEPT [0:0]",
+        ":MESH_INBOUND - [0:0]", ":MESH_OUTPUT - [0:0]",
+        "-A PREROUTING -p tcp -j MESH_INBOUND",
+        f"-A MESH_INBOUND -p tcp -j REDIRECT --to-ports {INBOUND_PORT}",
+        "-A OUTPUT -p tcp -j MESH_OUTPUT",
+        # The proxy's own traffic (to apps and to other pods) is not captured again.
+        f"-A MESH_OUTPUT -m owner --uid-owner {proxy_uid} -j RETURN",
+        "-A MESH_OUTPUT -d 127.0.0.1/32 -j RETURN",
+        f"-A MESH_OUTPUT -p tcp -j REDIRECT --to-ports {OUTBOUND_PORT}",
+        "COMMIT", ""])
+
+
+class ReferenceMeshInstall:
+    """The reference mesh's processes in one lab, and the registry sync."""
+
+    def __init__(self, lab: Lab, defect: str = "") -> None:
+        self.lab = lab
+        self.defect = defect
+        self._last_registry = ""
+        from refmesh.envoy_binary import staged_envoy
+
+        self.envoy = str(staged_envoy())
+
+    # ---------------------------------------------------------- control plane and CA
+
+    def start_control(self) -> None:
+        MESH_DIR.mkdir(parents=True, exist_ok=True)
+        MESH_DIR.chmod(0o755)
+        self.write_tokens()
+        py = sys.executable
+        self.lab.sup.start(ProcSpec(
+            name="ca", group="mesh", log=MESH_DIR / "ca.log",
+            argv=[py, "-m", "refmesh.ca", "--state-dir", str(MESH_DIR / "ca"),
+                  "--socket", str(CA_SOCKET), "--tokens", str(TOKENS)],
+            ready=lambda _pid: _healthy(CA_SOCKET)))
+        self.lab.sup.start(ProcSpec(
+            name="controlplane", group="mesh", log=MESH_DIR / "controlplane.log",
+            argv=[py, "-m", "refmesh.controlplane", "--ads-socket", str(ADS_SOCKET),
+                  "--api-socket", str(CP_API_SOCKET), "--state-dir", str(MESH_DIR / "cp")],
+            ready=lambda _pid: _healthy(CP_API_SOCKET)))
+        self.lab.sup.wait_ready(["ca", "controlplane"], READY_TIMEOUT_S)
+
+    def write_tokens(self) -> None:
+        book = {tok: {"namespace": self.lab.pods[k].namespace,
+                      "service_account": self.lab.pods[k].service_account}
+                for k, tok in self.lab.tokens.items() if k in self.lab.pods}
+        tmp = TOKENS.with_suffix(".tmp")
+        tmp.write_text(json.dumps(book))
+        tmp.chmod(0o600)
+        tmp.replace(TOKENS)
+
+    def sync(self, reg: Registry) -> None:
+        """Lab listener: push the registry to the control plane when it changed."""
+        from refmesh import unixhttp
+        from refmesh.state import registry_to_dict
+
+        body = registry_to_dict(reg)
+        text = json.dumps(body, sort_keys=True)
+        if text == self._last_registry:
+            return
+        self.write_tokens()
+        if not CP_API_SOCKET.exists():
+            return  # control plane down (chaos): it gets the registry when back
+        try:
+            unixhttp.request_json(CP_API_SOCKET, "PUT", "/registry", body, timeout=5)
+            self._last_registry = text
+        except Exception as exc:  # an outage must not break the lab's bookkeeping
+            print(f"mesh: registry push failed: {exc}", flush=True)
+
+    # ---------------------------------------------------------- sidecars
+
+    def inject(self, pod: Pod) -> None:
+        """Capture rules, agent and Envoy for one pod of a meshed namespace."""
+        if not pod.meshed:
+            return
+        from refmesh.admin import EnvoyAdmin
+        from refmesh.bootstrap import EnvoyCommand, SidecarPaths, bootstrap, write_bootstrap
+
+        d = sidecar_dir(pod)
+        d.mkdir(parents=True, exist_ok=True)
+        d.chmod(0o755)
+        os.chown(d, pod.proxy_uid, pod.proxy_uid)  # Envoy binds its admin socket here
+        netns = self.lab.netns_of(pod)
+        run(["iptables-restore", "--noflush"], netns=netns, input=capture_rules(pod.proxy_uid))
+        sds, admin = d / "sds.sock", d / "admin.sock"
+        self.lab.sup.start(ProcSpec(
+            name=f"{pod.key}/agent", group=pod.key, log=d / "agent.log",
+            argv=[sys.executable, "-m", "refmesh.agent", "--ca-socket", str(CA_SOCKET),
+                  "--token-file", str(self.lab.pod_dir(pod) / "token"),
+                  "--namespace", pod.namespace, "--service-account", pod.service_account,
+                  "--sds-socket", str(sds), "--key-dir", str(d / "keys"),
+                  "--proxy-uid", str(pod.proxy_uid)],
+            ready=lambda _pid: sds.exists() and (d / "keys" / "cert.pem").exists()))
+        cfg = write_bootstrap(d / "envoy.json", bootstrap(
+            pod.key, SidecarPaths(str(ADS_SOCKET), str(sds), str(admin)),
+            cluster=f"{pod.workload}.{pod.namespace}"))
+        envoy = EnvoyCommand(self.envoy, str(cfg), concurrency=1)
+        self.lab.sup.start(ProcSpec(
+            name=f"{pod.key}/sidecar", group=pod.key, log=d / "envoy.log", netns=netns,
+            uid=pod.proxy_uid, argv=envoy.argv(),
+            ready=lambda _pid: admin.exists() and _envoy_live(EnvoyAdmin(admin, timeout=1))))
+
+    def install(self, progress: Progress) -> None:
+        self.start_control()
+        self.lab.listeners.append(self.sync)
+        self.lab.injectors.append(self.inject)
+        self.sync(self.lab.registry_obj())
+        pods = [p for p in self.lab.pods.values() if p.meshed]
+        total = len(pods) + 1
+        progress("CA and control plane up", 1, total)
+        for i, pod in enumerate(pods, 2):
+            self.inject(pod)
+            progress(f"sidecar injected into {pod.key}", i, total)
+        self.lab.wait_ready(timeout=READY_TIMEOUT_S)
+        progress("all sidecars ready", total, total)
+
+
+def _healthy(sock: Path) -> bool:
+    from refmesh import unixhttp
+
+    if not sock.exists():
+        return False
+    try:
+        unixhttp.request_json(sock, "GET", "/healthz", timeout=1)
+        return True
+    except Exception:
+        return False
+
+
+def _envoy_live(admin: Any) -> bool:
+    try:
+        return bool(admin.ready()) and admin.warming() == 0
+    except Exception:
+        return False
+
+
+def install(lab: Lab, defect: str = "", progress: Progress = lambda m, d, t: None
+            ) -> ReferenceMeshInstall:
+    """Install the reference mesh into a running lab (labd calls this for --mesh reference)."""
+    if defect:
+        from meshproof.mesh import defects
+
+        defects.require(defect)
+    try:
+        mesh = ReferenceMeshInstall(lab, defect)
+        mesh.install(progress)
+    except TargetError:
+        raise
+    return mesh
