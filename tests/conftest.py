@@ -12,14 +12,13 @@ from meshproof.target.local.client import LocalTarget, stop_lab
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the netns lab needs root")
 
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[LocalTarget]:
-    """The fixture topology without a mesh, shared by the lab tests."""
+def start_lab(**kw) -> Iterator[LocalTarget]:
+    """A lab for one test package (one lab per machine: packages take turns)."""
     if os.geteuid() != 0:
         pytest.skip("the netns lab needs root")
     if LocalTarget.running():
         pytest.fail("a lab is already running; run 'meshproof down' before the tests")
-    target = LocalTarget.start(mesh="none")
+    target = LocalTarget.start(**kw)
     try:
         yield target
     finally:
