@@ -157,6 +157,14 @@ def inbound_app_cluster(opts: SidecarOptions) -> dict[str, Any]:
 # --- routes -------------------------------------------------------------------
 
 
+#: The mesh's default retry (Istio has one too): only failures where the request
+#: never reached the app, e.g. a pooled upstream connection the server closed
+#: while its listener was being updated. Never a response status: an app's
+#: 503 is not retried unless a Retry intent says so.
+DEFAULT_RETRY: dict[str, Any] = {
+    "retry_on": "connect-failure,refused-stream,reset-before-request", "num_retries": 2}
+
+
 def route_config(reg: Registry, svc: Service, split: TrafficSplit | None) -> dict[str, Any]:
     """One virtual host ("*": the listener already picked the service by VIP)."""
     action: dict[str, Any]
@@ -174,6 +182,7 @@ def route_config(reg: Registry, svc: Service, split: TrafficSplit | None) -> dic
             weighted.append({"name": names.outbound_cluster(backend), "weight": b.weight})
         action = ({"weighted_clusters": {"clusters": weighted}} if weighted
                   else {"cluster": names.outbound_cluster(svc)})
+    action["retry_policy"] = DEFAULT_RETRY
     return {"name": names.route_name(svc), "validate_clusters": False, "virtual_hosts": [{
         "name": names.route_name(svc), "domains": ["*"],
         "routes": [{"name": "default", "match": {"prefix": "/"}, "route": action}]}]}
