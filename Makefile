@@ -42,11 +42,11 @@ conformance: setup
 
 test: setup
 	@bash scripts/require-root.sh "make test"
-	$(PY) -m pytest tests -m "not slow" $(PYTEST_K) -p no:cacheprovider
+	$(PY) -m pytest tests conformance -m "not slow" $(PYTEST_K) -p no:cacheprovider
 
 test-full: setup
 	@bash scripts/require-root.sh "make test-full"
-	$(PY) -m pytest tests $(PYTEST_K) -p no:cacheprovider
+	$(PY) -m pytest tests conformance $(PYTEST_K) -p no:cacheprovider
 
 bench: setup
 	@bash scripts/require-root.sh "make bench"

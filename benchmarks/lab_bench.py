@@ -22,7 +22,6 @@ from meshproof import paths
 from meshproof.target.local import netns
 from meshproof.target.local.client import LocalTarget, stop_lab
 from meshproof.target.local.lab import Lab
-from meshproof.topology import fixture_topology
 
 
 def bring_up(rounds: int) -> dict[str, float]:

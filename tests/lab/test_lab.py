@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshproof.errors import ConfigError, UnknownName
-from tests.conftest import by_pod, statuses
+from meshproof.results import by_pod, statuses
 
 pytestmark = pytest.mark.lab
 
