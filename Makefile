@@ -11,13 +11,13 @@ TESTS   ?=
 REPORTS ?= reports
 PYTEST_K := $(if $(TESTS),-k "$(TESTS)",)
 
-.PHONY: help setup venv host conformance test test-full bench up down status report clean
+.PHONY: help setup venv host conformance test test-full bench up down status clean
 
 help:
 	@echo "make conformance   run the conformance suite against TARGET=$(TARGET) MESH=$(MESH)"
 	@echo "make test          the project's own tests (CI tier, < 15 min on 2 cores)"
 	@echo "make test-full     nightly tier: the whole defect x check matrix"
-	@echo "make bench         benchmarks (bring-up, pod creation, app rps, memory)"
+	@echo "make bench         benchmarks: lab, reference mesh, toxiproxy (reports/bench/*.json)"
 	@echo "make up|down|status  the lab by hand; make setup: install everything"
 
 setup: venv host
@@ -51,6 +51,8 @@ test-full: setup
 bench: setup
 	@bash scripts/require-root.sh "make bench"
 	$(PY) benchmarks/lab_bench.py
+	$(PY) benchmarks/mesh_bench.py
+	$(PY) benchmarks/toxiproxy_bench.py --rounds 10
 
 up: setup
 	$(VENV)/bin/meshproof up --target $(TARGET) $(if $(DEFECT),--defect $(DEFECT),)

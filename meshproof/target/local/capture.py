@@ -2,7 +2,7 @@
 
 tcpdump runs in the fabric netns on the destination pod's veth, so it sees
 the traffic after VIP translation and exactly once. The summary counts TLS
-records (tshark's dissector, forced on the app port) and occurrences of a
+records (walking each TCP flow's bytes) and occurrences of a
 plaintext marker in the raw capture: a wire check needs both, so an empty or
 misplaced capture cannot pass as "encrypted".
 """
@@ -80,31 +80,62 @@ def _packets(pcap: Path) -> list[bytes]:
     return out
 
 
-def _tcp_payload(frame: bytes) -> bytes:
-    """Payload of an Ethernet/IPv4/TCP frame (b"" for anything else)."""
+def _tcp_segment(frame: bytes) -> tuple[bytes, bytes]:
+    """(flow key, payload) of an Ethernet/IPv4/TCP frame ((b"", b"") for anything else)."""
     if len(frame) < 14 + 20 or frame[12:14] != b"\x08\x00":
-        return b""
+        return b"", b""
     ip = frame[14:]
     ihl = (ip[0] & 0x0F) * 4
     if ip[9] != 6:
-        return b""
+        return b"", b""
     total = struct.unpack("!H", ip[2:4])[0]
     tcp = ip[ihl:total]
     if len(tcp) < 20:
-        return b""
-    return tcp[(tcp[12] >> 4) * 4:]
+        return b"", b""
+    return ip[12:20] + tcp[0:4], tcp[(tcp[12] >> 4) * 4:]
 
 
-def _tls_counts(pcap: Path, ports: tuple[int, ...]) -> tuple[int, int]:
-    argv = ["tshark", "-r", str(pcap), "-n"]
-    for p in ports:
-        argv += ["-d", f"tcp.port=={p},tls"]
-    argv += ["-Y", "tls.record", "-T", "fields", "-e", "tls.record.content_type"]
-    cp = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    if cp.returncode != 0:
-        raise TargetError(f"tshark failed: {cp.stderr.strip()}")
-    types = [t for line in cp.stdout.split() for t in line.split(",") if t]
-    return len(types), types.count("22")
+def _tcp_payload(frame: bytes) -> bytes:
+    return _tcp_segment(frame)[1]
+
+
+def _record_at(stream: bytes, i: int) -> int:
+    """Length of a plausible TLS record header + body at ``i``, or 0."""
+    if i + 5 > len(stream):
+        return 0
+    ctype, major, minor = stream[i], stream[i + 1], stream[i + 2]
+    length = struct.unpack("!H", stream[i + 3:i + 5])[0]
+    if ctype not in (20, 21, 22, 23) or major != 3 or minor > 4 or length > (1 << 14) + 256:
+        return 0
+    return 5 + length
+
+
+def tls_records(frames: list[bytes]) -> tuple[int, int]:
+    """(records, handshake records) found by walking each TCP flow's byte stream.
+
+    Our own walker, not tshark's dissector: a capture that starts in the
+    middle of a pooled connection has no handshake to anchor a dissector, so
+    we resynchronise on the first offset where two record headers chain.
+    """
+    flows: dict[bytes, bytearray] = {}
+    for f in frames:
+        key, payload = _tcp_segment(f)
+        if payload:
+            flows.setdefault(key, bytearray()).extend(payload)
+    records = handshakes = 0
+    for stream in flows.values():
+        data = bytes(stream)
+        start = next((i for i in range(min(len(data), 1 << 16))
+                      if (n := _record_at(data, i)) and (i + n == len(data)
+                                                         or _record_at(data, i + n))), None)
+        if start is None:
+            continue
+        i = start
+        while (n := _record_at(data, i)) and i + n <= len(data):
+            records += 1
+            handshakes += data[i] == 22
+            i += n
+    return records, handshakes
 
 
 def summarize(pcap: Path, marker: str = "", tls_ports: tuple[int, ...] = (9080,)
@@ -113,7 +144,7 @@ def summarize(pcap: Path, marker: str = "", tls_ports: tuple[int, ...] = (9080,)
     payloads = [_tcp_payload(f) for f in frames]
     needle = marker.encode()
     hits = sum(p.count(needle) for p in payloads) if needle else 0
-    records, handshakes = _tls_counts(pcap, tls_ports) if frames else (0, 0)
+    records, handshakes = tls_records(frames)
     return CaptureSummary(packets=len(frames), tcp_payload_bytes=sum(map(len, payloads)),
                           tls_records=records, tls_handshakes=handshakes, marker=marker,
                           marker_hits=hits, pcap=str(pcap))
