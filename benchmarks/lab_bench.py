@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import statistics
@@ -17,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from report import write_report  # benchmarks/report.py (script dir is on sys.path)
 
 from meshproof import paths
 from meshproof.target.local import netns
@@ -119,12 +120,7 @@ def main() -> int:
     out |= lab_memory()
     out["harness_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stop_lab()
-    dest = Path("reports/bench")
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "lab.json").write_text(json.dumps(out, indent=1))
-    width = max(map(len, out))
-    for k, v in out.items():
-        print(f"{k:<{width}}  {v:10.2f}")
+    write_report("lab", out)
     return 0
 
 

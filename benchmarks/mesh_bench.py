@@ -15,12 +15,13 @@ Usage (root): .venv/bin/python benchmarks/mesh_bench.py [--rounds 2] [--flips 40
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from report import write_report  # benchmarks/report.py (script dir is on sys.path)
 
 from meshproof.intent import TrafficSplit
 from meshproof.mesh.reference import ReferenceMesh
@@ -145,12 +146,7 @@ def main() -> int:
     finally:
         stop_lab()
     out["cpus"] = os.cpu_count() or 0
-    dest = Path("reports/bench")
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "mesh.json").write_text(json.dumps(out, indent=1))
-    width = max(map(len, out))
-    for k, v in out.items():
-        print(f"{k:<{width}}  {v:10.2f}")
+    write_report("mesh", out)
     return 0
 
 

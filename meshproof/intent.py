@@ -12,6 +12,7 @@ can travel as JSON (control API, reports, evidence) and compare by value.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
@@ -226,9 +227,254 @@ class TrafficSplit:
                               "shape: {service: ns/name, backends: [{service, weight}]}") from e
 
 
-Intent = MTLSMode | TrafficSplit
+def _service_ref(kind: str, service: str) -> None:
+    if service.count("/") != 1 or not all(service.split("/")):
+        raise ConfigError(f"{kind} service {service!r} is not 'namespace/name'",
+                          "write the service as e.g. 'bookinfo/reviews'")
 
-_KINDS: dict[str, type] = {"MTLSMode": MTLSMode, "TrafficSplit": TrafficSplit}
+
+def _identity_ref(kind: str, ident: str) -> None:
+    if ident.count("/") != 1 or not all(ident.split("/")):
+        raise ConfigError(f"{kind} identity {ident!r} is not 'namespace/serviceaccount'",
+                          "write an identity as e.g. 'team-a/client'")
+
+
+def _fields_from(cls: type, d: dict[str, Any], **conv: Any) -> Any:
+    """Build ``cls`` from ``d``: unknown fields are an error, as in the loader."""
+    known = {f for f in cls.__dataclass_fields__}  # type: ignore[attr-defined]
+    extra = set(d) - known - {"kind"}
+    if extra:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {sorted(extra)}",
+                          f"fields: {sorted(known)}")
+    try:
+        return cls(**{k: conv.get(k, lambda v: v)(v) for k, v in d.items() if k != "kind"})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"bad {cls.__name__} {d!r}: {e}") from e
+
+
+@dataclass(frozen=True)
+class AccessMode:
+    """How access is decided: ``permissive`` (all allowed) or ``smi`` (deny by
+    default, AccessRules allow). Mesh-wide, or for one namespace (the
+    destination's), namespace over mesh."""
+
+    mode: str
+    namespace: str = ""
+
+    kind: ClassVar[str] = "AccessMode"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("permissive", "smi"):
+            raise ConfigError(f"AccessMode mode {self.mode!r} is not permissive or smi")
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.namespace}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "mode": self.mode, "namespace": self.namespace}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AccessMode:
+        return _fields_from(cls, d)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """SMI TrafficTarget: ``sources`` may call workloads running as
+    ``destination``, for requests matching one of ``routes`` (none = any).
+
+    Identities are ``namespace/serviceaccount``. Only enforced where the
+    destination's AccessMode is ``smi``.
+    """
+
+    name: str  # namespace/name of the rule (a TrafficTarget's)
+    destination: str
+    sources: tuple[str, ...]
+    routes: tuple[HTTPMatch, ...] = ()
+
+    kind: ClassVar[str] = "AccessRule"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", tuple(self.sources))
+        object.__setattr__(self, "routes", tuple(
+            r if isinstance(r, HTTPMatch) else HTTPMatch.from_dict(r) for r in self.routes))
+        _identity_ref(self.kind, self.destination)
+        if not self.sources:
+            raise ConfigError(f"AccessRule {self.name}: no sources", "list at least one source")
+        for src in self.sources:
+            _identity_ref(self.kind, src)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "destination": self.destination,
+                "sources": list(self.sources), "routes": [r.to_dict() for r in self.routes]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AccessRule:
+        return _fields_from(cls, d, sources=tuple,  # type: ignore[no-any-return]
+                            routes=lambda rs: tuple(HTTPMatch.from_dict(r) for r in rs))
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Callers of ``service`` retry: ``retries: N`` means up to N+1 upstream
+    attempts; each attempt bounded by ``per_try_timeout_ms`` (0 = none);
+    ``retry_on`` in Envoy/Istio vocabulary (5xx, gateway-error, reset,
+    connect-failure, retriable-4xx, ...)."""
+
+    service: str
+    retries: int
+    per_try_timeout_ms: int = 0
+    retry_on: tuple[str, ...] = ("5xx",)
+
+    kind: ClassVar[str] = "Retry"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "retry_on", tuple(self.retry_on))
+        _service_ref(self.kind, self.service)
+        if not 0 <= self.retries <= 10:
+            raise ConfigError(f"Retry {self.service}: retries must be 0..10, got {self.retries}")
+        if self.per_try_timeout_ms < 0:
+            raise ConfigError(f"Retry {self.service}: per_try_timeout_ms must be >= 0")
+        if not self.retry_on:
+            raise ConfigError(f"Retry {self.service}: retry_on is empty")
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.service}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "service": self.service, "retries": self.retries,
+                "per_try_timeout_ms": self.per_try_timeout_ms, "retry_on": list(self.retry_on)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Retry:
+        return _fields_from(cls, d, retry_on=tuple)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Callers of ``service`` give up after ``timeout_ms`` (HTTP 504)."""
+
+    service: str
+    timeout_ms: int
+
+    kind: ClassVar[str] = "Timeout"
+
+    def __post_init__(self) -> None:
+        _service_ref(self.kind, self.service)
+        if self.timeout_ms <= 0:
+            raise ConfigError(f"Timeout {self.service}: timeout_ms must be > 0")
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.service}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "service": self.service, "timeout_ms": self.timeout_ms}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Timeout:
+        return _fields_from(cls, d)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Injected by callers' sidecars for requests to ``service``: abort with
+    ``abort_status`` for ``abort_percent`` % of requests, and/or delay by
+    ``delay_ms`` for ``delay_percent`` %. Optional ``match``."""
+
+    service: str
+    abort_status: int = 0
+    abort_percent: float = 0.0
+    delay_ms: int = 0
+    delay_percent: float = 0.0
+    match: HTTPMatch | None = None
+
+    kind: ClassVar[str] = "Fault"
+
+    def __post_init__(self) -> None:
+        _service_ref(self.kind, self.service)
+        if isinstance(self.match, dict):
+            object.__setattr__(self, "match", HTTPMatch.from_dict(self.match))
+        for name in ("abort_percent", "delay_percent"):
+            if not 0.0 <= float(getattr(self, name)) <= 100.0:
+                raise ConfigError(f"Fault {self.service}: {name} must be 0..100")
+        if self.abort_status and not 200 <= self.abort_status <= 599:
+            raise ConfigError(f"Fault {self.service}: abort_status must be an HTTP status")
+        if not (self.abort_status and self.abort_percent) and not (
+                self.delay_ms and self.delay_percent):
+            raise ConfigError(f"Fault {self.service}: neither an abort nor a delay is set",
+                              "set abort_status + abort_percent and/or delay_ms + delay_percent")
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.service}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "service": self.service,
+                             "abort_status": self.abort_status,
+                             "abort_percent": self.abort_percent, "delay_ms": self.delay_ms,
+                             "delay_percent": self.delay_percent}
+        if self.match is not None:
+            d["match"] = self.match.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Fault:
+        return _fields_from(cls, d, match=lambda m: None if m is None  # type: ignore[no-any-return]
+                            else HTTPMatch.from_dict(m))
+
+
+@dataclass(frozen=True)
+class OutlierDetection:
+    """Callers eject an endpoint of ``service`` after ``consecutive_5xx``
+    errors, for ``base_ejection_ms`` (growing with each ejection)."""
+
+    service: str
+    consecutive_5xx: int = 5
+    interval_ms: int = 1000
+    base_ejection_ms: int = 30000
+    max_ejection_percent: int = 100
+
+    kind: ClassVar[str] = "OutlierDetection"
+
+    def __post_init__(self) -> None:
+        _service_ref(self.kind, self.service)
+        if self.consecutive_5xx < 1 or self.interval_ms < 1 or self.base_ejection_ms < 1:
+            raise ConfigError(f"OutlierDetection {self.service}: counts and times must be >= 1")
+        if not 0 <= self.max_ejection_percent <= 100:
+            raise ConfigError(f"OutlierDetection {self.service}: max_ejection_percent 0..100")
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.service}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "service": self.service,
+                "consecutive_5xx": self.consecutive_5xx, "interval_ms": self.interval_ms,
+                "base_ejection_ms": self.base_ejection_ms,
+                "max_ejection_percent": self.max_ejection_percent}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OutlierDetection:
+        return _fields_from(cls, d)  # type: ignore[no-any-return]
+
+
+Intent = (MTLSMode | TrafficSplit | AccessMode | AccessRule | Retry | Timeout | Fault
+          | OutlierDetection)
+
+#: kind -> (class, the Policy field that holds intents of that kind)
+_KINDS: dict[str, tuple[type, str]] = {
+    "MTLSMode": (MTLSMode, "mtls"), "TrafficSplit": (TrafficSplit, "splits"),
+    "AccessMode": (AccessMode, "access_modes"), "AccessRule": (AccessRule, "access_rules"),
+    "Retry": (Retry, "retries"), "Timeout": (Timeout, "timeouts"), "Fault": (Fault, "faults"),
+    "OutlierDetection": (OutlierDetection, "outliers"),
+}
 
 
 def intent_from_dict(d: dict[str, Any]) -> Intent:
@@ -236,39 +482,62 @@ def intent_from_dict(d: dict[str, Any]) -> Intent:
     kind = d.get("kind")
     if kind not in _KINDS:
         raise ConfigError(f"unknown intent kind {kind!r}", f"known kinds: {sorted(_KINDS)}")
-    return _KINDS[kind].from_dict(d)  # type: ignore[no-any-return]
+    return _KINDS[kind][0].from_dict(d)  # type: ignore[no-any-return,attr-defined]
 
 
 @dataclass(frozen=True)
 class Policy:
-    """The full set of intents in force: what a control plane programs from."""
+    """The full set of intents in force: what a control plane programs from.
+
+    One tuple per kind; within a kind an intent replaces another with the
+    same ``key`` (e.g. one Retry per service).
+    """
 
     mtls: tuple[MTLSMode, ...] = ()
     splits: tuple[TrafficSplit, ...] = ()
+    access_modes: tuple[AccessMode, ...] = ()
+    access_rules: tuple[AccessRule, ...] = ()
+    retries: tuple[Retry, ...] = ()
+    timeouts: tuple[Timeout, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    outliers: tuple[OutlierDetection, ...] = ()
+
+    def _replace(self, field: str, items: tuple[Any, ...]) -> Policy:
+        return dataclasses.replace(self, **{field: items})
 
     def with_intent(self, intent: Intent) -> Policy:
         """A copy with ``intent`` added, replacing one with the same key."""
-        if isinstance(intent, MTLSMode):
-            return Policy(tuple(m for m in self.mtls if m.key != intent.key) + (intent,),
-                          self.splits)
-        return Policy(self.mtls,
-                      tuple(s for s in self.splits if s.key != intent.key) + (intent,))
+        field = _KINDS[intent.kind][1]
+        kept = tuple(i for i in getattr(self, field) if i.key != intent.key)
+        return self._replace(field, kept + (intent,))
 
     def without(self, intent: Intent) -> Policy:
-        return Policy(tuple(m for m in self.mtls if m.key != intent.key),
-                      tuple(s for s in self.splits if s.key != intent.key))
+        field = _KINDS[intent.kind][1]
+        return self._replace(field, tuple(i for i in getattr(self, field)
+                                          if i.key != intent.key))
+
+    def intents(self) -> list[Intent]:
+        return [i for _, field in _KINDS.values() for i in getattr(self, field)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mtls": [m.to_dict() for m in self.mtls],
-                "splits": [s.to_dict() for s in self.splits]}
+        out: dict[str, Any] = {}
+        for _, field in _KINDS.values():
+            items = getattr(self, field)
+            if items or field in ("mtls", "splits"):
+                out[field] = [{k: v for k, v in i.to_dict().items() if k != "kind"}
+                              for i in items]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Policy:
-        return cls(
-            mtls=tuple(MTLSMode.from_dict({"kind": "MTLSMode", **m}) for m in d.get("mtls", ())),
-            splits=tuple(TrafficSplit.from_dict({"kind": "TrafficSplit", **s})
-                         for s in d.get("splits", ())),
-        )
+        fields = {field: kind for kind, (_, field) in _KINDS.items()}
+        unknown = set(d) - set(fields)
+        if unknown:
+            raise ConfigError(f"policy: unknown section(s) {sorted(unknown)}",
+                              f"sections: {sorted(fields)}")
+        return cls(**{field: tuple(intent_from_dict({"kind": fields[field], **x})
+                                   for x in d.get(field, ()))
+                      for field in fields})
 
 
 def _check_kind(d: dict[str, Any], kind: str) -> None:
