@@ -31,7 +31,9 @@ class ReferenceMesh:
 
     def __init__(self, pods: list[dict[str, Any]]) -> None:
         self.sidecars = sorted(p["key"] for p in pods if p["meshed"])
-        self.policy = Policy()
+        # The control plane holds the policy in force: start from it, so the CLI
+        # and a test session share one truth.
+        self.policy = Policy.from_dict(self._cp("GET", "/state").get("policy") or {})
 
     def _cp(self, method: str, url: str, body: Any = None) -> Any:
         from refmesh import unixhttp
@@ -53,6 +55,14 @@ class ReferenceMesh:
 
     def apply(self, intent: Intent) -> int:
         self.policy = self.policy.with_intent(intent)
+        return self._push()
+
+    def apply_all(self, intents: list[Intent]) -> int:
+        """Apply several intents as one change (one version): a file of policy is atomic."""
+        policy = self.policy
+        for intent in intents:
+            policy = policy.with_intent(intent)
+        self.policy = policy
         return self._push()
 
     def remove(self, intent: Intent) -> int:
