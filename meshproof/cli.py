@@ -107,6 +107,17 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] for r in res["results"]) else 1
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from meshproof.conformance.report import diff_reports, load_report
+
+    changes = diff_reports(load_report(args.before), load_report(args.after))
+    for line in changes:
+        print(line)
+    if not changes:
+        print("no change")
+    return 1 if changes else 0
+
+
 def _check_target(target: str) -> None:
     if target not in TARGETS:
         raise MeshproofError(f"unknown target {target!r}", f"targets: {', '.join(TARGETS)}")
@@ -143,6 +154,11 @@ def parser() -> argparse.ArgumentParser:
                     help="send as the pod's proxy uid (bypasses capture)")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(fn=cmd_probe)
+    df = sub.add_parser("diff", help="what changed between two conformance reports "
+                        "(exit 0 same, 1 changed, 2 error)")
+    df.add_argument("before")
+    df.add_argument("after")
+    df.set_defaults(fn=cmd_diff)
     return ap
 
 

@@ -1,25 +1,55 @@
-"""pytest fixtures for running checks against a target and a mesh.
+"""The meshproof pytest plugin: target and mesh fixtures, conformance options.
 
-``lab``: the fixture topology on the local target, with the mesh chosen by
-``--mesh`` (default: reference), one per test package (one lab per machine).
-``mesh``: the mesh adapter, reset to no policy around each test.
+Fixtures: ``lab`` (the fixture topology on the local target with the mesh of
+``--mesh`` and the defect of ``--mesh-defect``; one per test package, as a
+machine holds one lab at a time), ``mesh`` (the adapter, reset to no policy
+around each test) and ``verdict`` (evidence and judgements of one check).
+
+Exit codes for CI: 0 every claimed check passed, 1 a check failed, 2 the
+suite could not run (target or mesh unusable, bad options).
 """
 
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 
 import pytest
 
+from meshproof.errors import MeshproofError
 from meshproof.mesh.reference import ReferenceMesh
 from meshproof.target.local.client import LocalTarget, stop_lab
 
+MESHES = ("reference", "none")
+TARGETS = ("local",)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("meshproof")
-    group.addoption("--target", default="local", help="local (default); kube is not yet available")
-    group.addoption("--mesh", default="reference", help="reference (default)")
+    g = parser.getgroup("meshproof")
+    g.addoption("--target", default="local", help="where the topology runs: local")
+    g.addoption("--mesh", default="reference", help="mesh under test: reference")
+    g.addoption("--mesh-defect", default="", metavar="ID",
+                help="bring the reference mesh up with this defect (negative control)")
+    g.addoption("--supported-features", default="", metavar="A,B",
+                help="check only these features (default: what the mesh claims)")
+    g.addoption("--exempt-features", default="", metavar="A,B",
+                help="skip checks needing these features")
+    g.addoption("--catching", default="", metavar="ID",
+                help="select only the checks that declare they catch defect ID")
+    g.addoption("--conformance-report", default="", metavar="PATH",
+                help="write the ConformanceReport YAML here")
+    g.addoption("--list-checks", action="store_true", help="list the checks and exit")
+    g.addoption("--seed", type=int, default=None, help="seed for request keys (recorded)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "conformance(spec): a conformance check")
+    from meshproof.conformance import plugin
+
+    config.pluginmanager.register(plugin.ConformancePlugin(config), "meshproof-conformance")
+    if config.getoption("--seed") is None:
+        config.option.seed = random.SystemRandom().randrange(1, 2**31)
 
 
 def start_lab(**kw: object) -> Iterator[LocalTarget]:
@@ -27,8 +57,11 @@ def start_lab(**kw: object) -> Iterator[LocalTarget]:
     if os.geteuid() != 0:
         pytest.skip("the netns lab needs root")
     if LocalTarget.running():
-        pytest.fail("a lab is already running; run 'meshproof down' first")
-    target = LocalTarget.start(**kw)  # type: ignore[arg-type]
+        pytest.exit("a lab is already running; run 'meshproof down' first", 2)
+    try:
+        target = LocalTarget.start(**kw)  # type: ignore[arg-type]
+    except MeshproofError as exc:
+        pytest.exit(f"the target could not be brought up: {exc}", 2)
     try:
         yield target
     finally:
@@ -37,13 +70,14 @@ def start_lab(**kw: object) -> Iterator[LocalTarget]:
 
 @pytest.fixture(scope="package")
 def lab(request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
-    target, mesh = request.config.getoption("--target"), request.config.getoption("--mesh")
-    if target != "local":
-        pytest.exit(f"unknown or unavailable target {target!r}: use --target local", 2)
-    if mesh not in ("reference", "none"):
-        pytest.exit(f"unknown mesh {mesh!r}: meshes are reference, none", 2)
-    marker = request.node.get_closest_marker("mesh_under_test")
-    yield from start_lab(mesh=marker.args[0] if marker else mesh)
+    cfg = request.config
+    target, mesh = cfg.getoption("--target"), cfg.getoption("--mesh")
+    if target not in TARGETS:
+        pytest.exit(f"unknown or unavailable target {target!r}: targets are "
+                    f"{', '.join(TARGETS)} (kube is not available yet)", 2)
+    if mesh not in MESHES:
+        pytest.exit(f"unknown mesh {mesh!r}: meshes are {', '.join(MESHES)}", 2)
+    yield from start_lab(mesh=mesh, defect=cfg.getoption("--mesh-defect"))
 
 
 @pytest.fixture
@@ -52,3 +86,8 @@ def mesh(lab: LocalTarget) -> Iterator[ReferenceMesh]:
     m.wait_programmed(m.reset())
     yield m
     m.wait_programmed(m.reset())
+
+
+# Conformance fixtures live with the conformance plugin; exposing them here
+# is what makes pytest find them (fixtures are read from plugin modules).
+from meshproof.conformance.plugin import _unclaimed_is_failure, verdict  # noqa: E402,F401

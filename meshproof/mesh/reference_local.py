@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,25 @@ class ReferenceMeshInstall:
                   "--api-socket", str(CP_API_SOCKET), "--state-dir", str(MESH_DIR / "cp")],
             ready=lambda _pid: _healthy(CP_API_SOCKET)))
         self.lab.sup.wait_ready(["ca", "controlplane"], READY_TIMEOUT_S)
+        self.program_defect()
+
+    def program_defect(self) -> None:
+        """Hand an xDS-level defect to the control plane as a state option (before any
+        sidecar connects, so no sidecar ever runs the healthy config); a restarted control
+        plane restores it from its state dir. Lab-level defects are not the control plane's."""
+        from refmesh import unixhttp
+        from refmesh.xds.defects import XDS_DEFECTS
+
+        wanted = [self.defect] if self.defect in XDS_DEFECTS else []
+        _, state = unixhttp.request_json(CP_API_SOCKET, "GET", "/state", timeout=5)
+        options = dict(state.get("options") or {})
+        if sorted(options.get("defects") or []) == wanted:
+            return
+        options["defects"] = wanted
+        status, answer = unixhttp.request_json(CP_API_SOCKET, "PUT", "/state",
+                                               {"options": options}, timeout=5)
+        if status >= 400:
+            raise TargetError(f"control plane refused defect {self.defect!r}: {answer}")
 
     def write_tokens(self) -> None:
         book = {tok: {"namespace": self.lab.pods[k].namespace,
@@ -138,14 +158,7 @@ class ReferenceMeshInstall:
         netns = self.lab.netns_of(pod)
         run(["iptables-restore", "--noflush"], netns=netns, input=capture_rules(pod.proxy_uid))
         sds, admin = d / "sds.sock", d / "admin.sock"
-        self.lab.sup.start(ProcSpec(
-            name=f"{pod.key}/agent", group=pod.key, log=d / "agent.log",
-            argv=[sys.executable, "-m", "refmesh.agent", "--ca-socket", str(CA_SOCKET),
-                  "--token-file", str(self.lab.pod_dir(pod) / "token"),
-                  "--namespace", pod.namespace, "--service-account", pod.service_account,
-                  "--sds-socket", str(sds), "--key-dir", str(d / "keys"),
-                  "--proxy-uid", str(pod.proxy_uid)],
-            ready=lambda _pid: sds.exists() and (d / "keys" / "cert.pem").exists()))
+        self.lab.sup.start(self._agent_spec(pod, pod))
         cfg = write_bootstrap(d / "envoy.json", bootstrap(
             pod.key, SidecarPaths(str(ADS_SOCKET), str(sds), str(admin)),
             cluster=f"{pod.workload}.{pod.namespace}"))
@@ -155,8 +168,42 @@ class ReferenceMeshInstall:
             uid=pod.proxy_uid, argv=envoy.argv(),
             ready=lambda _pid: admin.exists() and _envoy_live(EnvoyAdmin(admin, timeout=1))))
 
+    def _agent_spec(self, pod: Pod, identity: Pod) -> ProcSpec:
+        """The identity agent of ``pod``, asking for ``identity``'s SVID with its token."""
+        d = sidecar_dir(pod)
+        sds = d / "sds.sock"
+        cert = d / "keys" / "cert.pem"
+        return ProcSpec(
+            name=f"{pod.key}/agent", group=pod.key, log=d / "agent.log",
+            argv=[sys.executable, "-m", "refmesh.agent", "--ca-socket", str(CA_SOCKET),
+                  "--token-file", str(self.lab.pod_dir(identity) / "token"),
+                  "--namespace", identity.namespace,
+                  "--service-account", identity.service_account,
+                  "--sds-socket", str(sds), "--key-dir", str(d / "keys"),
+                  "--proxy-uid", str(pod.proxy_uid)],
+            ready=lambda _pid: sds.exists() and cert.exists())
+
+    def swap_identity(self, pod: Pod, identity: Pod) -> None:
+        """Restart ``pod``'s agent with ``identity``'s token: its Envoy then serves a
+        valid mesh certificate for another workload (an impostor), until swapped back."""
+        from refmesh.admin import EnvoyAdmin
+
+        name = f"{pod.key}/agent"
+        self.lab.sup.forget(name)
+        (sidecar_dir(pod) / "sds.sock").unlink(missing_ok=True)
+        (sidecar_dir(pod) / "keys" / "cert.pem").unlink(missing_ok=True)
+        self.lab.sup.start(self._agent_spec(pod, identity))
+        self.lab.sup.wait_ready([name], READY_TIMEOUT_S)
+        admin = EnvoyAdmin(sidecar_dir(pod) / "admin.sock", timeout=2)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while identity.identity not in admin.cert_uris():  # Envoy re-fetches over SDS
+            if time.monotonic() > deadline:
+                raise TargetError(f"{pod.key}'s Envoy did not take {identity.identity}")
+            time.sleep(0.05)
+
     def install(self, progress: Progress) -> None:
         self.start_control()
+        self.lab.mesh_install = self
         self.lab.listeners.append(self.sync)
         self.lab.injectors.append(self.inject)
         self.sync(self.lab.registry_obj())

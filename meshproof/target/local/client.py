@@ -52,7 +52,8 @@ class LocalTarget:
 
     @classmethod
     def start(cls, mesh: str = "none", defect: str = "", reviews_replicas: int = 1,
-              progress: Progress | None = None, timeout: float = 180.0) -> LocalTarget:
+              progress: Progress | None = None, timeout: float = 180.0,
+              topology: str = "fixture") -> LocalTarget:
         """Start the lab daemon and wait until the topology is ready."""
         require_root()
         if cls.running():
@@ -62,6 +63,8 @@ class LocalTarget:
                 "--reviews-replicas", str(reviews_replicas)]
         if defect:
             argv += ["--defect", defect]
+        if topology != "fixture":
+            argv += ["--topology", topology]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 start_new_session=True, text=True)
         deadline = time.monotonic() + timeout
@@ -147,8 +150,20 @@ class LocalTarget:
     def capture_stop(self, capture_id: str, marker: str = "") -> dict[str, Any]:
         return self._call("capture_stop", cid=capture_id, marker=marker)
 
+    def put_file(self, pod: str, name: str, content: str) -> str:
+        return self._call("put_file", key=pod, name=name, content=content)
+
+    def swap_identity(self, pod: str, as_pod: str) -> None:
+        self._call("swap_identity", key=pod, as_pod=as_pod)
+
     def bootstrap_token(self, pod: str) -> str:
         return self._call("bootstrap_token", key=pod)
+
+    def start_process(self, pod: str, name: str, argv: list[str], as_root: bool = True) -> None:
+        self._call("start_process", pod=pod, name=name, argv=argv, as_root=as_root)
+
+    def stop_process(self, pod: str, name: str) -> None:
+        self._call("stop_process", pod=pod, name=name)
 
     def probe(self, src: str, order: dict[str, Any], as_proxy_uid: bool = False
               ) -> dict[str, Any]:

@@ -65,6 +65,8 @@ class Lab:
         #: Called for every new pod after its netns exists, before its app starts
         #: (the mesh's sidecar injection, like a mutating webhook + init container).
         self.injectors: list[Callable[[Pod], None]] = []
+        #: The installed mesh (reference_local.ReferenceMeshInstall), if any.
+        self.mesh_install: Any = None
         self._next_pod = itertools.count()
         self._next_ordinal: dict[str, itertools.count[int]] = {}
         self._lock = threading.RLock()
@@ -353,6 +355,29 @@ class Lab:
         self.blocks.discard(tuple(sorted((a, b))))  # type: ignore[arg-type]
         self._changed()
 
+    def put_file(self, key: str, name: str, content: str) -> str:
+        """Give pod ``key`` a file its app uid can read (e.g. client certs); returns its path."""
+        pod = self.pod(key)
+        if "/" in name or name.startswith("."):
+            raise ConfigError(f"file name {name!r} must be a plain name")
+        d = self.pod_dir(pod) / "files"
+        d.mkdir(parents=True, exist_ok=True)
+        os.chown(d, self.app_uid(pod), self.app_uid(pod))
+        f = d / name
+        f.write_text(content)
+        os.chown(f, self.app_uid(pod), self.app_uid(pod))
+        f.chmod(0o600)
+        return str(f)
+
+    def swap_identity(self, key: str, as_pod: str) -> None:
+        """Make pod ``key``'s sidecar serve ``as_pod``'s (valid) identity: an impostor.
+
+        Only meaningful with a mesh installed; ``as_pod == key`` restores it.
+        """
+        if self.mesh_install is None:
+            raise TargetError("no mesh is installed in this lab")
+        self.mesh_install.swap_identity(self.pod(key), self.pod(as_pod))
+
     def bootstrap_token(self, key: str) -> str:
         self.pod(key)
         return self.tokens[key]
@@ -418,6 +443,31 @@ class Lab:
         if "error" in answer:
             raise ConfigError(f"probe order rejected by {src}: {answer['error']}")
         return answer
+
+    # ------------------------------------------------------------ extra processes
+
+    def start_process(self, pod: str, name: str, argv: list[str], as_root: bool = True) -> None:
+        """Run ``argv`` inside pod ``pod``'s netns (e.g. a load generator), not restarted.
+
+        As root by default: root's traffic is captured by the mesh like the app's
+        (only the proxy uid is exempt), and root can read the harness's venv.
+        Its own group keeps it out of the pod's readiness.
+        """
+        p = self.pod(pod)
+        if p.key in self.killed:
+            raise TargetError(f"pod {pod} is killed: it cannot run processes")
+        if not name or "/" in name:
+            raise ConfigError(f"bad process name {name!r}", "use a short name without '/'")
+        full = f"{p.key}/proc/{name}"
+        self.sup.forget(full)
+        self.sup.start(ProcSpec(
+            name=full, group=f"proc:{p.key}", netns=self.netns_of(p),
+            uid=None if as_root else self.app_uid(p), argv=list(argv), restart=False,
+            log=self.pod_dir(p) / f"proc-{name}.log"))
+
+    def stop_process(self, pod: str, name: str) -> None:
+        """Stop a process started by ``start_process`` (a no-op if it is gone)."""
+        self.sup.forget(f"{self.pod(pod).key}/proc/{name}")
 
 
 def _pid_file_is(path: Path, pid: int) -> bool:

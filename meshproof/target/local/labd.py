@@ -32,6 +32,7 @@ METHODS = frozenset({
     "capabilities", "list_pods", "list_services", "client_pod", "scale", "kill_pod",
     "revive_pod", "delete_pod", "components", "stop_component", "start_component", "block",
     "unblock", "capture_start", "capture_stop", "bootstrap_token", "probe", "info",
+    "start_process", "stop_process", "put_file", "swap_identity",
 })
 
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mesh", default="none", choices=["none", "reference"])
     ap.add_argument("--defect", default="")
     ap.add_argument("--reviews-replicas", type=int, default=1)
+    ap.add_argument("--topology", default="fixture", choices=["fixture", "load"])
     args = ap.parse_args(argv)
     lab = Lab()
     stop = threading.Event()
@@ -103,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        lab.up(fixture_topology(reviews_replicas=args.reviews_replicas),
+        if args.topology == "load":  # meshed/unmeshed twins for the load tests
+            from meshproof.load.topology import load_topology
+            topology = load_topology()
+        else:
+            topology = fixture_topology(reviews_replicas=args.reviews_replicas)
+        lab.up(topology,
                progress=lambda msg, done, total: emit(
                    {"progress": msg, "done": done, "total": total}))
         if args.mesh == "reference":
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         emit({"error": encode_error(exc)})
         return 1
     info = {"mesh": args.mesh, "defect": args.defect, "pid": os.getpid(),
-            "reviews_replicas": args.reviews_replicas}
+            "reviews_replicas": args.reviews_replicas, "topology": args.topology}
     PIDFILE.write_text(str(os.getpid()))
     daemon = Daemon(lab, info)
     # Reopen stdout/stderr on the log: the starter stops reading after "ready".
