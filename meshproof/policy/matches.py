@@ -1,0 +1,118 @@
+"""Request matches: SMI HTTPRouteGroup entries and Gateway API HTTPRouteMatch.
+
+Both become the intent's ``HTTPMatch`` (full-path RE2 regex, methods, exact
+headers). Gateway API path types are turned into regexes here so the data
+plane has one kind of path match to program.
+"""
+
+from __future__ import annotations
+
+import re
+
+from meshproof.intent import HTTPMatch
+from meshproof.policy.errors import FieldError
+from meshproof.policy.fields import Obj
+from meshproof.policy.regex import check_re2, escape
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: A header value containing one of these was written as a regex; SMI examples do that.
+_REGEX_CHARS = set("*+?^$[](){}|\\")
+
+SMI_MATCH_FIELDS = frozenset({"name", "pathRegex", "methods", "headers"})
+
+
+def method(value: str, at: str, star: bool = False) -> str:
+    if value not in METHODS:
+        raise FieldError(at, f"{value!r} is not an HTTP method",
+                         f"one of {', '.join(METHODS)} (upper case)"
+                         + (", or '*' for any" if star else ""))
+    return value
+
+
+def header_name(name: str, at: str) -> str:
+    if not _TOKEN.fullmatch(name):
+        raise FieldError(at, f"{name!r} is not a header name")
+    return name.lower()
+
+
+def smi_match(m: Obj) -> HTTPMatch:
+    """An SMI HTTPRouteGroup match (``pathRegex``, ``methods``, ``headers``).
+
+    ``methods: ["*"]`` means any method. Header values are matched exactly:
+    SMI leaves them loosely specified and the intent vocabulary has exact
+    header matches only, so a value that looks like a regex is refused
+    rather than silently compared as text.
+    """
+    path = check_re2(m.text("pathRegex"), m.at("pathRegex")) if m.has("pathRegex") else ""
+    methods = []
+    for i, name in enumerate(m.strs("methods")):
+        at = f"{m.at('methods')}[{i}]"
+        if name == "*":
+            if len(m.value["methods"]) > 1:
+                raise FieldError(at, "'*' (any method) is combined with other methods",
+                                 "write either '*' alone or a list of methods")
+            continue
+        methods.append(method(name, at, star=True))
+    headers = []
+    for name, value in m.string_map("headers").items():
+        at = f"{m.at('headers')}.{name}"
+        if _REGEX_CHARS & set(value):
+            raise FieldError(at, f"header value {value!r} looks like a regular expression",
+                             "meshproof matches SMI header values exactly; write the exact "
+                             "value (e.g. 'jason')")
+        headers.append((header_name(name, at), value))
+    return _match(path, methods, headers, m.path)
+
+
+def _match(path: str, methods: list[str], headers: list[tuple[str, str]], at: str) -> HTTPMatch:
+    names = [h[0] for h in headers]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise FieldError(at, f"header {dup!r} is matched twice (header names ignore case)")
+    if len(set(methods)) != len(methods):
+        raise FieldError(at, f"a method is listed twice: {methods}")
+    return HTTPMatch(path_regex=path, methods=tuple(methods), headers=tuple(sorted(headers)))
+
+
+_GW_MATCH = frozenset({"path", "headers", "method", "queryParams"})
+_GW_PATH = frozenset({"type", "value"})
+_GW_HEADER = frozenset({"type", "name", "value"})
+
+
+def gateway_path_regex(kind: str, value: str, at: str) -> str:
+    """A Gateway API path match as a full-path regex ("" = any path).
+
+    PathPrefix matches whole segments (``/foo`` matches ``/foo`` and
+    ``/foo/bar``, not ``/foobar``) and ignores a trailing slash, per the spec.
+    """
+    if not value.startswith("/"):
+        raise FieldError(at, f"path {value!r} does not start with '/'")
+    if kind == "Exact":
+        return escape(value)
+    if kind == "PathPrefix":
+        prefix = value.rstrip("/")
+        return f"{escape(prefix)}(/.*)?" if prefix else ""
+    return check_re2(value, at)
+
+
+def gateway_match(value: object, at: str) -> HTTPMatch:
+    """A Gateway API HTTPRouteMatch (path, method, Exact headers)."""
+    m = Obj(value, at, _GW_MATCH)
+    if m.has("queryParams"):
+        raise FieldError(m.at("queryParams"), "query parameter matches are not supported",
+                         "match on path, method and headers")
+    path = ""
+    if m.has("path"):
+        p = m.child("path", _GW_PATH)
+        kind = p.text("type", "PathPrefix", ("Exact", "PathPrefix", "RegularExpression"))
+        path = gateway_path_regex(kind, p.text("value", "/"), p.at("value"))
+    methods = [method(m.text("method"), m.at("method"))] if m.has("method") else []
+    headers = []
+    for hat, item in m.items("headers"):
+        h = Obj(item, hat, _GW_HEADER, {"name", "value"})
+        if h.text("type", "Exact", ("Exact", "RegularExpression")) != "Exact":
+            raise FieldError(h.at("type"), "header matches of type RegularExpression are not "
+                                           "supported", "use type: Exact")
+        headers.append((header_name(h.text("name"), h.at("name")), h.text("value")))
+    return _match(path, methods, headers, at)
