@@ -25,8 +25,15 @@ DEFECTS: dict[str, str] = {
     "slow-proxy": "the sidecar adds latency to every request",
 }
 
-#: Defects the reference mesh can inject in this version.
-IMPLEMENTED: frozenset[str] = frozenset()
+#: Defects the reference mesh can inject in this version. These are injected by
+#: the control plane's xDS builders (refmesh.xds.defects; passed in as the
+#: state option ``{"defects": [ID]}`` by reference_local.install); each one's
+#: xDS diff is confined to what it names (tests/refmesh/test_defect_confinement.py).
+IMPLEMENTED: frozenset[str] = frozenset({
+    "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
+    "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
+    "slow-proxy",
+})
 
 
 def require(defect_id: str) -> None:

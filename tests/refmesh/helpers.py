@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 import ssl
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -117,3 +118,11 @@ def plain_get(port: int) -> int | str:
         return f"error: {e}"
     finally:
         conn.close()
+
+
+def envoy_validate(envoy_bin: str, cfg: dict, path: Path) -> None:  # type: ignore[type-arg]
+    """``envoy --mode validate``: the config would be accepted (no NACK in a lab run)."""
+    path.write_text(json.dumps(cfg))
+    r = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path), "--disable-hot-restart",
+                        "--log-level", "error"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "OK" in r.stdout + r.stderr, r.stdout + r.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from refmesh.bootstrap import SidecarPaths, bootstrap
 from refmesh.xds import build_sidecar, names, proto
 from refmesh.xds.static import static_bootstrap
 
+from .helpers import envoy_validate
 from .registry_fixture import small_registry
 
 REG = small_registry()
@@ -76,11 +75,7 @@ def test_every_resource_parses_as_its_proto() -> None:
             proto.to_any(type_url, d)
 
 
-def _validate(envoy_bin: str, cfg: dict, path: Path) -> None:  # type: ignore[type-arg]
-    path.write_text(json.dumps(cfg))
-    r = subprocess.run([envoy_bin, "--mode", "validate", "-c", str(path), "--disable-hot-restart",
-                        "--log-level", "error"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and "OK" in r.stdout + r.stderr, r.stdout + r.stderr
+_validate = envoy_validate
 
 
 @pytest.mark.parametrize("mode", ["STRICT", "PERMISSIVE"])

@@ -15,8 +15,14 @@ Shape (as Istio / OSM program a sidecar):
 - ``virtualInbound`` on 0.0.0.0:15006 (original_dst + tls_inspector): for
   the app port, STRICT = an mTLS chain only; PERMISSIVE = mTLS chain plus
   a plaintext chain. The inbound HCM sets ``x-forwarded-client-cert`` to
-  the caller's URI (SANITIZE_SET: a caller cannot forge it), then
-  forwards to 127.0.0.1:9080.
+  the caller's URI (SANITIZE_SET: a caller cannot forge it), enforces
+  access control (RBAC, access mode ``smi``: see :mod:`refmesh.xds.authz`),
+  then forwards to 127.0.0.1:9080.
+
+Caller-side intents (TrafficSplit, Retry, Timeout, Fault) live in the
+service's outbound route (:mod:`refmesh.xds.routes`), OutlierDetection in
+its outbound cluster. ``SidecarOptions.defects`` injects the named defects
+(:mod:`refmesh.xds.defects`).
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshproof.intent import MTLSModeValue, Policy, TrafficSplit, effective_mtls
+from meshproof.intent import MTLSModeValue, OutlierDetection, Policy, effective_mtls
 from meshproof.target.model import APP_PORT, Pod, Registry, Service
 from refmesh.bootstrap import ads_config_source
 from refmesh.xds import names, tls
+from refmesh.xds.authz import rbac_filter
+from refmesh.xds.routes import DEFAULT_RETRY, fault_filter, route_config
+
+__all__ = ["DEFAULT_RETRY", "SidecarOptions", "SidecarResources", "build_sidecar", "route_config"]
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
@@ -50,15 +60,24 @@ class SidecarOptions:
     app_port: int = APP_PORT
     default_mtls: MTLSModeValue = MTLSModeValue.PERMISSIVE
     connect_timeout: str = "1s"
+    #: Defect IDs to inject (negative controls; refmesh.xds.defects). Empty in a healthy mesh.
+    defects: tuple[str, ...] = ()
+
+    @property
+    def defect_set(self) -> frozenset[str]:
+        return frozenset(self.defects)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (v.value if isinstance(v, MTLSModeValue) else v) for k, v in self.__dict__.items()}
+        return {k: (v.value if isinstance(v, MTLSModeValue) else
+                    sorted(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SidecarOptions:
         d = dict(d)
         if "default_mtls" in d:
             d["default_mtls"] = MTLSModeValue(d["default_mtls"])
+        if "defects" in d:
+            d["defects"] = tuple(sorted(str(x) for x in d["defects"]))
         return cls(**d)
 
 
@@ -84,13 +103,20 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
                   opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
     """All xDS resources for the sidecar of ``pod``."""
     r = SidecarResources()
+    defects = opts.defect_set
     splits = {s.service: s for s in policy.splits}
+    retries = {x.service: x for x in policy.retries}
+    timeouts = {x.service: x for x in policy.timeouts}
+    faults = {x.service: x for x in policy.faults}
+    outliers = {x.service: x for x in policy.outliers}
     for svc in sorted(reg.services, key=lambda s: (s.namespace, s.name)):
-        c = outbound_cluster(reg, svc, opts)
+        c = outbound_cluster(reg, svc, opts, outliers.get(svc.key))
         r.clusters[c["name"]] = c
         e = load_assignment(reg, svc)
         r.endpoints[e["cluster_name"]] = e
-        rt = route_config(reg, svc, splits.get(svc.key))
+        rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
+                          timeout=timeouts.get(svc.key), fault=faults.get(svc.key),
+                          defects=defects)
         r.routes[rt["name"]] = rt
         lst = service_listener(svc)
         r.listeners[lst["name"]] = lst
@@ -99,7 +125,9 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     ib = inbound_app_cluster(opts)
     r.clusters[ib["name"]] = ib
     r.listeners[names.VIRTUAL_OUTBOUND] = virtual_outbound(opts)
-    r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(workload_mtls(pod, policy, opts), opts)
+    r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(
+        workload_mtls(pod, policy, opts), opts,
+        rbac=None if "authz-open" in defects else rbac_filter(policy, pod))
     return r
 
 
@@ -112,9 +140,22 @@ def service_identities(reg: Registry, svc: Service) -> list[str]:
     return sorted({p.identity for p in reg.pods if svc.selects(p) and p.meshed})
 
 
-def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions) -> dict[str, Any]:
+def outlier_detection(o: OutlierDetection) -> dict[str, Any]:
+    """Envoy's outlier detection for one service's cluster (consecutive 5xx only)."""
+    return {"consecutive_5xx": o.consecutive_5xx, "interval": f"{o.interval_ms / 1000:.3f}s",
+            "base_ejection_time": f"{o.base_ejection_ms / 1000:.3f}s",
+            "max_ejection_percent": o.max_ejection_percent,
+            "enforcing_consecutive_5xx": 100,
+            # Only the consecutive-5xx detector: the others would eject on their own.
+            "enforcing_success_rate": 0, "enforcing_consecutive_gateway_failure": 0}
+
+
+def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions,
+                     outlier: OutlierDetection | None = None) -> dict[str, Any]:
     name = names.outbound_cluster(svc)
-    return {
+    defects = opts.defect_set
+    sans = None if "server-identity-unchecked" in defects else service_identities(reg, svc)
+    c: dict[str, Any] = {
         "name": name,
         "type": "EDS",
         "eds_cluster_config": {"eds_config": ads_config_source(), "service_name": name},
@@ -122,10 +163,14 @@ def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions) -> dict[
         "lb_policy": "ROUND_ROBIN",
         "transport_socket_matches": [
             {"name": "tlsMode-istio", "match": {"tlsMode": "istio"},
-             "transport_socket": tls.upstream_mtls(svc.spec.fqdn, service_identities(reg, svc))},
+             "transport_socket": tls.upstream_mtls(
+                 svc.spec.fqdn, sans, allow_expired="expired-cert-served" in defects)},
             {"name": "tlsMode-disabled", "match": {}, "transport_socket": tls.raw_buffer()},
         ],
     }
+    if outlier is not None:
+        c["outlier_detection"] = outlier_detection(outlier)
+    return c
 
 
 def load_assignment(reg: Registry, svc: Service) -> dict[str, Any]:
@@ -154,47 +199,14 @@ def inbound_app_cluster(opts: SidecarOptions) -> dict[str, Any]:
                     "address": opts.app_address, "port_value": opts.app_port}}}}]}]}}
 
 
-# --- routes -------------------------------------------------------------------
-
-
-#: The mesh's default retry (Istio has one too): only failures where the request
-#: never reached the app, e.g. a pooled upstream connection the server closed
-#: while its listener was being updated. Never a response status: an app's
-#: 503 is not retried unless a Retry intent says so.
-DEFAULT_RETRY: dict[str, Any] = {
-    "retry_on": "connect-failure,refused-stream,reset-before-request", "num_retries": 2}
-
-
-def route_config(reg: Registry, svc: Service, split: TrafficSplit | None) -> dict[str, Any]:
-    """One virtual host ("*": the listener already picked the service by VIP)."""
-    action: dict[str, Any]
-    if split is None:
-        action = {"cluster": names.outbound_cluster(svc)}
-    else:
-        weighted = []
-        for b in split.backends:
-            if b.weight <= 0:
-                continue  # a 0-weight backend gets nothing; leaving it out keeps Envoy's sum check simple
-            try:
-                backend = reg.service(svc.namespace, b.service)
-            except KeyError:
-                continue  # a backend service not deployed (yet): never route into a void cluster
-            weighted.append({"name": names.outbound_cluster(backend), "weight": b.weight})
-        action = ({"weighted_clusters": {"clusters": weighted}} if weighted
-                  else {"cluster": names.outbound_cluster(svc)})
-    action["retry_policy"] = DEFAULT_RETRY
-    return {"name": names.route_name(svc), "validate_clusters": False, "virtual_hosts": [{
-        "name": names.route_name(svc), "domains": ["*"],
-        "routes": [{"name": "default", "match": {"prefix": "/"}, "route": action}]}]}
-
-
 # --- listeners ----------------------------------------------------------------
 
 
-def _hcm(stat_prefix: str, **extra: Any) -> dict[str, Any]:
+def _hcm(stat_prefix: str, filters: list[dict[str, Any]] | None = None,
+         **extra: Any) -> dict[str, Any]:
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
         "@type": HCM, "stat_prefix": stat_prefix, "codec_type": "AUTO",
-        "http_filters": [ROUTER], **extra}}
+        "http_filters": [*(filters or []), ROUTER], **extra}}
 
 
 def service_listener(svc: Service) -> dict[str, Any]:
@@ -205,7 +217,7 @@ def service_listener(svc: Service) -> dict[str, Any]:
         "bind_to_port": False,
         "traffic_direction": "OUTBOUND",
         "filter_chains": [{"filters": [_hcm(
-            f"outbound_{svc.spec.fqdn}",
+            f"outbound_{svc.spec.fqdn}", [fault_filter()],
             rds={"config_source": ads_config_source(), "route_config_name": names.route_name(svc)})]}],
     }
 
@@ -230,18 +242,22 @@ def _inbound_route(opts: SidecarOptions) -> dict[str, Any]:
          "route": {"cluster": names.inbound_cluster(opts.app_port)}}]}]}
 
 
-def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions) -> dict[str, Any]:
-    """Inbound: mTLS always offered; plaintext only in PERMISSIVE."""
-    hcm = _hcm("inbound_" + str(opts.app_port), route_config=_inbound_route(opts),
+def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
+                    rbac: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Inbound: mTLS always offered; plaintext only in PERMISSIVE; RBAC when given."""
+    defects = opts.defect_set
+    hcm = _hcm("inbound_" + str(opts.app_port), [rbac] if rbac else [],
+               route_config=_inbound_route(opts),
                forward_client_cert_details="SANITIZE_SET",
                set_current_client_cert_details={"uri": True})
     chains = [{
         "name": f"inbound-mtls-{opts.inbound_match_port}",
         "filter_chain_match": {"destination_port": opts.inbound_match_port, "transport_protocol": "tls"},
         "filters": [hcm],
-        "transport_socket": tls.downstream_mtls(),
+        "transport_socket": tls.downstream_mtls(
+            allow_expired="expired-cert-served" in defects),
     }]
-    if mode is MTLSModeValue.PERMISSIVE:
+    if mode is MTLSModeValue.PERMISSIVE or "plaintext-accepted" in defects:
         chains.append({
             "name": f"inbound-plaintext-{opts.inbound_match_port}",
             "filter_chain_match": {"destination_port": opts.inbound_match_port,

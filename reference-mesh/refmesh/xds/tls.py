@@ -28,8 +28,11 @@ def raw_buffer() -> dict[str, Any]:
     return dict(_RAW)
 
 
-def _common(san_uris: list[str] | None) -> dict[str, Any]:
+def _common(san_uris: list[str] | None, allow_expired: bool = False) -> dict[str, Any]:
     validation: dict[str, Any] = {}
+    if allow_expired:
+        # Only the expired-cert-served defect sets this: a peer's expired SVID is accepted.
+        validation["allow_expired_certificate"] = True
     if san_uris is not None:
         validation["match_typed_subject_alt_names"] = [
             {"san_type": "URI", "matcher": {"exact": u}} for u in (san_uris or [NOBODY])]
@@ -45,16 +48,21 @@ def _common(san_uris: list[str] | None) -> dict[str, Any]:
     }
 
 
-def upstream_mtls(sni: str, san_uris: list[str]) -> dict[str, Any]:
-    """Client side: present our SVID, accept only a server whose URI SAN is in ``san_uris``."""
+def upstream_mtls(sni: str, san_uris: list[str] | None,
+                  allow_expired: bool = False) -> dict[str, Any]:
+    """Client side: present our SVID, accept only a server whose URI SAN is in ``san_uris``.
+
+    ``san_uris=None`` pins nothing (the server-identity-unchecked defect).
+    """
     return {"name": _TLS_SOCKET, "typed_config": {
-        "@type": _UP, "sni": sni, "common_tls_context": _common(san_uris)}}
+        "@type": _UP, "sni": sni, "common_tls_context": _common(san_uris, allow_expired)}}
 
 
-def downstream_mtls() -> dict[str, Any]:
+def downstream_mtls(allow_expired: bool = False) -> dict[str, Any]:
     """Server side: present our SVID, require a client cert chaining to the mesh root.
 
     Which identities may call is access control (policy issue), not mTLS.
     """
     return {"name": _TLS_SOCKET, "typed_config": {
-        "@type": _DOWN, "require_client_certificate": True, "common_tls_context": _common(None)}}
+        "@type": _DOWN, "require_client_certificate": True,
+        "common_tls_context": _common(None, allow_expired)}}

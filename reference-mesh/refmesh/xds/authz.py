@@ -1,0 +1,49 @@
+"""Destination-side access control: AccessMode + AccessRules -> the inbound RBAC filter.
+
+SMI semantics at the destination's sidecar (as Istio/OSM enforce
+AuthorizationPolicy): under access mode ``smi`` the inbound HCM gets an
+ALLOW-action RBAC filter whose policies are the AccessRules naming this
+pod's identity ("ns/sa") as destination; anything no policy allows gets
+403. A source is matched by the SPIFFE ID of its verified client
+certificate, so a plaintext caller (no principal) is denied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshproof.intent import AccessMode, AccessRule, Policy
+from meshproof.target.model import Pod, spiffe_id
+from refmesh.xds.matches import rbac_permission
+
+RBAC_FILTER = "envoy.filters.http.rbac"
+_RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+
+
+def access_mode(modes: tuple[AccessMode, ...], namespace: str) -> str:
+    """The destination namespace's mode over the mesh-wide one; default permissive."""
+    by_ns = {m.namespace: m.mode for m in modes}
+    return by_ns.get(namespace, by_ns.get("", "permissive"))
+
+
+def _principal(identity: str) -> dict[str, Any]:
+    ns, sa = identity.split("/")
+    return {"authenticated": {"principal_name": {"exact": spiffe_id(ns, sa)}}}
+
+
+def rbac_policy(rule: AccessRule) -> dict[str, Any]:
+    return {"permissions": ([rbac_permission(r) for r in rule.routes] or [{"any": True}]),
+            "principals": [_principal(s) for s in rule.sources]}
+
+
+def rbac_filter(policy: Policy, pod: Pod) -> dict[str, Any] | None:
+    """The inbound RBAC filter for ``pod``, or None when its namespace is permissive."""
+    if access_mode(policy.access_modes, pod.namespace) != "smi":
+        return None
+    me = f"{pod.namespace}/{pod.service_account}"
+    policies = {r.name: rbac_policy(r) for r in sorted(policy.access_rules, key=lambda r: r.name)
+                if r.destination == me}
+    rules: dict[str, Any] = {"action": "ALLOW"}
+    if policies:
+        rules["policies"] = policies
+    return {"name": RBAC_FILTER, "typed_config": {"@type": _RBAC_TYPE, "rules": rules}}

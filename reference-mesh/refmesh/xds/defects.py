@@ -1,0 +1,38 @@
+"""Defects the xDS builders can inject (negative controls; see meshproof.mesh.defects).
+
+Each one is a realistic translation bug, injected at exactly one place in
+the builders so it changes only its own behaviour (tests/refmesh compare
+the generated xDS with and without each and check the diff's paths):
+
+- ``plaintext-accepted``: STRICT inbound still gets the plaintext chain.
+- ``weights-ignored``: every deployed split backend gets weight 1
+  (0-weight backends included: "weights are ignored").
+- ``match-ignored``: a split's match is dropped, every request takes the split.
+- ``retries-dropped``: a Retry intent is not programmed (the mesh's default
+  connection-level retry stays).
+- ``timeouts-dropped``: a Timeout intent is not programmed.
+- ``authz-open``: the inbound RBAC filter is not installed under access mode smi.
+- ``server-identity-unchecked``: upstream TLS does not pin the server's SAN.
+- ``expired-cert-served``: every validation context accepts expired peer
+  certificates (``allow_expired_certificate``).
+- ``slow-proxy``: every outbound route gets a 100 % fixed delay of
+  :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
+  delay keeps that delay).
+
+Lab-level defects (``fail-open-without-sidecar``, ``config-lost-on-cp-outage``)
+are not xDS and are not handled here.
+"""
+
+from __future__ import annotations
+
+#: Defects this package injects; others passed in options are ignored here.
+XDS_DEFECTS: frozenset[str] = frozenset({
+    "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
+    "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
+    "slow-proxy",
+})
+
+#: The slow-proxy defect's added latency per request and per caller sidecar:
+#: 3 ms is ~10x the two-sidecar p50 overhead measured here (~0.35 ms), so a
+#: latency check must catch it, yet small enough to look like a plausible bug.
+SLOW_PROXY_DELAY_MS = 3

@@ -1,0 +1,73 @@
+"""HTTPMatch (path regex, methods, exact headers) -> Envoy route matches and RBAC permissions.
+
+One intent vocabulary feeds two Envoy shapes: a route's ``match`` (caller
+side: which requests take a split or a fault) and an RBAC ``permission``
+(destination side: which requests an AccessRule allows). Keeping both
+translations here means a path regex means the same thing on both sides:
+RE2 full match on the path without its query string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshproof.intent import HTTPMatch
+
+
+def _methods_regex(methods: tuple[str, ...]) -> str:
+    return "|".join(sorted(methods))
+
+
+def header_matchers(m: HTTPMatch) -> list[dict[str, Any]]:
+    """Route header matchers (ANDed by Envoy) for a match's methods and exact headers."""
+    out: list[dict[str, Any]] = []
+    if m.methods:
+        out.append({"name": ":method", "string_match": {"safe_regex": {
+            "regex": _methods_regex(m.methods)}}})
+    for name, value in m.headers:
+        out.append({"name": name.lower(), "string_match": {"exact": value}})
+    return out
+
+
+def route_match(*ms: HTTPMatch | None) -> dict[str, Any]:
+    """One route match requiring every given match (AND); None/empty = every request.
+
+    Envoy's route match has one path specifier: the first path regex takes
+    it; any further one becomes a ``:path`` header regex (which includes
+    the query string, hence the optional ``?...`` tail).
+    """
+    match: dict[str, Any] = {}
+    headers: list[dict[str, Any]] = []
+    for m in ms:
+        if m is None:
+            continue
+        if m.path_regex:
+            if "safe_regex" not in match:
+                match["safe_regex"] = {"regex": m.path_regex}
+            else:
+                headers.append({"name": ":path", "string_match": {"safe_regex": {
+                    "regex": f"(?:{m.path_regex})(?:\\?.*)?"}}})
+        headers.extend(header_matchers(m))
+    if "safe_regex" not in match:
+        match["prefix"] = "/"
+    if headers:
+        match["headers"] = headers
+    return match
+
+
+def is_empty(m: HTTPMatch | None) -> bool:
+    return m is None or not (m.path_regex or m.methods or m.headers)
+
+
+def rbac_permission(m: HTTPMatch) -> dict[str, Any]:
+    """An RBAC permission for one route rule: all its parts must hold."""
+    rules: list[dict[str, Any]] = []
+    if m.path_regex:
+        # url_path ignores the query string, like the route side's safe_regex.
+        rules.append({"url_path": {"path": {"safe_regex": {"regex": m.path_regex}}}})
+    rules.extend({"header": h} for h in header_matchers(m))
+    if not rules:
+        return {"any": True}
+    if len(rules) == 1:
+        return rules[0]
+    return {"and_rules": {"rules": rules}}

@@ -1,0 +1,45 @@
+"""A registry and a policy that exercise every intent, for translation and defect tests."""
+
+from __future__ import annotations
+
+from meshproof.intent import (AccessMode, AccessRule, Fault, HTTPMatch, MTLSMode, OutlierDetection,
+                              Policy, Retry, Timeout, TrafficSplit)
+from meshproof.target.model import Pod, Registry, Service, ServiceSpec
+
+from .registry_fixture import small_registry
+
+
+def policy_registry() -> Registry:
+    """small_registry plus team-a (client) and team-b (echo) for access control."""
+    reg = small_registry()
+    reg.services.append(Service(ServiceSpec("team-b", "echo", {"app": "echo"}), "198.19.0.30"))
+    reg.pods += [
+        Pod("team-a", "client-0", "client", "198.18.0.31", {"app": "client"}, "client", True,
+            ready=True, proxy_uid=1337),
+        Pod("team-b", "echo-0", "echo", "198.18.0.32", {"app": "echo"}, "echo", True,
+            ready=True, proxy_uid=1337),
+    ]
+    return reg
+
+
+JASON = HTTPMatch(headers=(("end-user", "jason"),))
+SPLIT = TrafficSplit("bookinfo/reviews", (("reviews-v1", 90), ("reviews-v2", 10)))
+MATCHED_SPLIT = TrafficSplit("bookinfo/reviews", (("reviews-v1", 0), ("reviews-v2", 100)),
+                             match=JASON)
+ECHO_RULE = AccessRule("team-b/a-to-echo", "team-b/echo", ("team-a/client",),
+                       (HTTPMatch(path_regex="/echo", methods=("GET",)),))
+
+
+def full_policy(split: TrafficSplit = MATCHED_SPLIT) -> Policy:
+    """Every intent kind at least once (STRICT somewhere so plaintext-accepted shows)."""
+    return Policy(
+        mtls=(MTLSMode("STRICT", "team-b"),),
+        splits=(split,),
+        access_modes=(AccessMode("smi", "team-b"),),
+        access_rules=(ECHO_RULE,),
+        retries=(Retry("team-b/echo", 2, per_try_timeout_ms=250, retry_on=("5xx", "reset")),),
+        timeouts=(Timeout("team-b/echo", 300), Timeout("bookinfo/reviews", 1500)),
+        faults=(Fault("bookinfo/reviews", abort_status=418, abort_percent=12.5,
+                      match=HTTPMatch(path_regex="/reviews/.*")),),
+        outliers=(OutlierDetection("bookinfo/reviews", consecutive_5xx=3),),
+    )

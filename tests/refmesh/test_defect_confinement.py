@@ -1,0 +1,146 @@
+"""Each xDS defect changes only what it names.
+
+For a registry and policy that exercise every intent, the generated xDS of
+every sidecar is built with and without the defect, flattened to
+``type/resource-name/field/.../leaf`` paths, and diffed. The diff must be
+non-empty (the defect does something) and every differing path must match
+the patterns below, written here (not imported from the code under test)
+as the specification of each defect.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshproof.mesh import defects as registry
+from meshproof.target.model import Registry
+from refmesh.bootstrap import SidecarPaths
+from refmesh.state import MeshState
+from refmesh.xds import SidecarOptions, build_sidecar
+from refmesh.xds.defects import XDS_DEFECTS
+from refmesh.xds.static import static_bootstrap
+
+from .policy_fixture import SPLIT, full_policy, policy_registry
+from .helpers import envoy_validate as validate
+
+REG = policy_registry()
+_ROUTE = r"^routes/[^/]+/virtual_hosts/0/routes/\d+/"
+_VALIDATION = (r"transport_socket/typed_config/common_tls_context/combined_validation_context/"
+               r"default_validation_context/")
+
+#: defect -> (policy that exercises it, regexes every changed path must match)
+SPEC: dict[str, tuple[str, list[str]]] = {
+    "plaintext-accepted": ("matched", [r"^listeners/virtualInbound/filter_chains/1/"]),
+    "weights-ignored": ("weighted", [_ROUTE + r"route/weighted_clusters/clusters/\d+/(name|weight)$"]),
+    "match-ignored": ("matched", [_ROUTE + r"match/"]),
+    "retries-dropped": ("matched", [_ROUTE + r"route/retry_policy/"]),
+    "timeouts-dropped": ("matched", [_ROUTE + r"route/timeout$"]),
+    "authz-open": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/filters/0/"
+                               r"typed_config/http_filters/"]),
+    "server-identity-unchecked": ("matched", [
+        r"^clusters/[^/]+/transport_socket_matches/0/" + _VALIDATION
+        + r"match_typed_subject_alt_names/"]),
+    "expired-cert-served": ("matched", [
+        r"^clusters/[^/]+/transport_socket_matches/0/" + _VALIDATION
+        + r"allow_expired_certificate$",
+        r"^listeners/virtualInbound/filter_chains/0/" + _VALIDATION
+        + r"allow_expired_certificate$"]),
+    "slow-proxy": ("matched", [_ROUTE + r"typed_per_filter_config/envoy\.filters\.http\.fault/"
+                               r"(@type|delay/.*)$"]),
+}
+
+
+def _policy(which: str):  # type: ignore[no-untyped-def]
+    from meshproof.intent import Backend, TrafficSplit
+
+    if which == "weighted":  # a 0-weight backend too: "ignored" weights give it traffic
+        return full_policy(TrafficSplit(SPLIT.service, (Backend("reviews-v1", 90),
+                                                        Backend("reviews-v2", 0))))
+    return full_policy()
+
+
+def flatten(x: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaves of nested dicts/lists by slash path (empty containers are leaves)."""
+    if isinstance(x, dict) and x:
+        out: dict[str, Any] = {}
+        for k, v in x.items():
+            out.update(flatten(v, f"{prefix}{k}/"))
+        return out
+    if isinstance(x, list) and x:
+        out = {}
+        for i, v in enumerate(x):
+            out.update(flatten(v, f"{prefix}{i}/"))
+        return out
+    return {prefix.rstrip("/"): json.dumps(x, sort_keys=True)}
+
+
+def sidecar_paths(reg: Registry, policy: Any, defects: tuple[str, ...]) -> dict[str, Any]:
+    opts = SidecarOptions(defects=defects)
+    out: dict[str, Any] = {}
+    for pod in reg.pods:
+        res = build_sidecar(reg, policy, pod, opts)
+        for kind in ("listeners", "clusters", "endpoints", "routes"):
+            for path, v in flatten(getattr(res, kind)).items():
+                out[f"{pod.key}|{kind}/{path}"] = v
+    return out
+
+
+def diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Changed leaf paths; an empty container that gained children counts as its children."""
+    changed = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    return sorted(k for k in changed
+                  if not (a.get(k, b.get(k)) in ("{}", "[]")
+                          and any(c.startswith(k + "/") for c in changed)))
+
+
+def test_every_xds_defect_has_a_spec_and_is_registered() -> None:
+    assert set(SPEC) == XDS_DEFECTS
+    assert XDS_DEFECTS <= registry.IMPLEMENTED <= set(registry.DEFECTS)
+
+
+@pytest.mark.parametrize("defect", sorted(SPEC))
+def test_defect_changes_only_its_own_paths(defect: str) -> None:
+    which, allowed = SPEC[defect]
+    policy = _policy(which)
+    changed = diff(sidecar_paths(REG, policy, ()), sidecar_paths(REG, policy, (defect,)))
+    assert changed, f"{defect} changed nothing: it would prove nothing"
+    stray = [p for p in changed
+             if not any(re.search(rx, p.split("|", 1)[1]) for rx in allowed)]
+    assert not stray, f"{defect} changed paths outside its own: {stray[:10]}"
+
+
+def test_slow_proxy_delays_every_outbound_route_and_keeps_a_faults_delay() -> None:
+    from meshproof.intent import Fault, Policy
+    from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
+
+    pol = Policy(faults=(Fault("team-b/echo", delay_ms=200, delay_percent=50.0),))
+    pod = next(p for p in REG.pods if p.key == "team-a/client-0")
+    res = build_sidecar(REG, pol, pod, SidecarOptions(defects=("slow-proxy",)))
+    for name, rc in res.routes.items():
+        for r in rc["virtual_hosts"][0]["routes"]:
+            delay = r["typed_per_filter_config"]["envoy.filters.http.fault"]["delay"]
+            want = "0.200s" if name.startswith("echo.team-b") else f"0.{SLOW_PROXY_DELAY_MS:03d}s"
+            assert delay["fixed_delay"] == want
+
+
+@pytest.mark.parametrize("defect", sorted(SPEC))
+def test_envoy_accepts_the_defective_config(envoy_bin: str, sockdir: Path, defect: str) -> None:
+    """A defect must be served, not NACKed: a NACKed defect would leave the healthy config."""
+    policy = _policy(SPEC[defect][0])
+    paths = SidecarPaths(str(sockdir / "ads"), str(sockdir / "sds"), str(sockdir / "admin"))
+    for key in ("team-a/client-0", "team-b/echo-0"):
+        pod = next(p for p in REG.pods if p.key == key)
+        res = build_sidecar(REG, policy, pod, SidecarOptions(defects=(defect,)))
+        validate(envoy_bin, static_bootstrap(res, key, paths), sockdir / "static.json")
+
+
+def test_defects_travel_in_the_state_options() -> None:
+    s = MeshState().merged({"options": {"defects": ["weights-ignored"]}})
+    assert s.options.defects == ("weights-ignored",)
+    assert MeshState.from_dict(json.loads(json.dumps(s.to_dict()))).options == s.options
+    assert s.content()["options"]["defects"] == ["weights-ignored"]
