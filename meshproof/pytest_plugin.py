@@ -45,6 +45,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance(spec): a conformance check")
+    mesh, target = config.getoption("--mesh"), config.getoption("--target")
+    if mesh not in MESHES:
+        pytest.exit(f"unknown mesh {mesh!r}: meshes are {', '.join(MESHES)}", 2)
+    if target not in TARGETS:
+        pytest.exit(f"unknown or unavailable target {target!r}: targets are "
+                    f"{', '.join(TARGETS)} (kube is not available yet)", 2)
+    defect = config.getoption("--mesh-defect")
+    if defect:
+        from meshproof.mesh.defects import require
+
+        try:
+            require(defect)
+        except MeshproofError as exc:
+            pytest.exit(str(exc), 2)
     from meshproof.conformance import plugin
 
     config.pluginmanager.register(plugin.ConformancePlugin(config), "meshproof-conformance")
@@ -71,13 +85,7 @@ def start_lab(**kw: object) -> Iterator[LocalTarget]:
 @pytest.fixture(scope="package")
 def lab(request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
     cfg = request.config
-    target, mesh = cfg.getoption("--target"), cfg.getoption("--mesh")
-    if target not in TARGETS:
-        pytest.exit(f"unknown or unavailable target {target!r}: targets are "
-                    f"{', '.join(TARGETS)} (kube is not available yet)", 2)
-    if mesh not in MESHES:
-        pytest.exit(f"unknown mesh {mesh!r}: meshes are {', '.join(MESHES)}", 2)
-    yield from start_lab(mesh=mesh, defect=cfg.getoption("--mesh-defect"))
+    yield from start_lab(mesh=cfg.getoption("--mesh"), defect=cfg.getoption("--mesh-defect"))
 
 
 @pytest.fixture

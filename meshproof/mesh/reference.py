@@ -17,7 +17,9 @@ from meshproof.mesh.reference_local import CP_API_SOCKET, admin_socket
 
 #: Features the reference mesh claims (conformance skips what a mesh does not claim).
 CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
-                    "traffic-split", "traffic-split-match", "xfcc-spiffe"})
+                    "traffic-split", "traffic-split-match", "xfcc-spiffe", "server-identity",
+                    "cert-validation", "access-control", "access-control-routes", "retries",
+                    "timeouts", "fault-injection", "gamma-httproute"})
 
 
 class ConfigRejected(MeshproofError):

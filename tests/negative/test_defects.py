@@ -1,0 +1,82 @@
+"""Negative controls: every conformance check can fail, on the defect it names.
+
+Each defect is a real failure a mesh can have (meshproof/mesh/defects.py).
+The suite runs in a child pytest (its own lab, brought up with the defect),
+so the verdicts are the product's own, read back from its ConformanceReport.
+
+- ``make test``: each defect against only the checks that declare it; every
+  one of them must fail.
+- ``make test-full`` (slow): each defect against the whole suite; its checks
+  fail and every other check passes (a defect changes only its behaviour).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meshproof.mesh.defects import DEFECTS, IMPLEMENTED
+from tests.conftest import needs_root
+
+pytestmark = [pytest.mark.lab, pytest.mark.mesh, needs_root]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Defects no conformance check catches, and what catches them instead.
+CAUGHT_ELSEWHERE = {
+    "slow-proxy": "the load gate (make load BASELINE=...)",
+    "fail-open-without-sidecar": "chaos experiments (killed proxies)",
+    "config-lost-on-cp-outage": "chaos experiments (control-plane outage)",
+}
+
+
+def run_suite(defect: str, report: Path, *extra: str) -> tuple[int, dict]:
+    cp = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "conformance"), "-q", "-p",
+         "no:cacheprovider", "--mesh-defect", defect, "--conformance-report", str(report),
+         *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    data = yaml.safe_load(report.read_text()) if report.exists() else {}
+    return cp.returncode, data | {"_output": cp.stdout[-3000:] + cp.stderr[-2000:]}
+
+
+def catching(report: dict) -> dict[str, str]:
+    return {c["name"]: c["result"] for c in report.get("checks", [])}
+
+
+def test_every_defect_is_caught_somewhere():
+    from meshproof.conformance.check import REGISTRY
+    import conformance.test_access  # noqa: F401  (declaring the checks fills REGISTRY)
+    import conformance.test_mtls  # noqa: F401
+    import conformance.test_resilience  # noqa: F401
+    import conformance.test_traffic_split  # noqa: F401
+
+    caught = {d for spec in REGISTRY.values() for d in spec.catches}
+    assert set(DEFECTS) == caught | set(CAUGHT_ELSEWHERE), (
+        sorted(set(DEFECTS) - caught - set(CAUGHT_ELSEWHERE)))
+
+
+@pytest.mark.parametrize("defect", sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE)))
+def test_defect_fails_the_checks_that_declare_it(defect, tmp_path):
+    code, report = run_suite(defect, tmp_path / "report.yaml", "--catching", defect)
+    results = catching(report)
+    assert results, f"no check declares {defect}\n{report['_output']}"
+    assert code == 1, report["_output"]
+    assert set(results.values()) == {"failed"}, (results, report["_output"])
+    assert report["run"]["defect"] == defect
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defect", sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE)))
+def test_defect_matrix_confined(defect, tmp_path):
+    code, report = run_suite(defect, tmp_path / "report.yaml")
+    from meshproof.conformance.check import REGISTRY
+
+    results = catching(report)
+    expect_fail = {name for name, spec in REGISTRY.items() if defect in spec.catches}
+    failed = {n for n, r in results.items() if r == "failed"}
+    assert expect_fail <= failed, (results, report["_output"])
+    assert failed == expect_fail, f"{defect} also failed {failed - expect_fail}"
