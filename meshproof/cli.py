@@ -118,6 +118,61 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if changes else 0
 
 
+def _load_policy(files: list[str]) -> Any:
+    """Load policy files, or raise before touching the lab (all or nothing)."""
+    from meshproof.policy import load_files
+
+    return load_files(files)
+
+
+def _policy_mesh(files: list[str]) -> tuple[Any, Any]:
+    """The running lab's mesh adapter and the files' intents checked against the lab."""
+    from meshproof.mesh.reference import ReferenceMesh
+    from meshproof.policy import load_files
+    from meshproof.policy.registry import registry_from_listings
+    from meshproof.target.local.client import LocalTarget
+
+    target = LocalTarget.attach()
+    if target.info().get("mesh") != "reference":
+        raise MeshproofError("the lab runs without a mesh: there is nothing to apply policy to",
+                             "start it with 'meshproof up --mesh reference'")
+    pods = target.pods()
+    intents = load_files(files, registry=registry_from_listings(pods, target.services()))
+    return ReferenceMesh(pods), intents
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    intents = _load_policy(args.file)
+    if args.dry_run:
+        for intent in intents:
+            print(json.dumps(intent.to_dict()))
+        print(f"{len(intents)} intent(s) from {len(args.file)} file(s): valid, nothing applied")
+        return 0
+    mesh, intents = _policy_mesh(args.file)
+    version = mesh.apply_all(intents)
+    took = mesh.wait_programmed(version)
+    print(f"applied {len(intents)} intent(s) as version {version}; programmed in {took:.2f} s")
+    from meshproof.policy.advice import unenforced_rules
+
+    for rule in unenforced_rules(mesh.policy):
+        print(f"note: {rule.name} has no effect until an AccessMode 'smi' covers "
+              f"namespace {rule.destination.split('/')[0]} (everything is allowed there now)")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    _load_policy(args.file)
+    mesh, intents = _policy_mesh(args.file)
+    version = 0
+    for intent in intents:  # the adapter removes one intent per version
+        version = mesh.remove(intent)
+    if version:
+        mesh.wait_programmed(version)
+    print(f"removed {len(intents)} intent(s)" + (f"; version {version} programmed"
+                                                  if version else ""))
+    return 0
+
+
 def _check_target(target: str) -> None:
     if target not in TARGETS:
         raise MeshproofError(f"unknown target {target!r}", f"targets: {', '.join(TARGETS)}")
@@ -159,6 +214,16 @@ def parser() -> argparse.ArgumentParser:
     df.add_argument("before")
     df.add_argument("after")
     df.set_defaults(fn=cmd_diff)
+    for name, fn, what in (("apply", cmd_apply, "apply policy files (SMI, GAMMA, meshproof "
+                            "kinds) to the running mesh, all or nothing"),
+                           ("delete", cmd_delete, "remove what policy files set")):
+        pp = sub.add_parser(name, help=what)
+        pp.add_argument("-f", "--file", action="append", required=True,
+                        help="a policy YAML file (repeat for several; loaded as one set)")
+        if name == "apply":
+            pp.add_argument("--dry-run", action="store_true",
+                            help="validate and print the intents; touch no lab")
+        pp.set_defaults(fn=fn)
     return ap
 
 
@@ -176,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("meshproof: interrupted; everything it made was removed", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `meshproof status | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

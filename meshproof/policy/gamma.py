@@ -32,14 +32,14 @@ _RULE = frozenset({"matches", "backendRefs", "timeouts", "filters", "name"})
 
 def _service_ref(item: object, at: str, default_ns: str, what: str) -> tuple[Obj, str, str]:
     ref = Obj(item, at, _REF | ({"weight"} if what == "backend" else set()), {"name"})
-    if ref.raw("group") not in (None, ""):
-        raise FieldError(ref.at("group"), f"group {ref.raw('group')!r} is not the core group",
-                         'a Service is in the core group: group: "" (or omit it)')
     kind = ref.text("kind", "Service")
     if kind != "Service":
         raise FieldError(ref.at("kind"), f"{what} kind {kind!r} is not supported",
                          "meshproof routes mesh traffic: reference a Service (GAMMA); "
                          "Gateway parents are north-south and not tested here")
+    if ref.raw("group") not in (None, ""):
+        raise FieldError(ref.at("group"), f"group {ref.raw('group')!r} is not the core group",
+                         'a Service is in the core group: group: "" (or omit it)')
     ref.integer("port", lo=1, hi=65535)
     return ref, ref.name("namespace", default_ns), ref.name("name")
 
