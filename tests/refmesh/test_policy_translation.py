@@ -106,37 +106,49 @@ def test_outlier_detection_on_the_services_cluster_only() -> None:
     assert "outlier_detection" not in res.clusters["outbound|80||echo.team-b.svc.cluster.local"]
 
 
-def test_smi_access_mode_installs_rbac_at_the_destination_only() -> None:
-    pol = full_policy()
-    res = build_sidecar(REG, pol, ECHO_B)
+def inbound_rbac(res) -> dict | None:  # type: ignore[no-untyped-def,type-arg]
+    """The inbound route's RBAC rules (None: nothing enforced)."""
+    route = res.routes["inbound|9080"]["virtual_hosts"][0]["routes"][0]
+    cfg = route.get("typed_per_filter_config", {}).get("envoy.filters.http.rbac")
+    return None if cfg is None else cfg["rbac"]["rules"]
+
+
+def test_inbound_hcm_always_has_an_empty_rbac_filter_and_routes_by_rds() -> None:
+    res = build_sidecar(REG, Policy(), ECHO_B)
     assert inbound_filters(res) == ["envoy.filters.http.rbac", "envoy.filters.http.router"]
-    rbac = res.listeners[names.VIRTUAL_INBOUND]["filter_chains"][0]["filters"][0][
-        "typed_config"]["http_filters"][0]["typed_config"]["rules"]
-    assert rbac["action"] == "ALLOW"
+    chain = res.listeners[names.VIRTUAL_INBOUND]["filter_chains"][0]
+    hcm = chain["filters"][0]["typed_config"]
+    assert hcm["http_filters"][0]["typed_config"] == {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"}
+    assert hcm["rds"]["route_config_name"] == "inbound|9080"
+    assert inbound_rbac(res) is None
+
+
+def test_smi_access_mode_puts_rbac_on_the_destinations_inbound_route_only() -> None:
+    pol = full_policy()
+    rbac = inbound_rbac(build_sidecar(REG, pol, ECHO_B))
+    assert rbac is not None and rbac["action"] == "ALLOW"
     p = rbac["policies"][ECHO_RULE.name]
     assert p["principals"] == [{"authenticated": {"principal_name": {
         "exact": "spiffe://cluster.local/ns/team-a/sa/client"}}}]
     assert p["permissions"] == [{"and_rules": {"rules": [
         {"url_path": {"path": {"safe_regex": {"regex": "/echo"}}}},
         {"header": {"name": ":method", "string_match": {"safe_regex": {"regex": "GET"}}}}]}}]
-    # The caller's namespace (team-a) is permissive: no RBAC there.
-    assert inbound_filters(build_sidecar(REG, pol, CALLER)) == ["envoy.filters.http.router"]
+    # The caller's namespace (team-a) is permissive: no RBAC rules there.
+    assert inbound_rbac(build_sidecar(REG, pol, CALLER)) is None
 
 
 def test_smi_without_rules_denies_all_and_namespace_beats_mesh() -> None:
     pol = Policy(access_modes=(AccessMode("smi"), AccessMode("permissive", "team-a")))
-    rules = build_sidecar(REG, pol, ECHO_B).listeners[names.VIRTUAL_INBOUND]["filter_chains"][0][
-        "filters"][0]["typed_config"]["http_filters"][0]["typed_config"]["rules"]
-    assert rules == {"action": "ALLOW"}  # no policy: nothing is allowed
-    assert inbound_filters(build_sidecar(REG, pol, CALLER)) == ["envoy.filters.http.router"]
+    assert inbound_rbac(build_sidecar(REG, pol, ECHO_B)) == {"action": "ALLOW"}  # allows nothing
+    assert inbound_rbac(build_sidecar(REG, pol, CALLER)) is None
 
 
 def test_rule_without_routes_allows_any_request() -> None:
     rule = ECHO_RULE.__class__("team-b/any", "team-b/echo", ("team-a/client",))
     pol = Policy(access_modes=(AccessMode("smi", "team-b"),), access_rules=(rule,))
-    rules = build_sidecar(REG, pol, ECHO_B).listeners[names.VIRTUAL_INBOUND]["filter_chains"][0][
-        "filters"][0]["typed_config"]["http_filters"][0]["typed_config"]["rules"]
-    assert rules["policies"]["team-b/any"]["permissions"] == [{"any": True}]
+    rules = inbound_rbac(build_sidecar(REG, pol, ECHO_B))
+    assert rules is not None and rules["policies"]["team-b/any"]["permissions"] == [{"any": True}]
 
 
 @pytest.mark.parametrize("pod", sorted(PODS))

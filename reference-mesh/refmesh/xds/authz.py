@@ -1,9 +1,9 @@
 """Destination-side access control: AccessMode + AccessRules -> the inbound RBAC filter.
 
 SMI semantics at the destination's sidecar (as Istio/OSM enforce
-AuthorizationPolicy): under access mode ``smi`` the inbound HCM gets an
-ALLOW-action RBAC filter whose policies are the AccessRules naming this
-pod's identity ("ns/sa") as destination; anything no policy allows gets
+AuthorizationPolicy): under access mode ``smi`` the inbound route (RDS)
+gets an ALLOW-action RBAC config whose policies are the AccessRules naming
+this pod's identity ("ns/sa") as destination; anything no policy allows gets
 403. A source is matched by the SPIFFE ID of its verified client
 certificate, so a plaintext caller (no principal) is denied.
 """
@@ -18,6 +18,7 @@ from refmesh.xds.matches import rbac_permission
 
 RBAC_FILTER = "envoy.filters.http.rbac"
 _RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+_RBAC_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
 
 
 def access_mode(modes: tuple[AccessMode, ...], namespace: str) -> str:
@@ -36,8 +37,19 @@ def rbac_policy(rule: AccessRule) -> dict[str, Any]:
             "principals": [_principal(s) for s in rule.sources]}
 
 
-def rbac_filter(policy: Policy, pod: Pod) -> dict[str, Any] | None:
-    """The inbound RBAC filter for ``pod``, or None when its namespace is permissive."""
+def rbac_base_filter() -> dict[str, Any]:
+    """The RBAC filter every inbound HCM carries, with no rules (= enforces nothing).
+
+    Why per route and not in the listener: a listener update leaves pooled
+    connections on the old listener until they drain (minutes), so a
+    caller's sidecar that already had a connection open would keep the old
+    access rules; RDS updates apply to the next request on every connection.
+    """
+    return {"name": RBAC_FILTER, "typed_config": {"@type": _RBAC_TYPE}}
+
+
+def rbac_per_route(policy: Policy, pod: Pod) -> dict[str, Any] | None:
+    """The inbound route's RBAC config for ``pod``, or None when its namespace is permissive."""
     if access_mode(policy.access_modes, pod.namespace) != "smi":
         return None
     me = f"{pod.namespace}/{pod.service_account}"
@@ -46,4 +58,4 @@ def rbac_filter(policy: Policy, pod: Pod) -> dict[str, Any] | None:
     rules: dict[str, Any] = {"action": "ALLOW"}
     if policies:
         rules["policies"] = policies
-    return {"name": RBAC_FILTER, "typed_config": {"@type": _RBAC_TYPE, "rules": rules}}
+    return {"@type": _RBAC_PER_ROUTE_TYPE, "rbac": {"rules": rules}}

@@ -23,3 +23,7 @@ def service_listener(svc: Service) -> str:
 
 def route_name(svc: Service) -> str:
     return f"{svc.spec.fqdn}:{svc.spec.port}"
+
+
+def inbound_route(port: int = APP_PORT) -> str:
+    return f"inbound|{port}"

@@ -17,7 +17,9 @@ Shape (as Istio / OSM program a sidecar):
   a plaintext chain. The inbound HCM sets ``x-forwarded-client-cert`` to
   the caller's URI (SANITIZE_SET: a caller cannot forge it), enforces
   access control (RBAC, access mode ``smi``: see :mod:`refmesh.xds.authz`),
-  then forwards to 127.0.0.1:9080.
+  then forwards to 127.0.0.1:9080 by the RDS route ``inbound|9080`` (RDS,
+  not inline: route updates reach pooled connections, listener updates
+  do not until they drain).
 
 Caller-side intents (TrafficSplit, Retry, Timeout, Fault) live in the
 service's outbound route (:mod:`refmesh.xds.routes`), OutlierDetection in
@@ -34,7 +36,7 @@ from meshproof.intent import MTLSModeValue, OutlierDetection, Policy, effective_
 from meshproof.target.model import APP_PORT, Pod, Registry, Service
 from refmesh.bootstrap import ads_config_source
 from refmesh.xds import names, tls
-from refmesh.xds.authz import rbac_filter
+from refmesh.xds.authz import RBAC_FILTER, rbac_base_filter, rbac_per_route
 from refmesh.xds.routes import DEFAULT_RETRY, fault_filter, route_config
 
 __all__ = ["DEFAULT_RETRY", "SidecarOptions", "SidecarResources", "build_sidecar", "route_config"]
@@ -125,9 +127,10 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     ib = inbound_app_cluster(opts)
     r.clusters[ib["name"]] = ib
     r.listeners[names.VIRTUAL_OUTBOUND] = virtual_outbound(opts)
-    r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(
-        workload_mtls(pod, policy, opts), opts,
-        rbac=None if "authz-open" in defects else rbac_filter(policy, pod))
+    rbac = None if "authz-open" in defects else rbac_per_route(policy, pod)
+    ir = inbound_route(opts, rbac)
+    r.routes[ir["name"]] = ir
+    r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(workload_mtls(pod, policy, opts), opts)
     return r
 
 
@@ -236,18 +239,24 @@ def virtual_outbound(opts: SidecarOptions) -> dict[str, Any]:
     }
 
 
-def _inbound_route(opts: SidecarOptions) -> dict[str, Any]:
-    return {"name": "inbound", "virtual_hosts": [{"name": "inbound", "domains": ["*"], "routes": [
-        {"name": "default", "match": {"prefix": "/"},
-         "route": {"cluster": names.inbound_cluster(opts.app_port)}}]}]}
+def inbound_route(opts: SidecarOptions, rbac: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The inbound route to the app; carries the access rules (RBACPerRoute) when enforced."""
+    route: dict[str, Any] = {"name": "default", "match": {"prefix": "/"},
+                             "route": {"cluster": names.inbound_cluster(opts.app_port)}}
+    if rbac is not None:
+        route["typed_per_filter_config"] = {RBAC_FILTER: rbac}
+    name = names.inbound_route(opts.app_port)
+    return {"name": name, "validate_clusters": False,
+            "virtual_hosts": [{"name": "inbound", "domains": ["*"], "routes": [route]}]}
 
 
-def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
-                    rbac: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Inbound: mTLS always offered; plaintext only in PERMISSIVE; RBAC when given."""
+def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions) -> dict[str, Any]:
+    """Inbound: mTLS always offered; plaintext only in PERMISSIVE; RBAC filter always
+    present (rules come per route)."""
     defects = opts.defect_set
-    hcm = _hcm("inbound_" + str(opts.app_port), [rbac] if rbac else [],
-               route_config=_inbound_route(opts),
+    hcm = _hcm("inbound_" + str(opts.app_port), [rbac_base_filter()],
+               rds={"config_source": ads_config_source(),
+                    "route_config_name": names.inbound_route(opts.app_port)},
                forward_client_cert_details="SANITIZE_SET",
                set_current_client_cert_details={"uri": True})
     chains = [{
