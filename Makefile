@@ -11,10 +11,11 @@ TESTS   ?=
 REPORTS ?= reports
 PYTEST_K := $(if $(TESTS),-k "$(TESTS)",)
 
-.PHONY: help setup venv host conformance test test-full bench up down status clean
+.PHONY: help setup venv host conformance report test test-full bench up down status clean
 
 help:
 	@echo "make conformance   run the conformance suite against TARGET=$(TARGET) MESH=$(MESH)"
+	@echo "make report        the Allure HTML report of the last run (reports/allure-report)"
 	@echo "make test          the project's own tests (CI tier, < 15 min on 2 cores)"
 	@echo "make test-full     nightly tier: the whole defect x check matrix"
 	@echo "make bench         benchmarks: lab, reference mesh, toxiproxy (reports/bench/*.json)"
@@ -34,17 +35,32 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 host:
 	@bash scripts/setup-host.sh
 
+# Exit status is pytest's (0 pass, 1 a check failed, 2 could not run); the
+# reports are written either way.
 conformance: setup
 	@bash scripts/require-root.sh "make conformance"
 	@mkdir -p $(REPORTS)
-	$(PY) -m pytest conformance $(PYTEST_K) --junitxml=$(REPORTS)/junit.xml \
-	  --alluredir=$(REPORTS)/allure-results --clean-alluredir -p no:cacheprovider
+	@$(PY) -m pytest conformance $(PYTEST_K) --target $(TARGET) --mesh $(MESH) \
+	  $(if $(DEFECT),--mesh-defect $(DEFECT),) -p no:cacheprovider \
+	  --junitxml=$(REPORTS)/junit.xml --alluredir=$(REPORTS)/allure-results --clean-alluredir \
+	  --conformance-report $(REPORTS)/conformance-report.yaml; rc=$$?; \
+	  $(MAKE) --no-print-directory report; exit $$rc
 
-test: setup
+# The Allure HTML report, offline (npm `allure`, Allure 3: pure Node, no Java).
+report: node_modules/.installed
+	@NO_COLOR=1 npx --no-install allure generate $(REPORTS)/allure-results \
+	  -o $(REPORTS)/allure-report >/dev/null && echo "report: $(REPORTS)/allure-report/index.html"
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "meshproof: npm is missing: apt-get install -y npm" >&2; exit 2; }
+	@npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
+test: setup node_modules/.installed
 	@bash scripts/require-root.sh "make test"
 	$(PY) -m pytest tests conformance -m "not slow" $(PYTEST_K) -p no:cacheprovider
 
-test-full: setup
+test-full: setup node_modules/.installed
 	@bash scripts/require-root.sh "make test-full"
 	$(PY) -m pytest tests conformance $(PYTEST_K) -p no:cacheprovider
 
@@ -53,6 +69,14 @@ bench: setup
 	$(PY) benchmarks/lab_bench.py
 	$(PY) benchmarks/mesh_bench.py
 	$(PY) benchmarks/toxiproxy_bench.py --rounds 10
+
+# Load: the mesh's added latency at a fixed open-loop rate (docs/load.md).
+# BASELINE=reports/load/<old>.json gates p50/p90/p99; LOAD_ARGS passes settings.
+.PHONY: load
+load: setup
+	@bash scripts/require-root.sh "make load"
+	$(PY) -m meshproof.load --out $(REPORTS)/load $(if $(DEFECT),--defect $(DEFECT),) \
+	  $(if $(BASELINE),--baseline $(BASELINE),) $(LOAD_ARGS)
 
 up: setup
 	$(VENV)/bin/meshproof up --target $(TARGET) $(if $(DEFECT),--defect $(DEFECT),)

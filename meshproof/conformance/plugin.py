@@ -139,6 +139,7 @@ class ConformancePlugin:
         try:
             import allure
 
+            allure.dynamic.title(spec.name)
             allure.dynamic.feature(spec.features[0])
             allure.dynamic.story(spec.name)
             allure.dynamic.description(spec.description)

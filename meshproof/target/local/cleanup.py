@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from meshproof import paths
-from meshproof.target.local import netns
+from meshproof.target.local import lock, netns
 from meshproof.target.local.procs import OWNER_ENV
 
 
@@ -81,4 +81,6 @@ def sweep() -> dict[str, list[str]]:
         shutil.rmtree(d, ignore_errors=True)
     if paths.RUN_DIR.exists():
         shutil.rmtree(paths.RUN_DIR, ignore_errors=True)
+    if lock.holder() is None:  # a killed run's lock file (the flock itself died with it)
+        lock.LOCK_PATH.unlink(missing_ok=True)
     return found

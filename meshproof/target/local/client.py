@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from meshproof.errors import MeshproofError, TargetError
-from meshproof.target.local import cleanup, labd
+from meshproof.target.local import cleanup, labd, lock
 from meshproof.target.local.rpc import call, raise_error
 from meshproof.target.local.shell import require_root
 
@@ -173,14 +173,17 @@ class LocalTarget:
 
 
 def stop_lab(timeout: float = 30.0) -> dict[str, list[str]]:
-    """Stop the daemon if it runs, then sweep whatever is left (also a killed run's)."""
+    """Stop the lab if one lives (also one still starting), then sweep whatever is left."""
     require_root()
     pid = daemon_pid()
+    if pid is None:
+        holder = lock.holder()
+        pid = holder if holder not in (None, -1, os.getpid()) else None
     if pid is not None:
         try:
             call(labd.SOCKET, "down", timeout=5)
         except MeshproofError:
-            os.kill(pid, 15)
+            os.kill(pid, 15)  # still starting: SIGTERM makes labd roll back
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -24,7 +24,7 @@ from typing import Any
 
 from meshproof import paths
 from meshproof.errors import ConfigError, TargetError, UnknownName
-from meshproof.target.local import cleanup, netns, servicenet
+from meshproof.target.local import cleanup, lock, netns, servicenet
 from meshproof.target.local.capture import Capture
 from meshproof.target.local.procs import ProcSpec, Supervisor
 from meshproof.target.local.shell import require_binaries, require_root
@@ -71,6 +71,7 @@ class Lab:
         self._next_ordinal: dict[str, itertools.count[int]] = {}
         self._lock = threading.RLock()
         self._rules = ""
+        self._lock_fd: int | None = None
         self._probe_agents: dict[tuple[str, int], Path] = {}
         self.sup = Supervisor(self._changed)
         self.started = False
@@ -86,6 +87,7 @@ class Lab:
             raise TargetError(f"{paths.POD_PYTHON} not found: pods run the stdlib app with it",
                               "run 'make setup' as root (installs Debian's python3)")
         total = 2 + topology.pod_count
+        self._lock_fd = lock.acquire()  # before the sweep: never sweep a living lab
         try:
             progress("removing leftovers of earlier runs", 0, total)
             cleanup.sweep()
@@ -118,6 +120,9 @@ class Lab:
         self.sup.stop_all()
         removed = cleanup.sweep()
         self.started = False
+        if self._lock_fd is not None:
+            lock.release(self._lock_fd)
+            self._lock_fd = None
         return removed
 
     def _stage_files(self) -> None:
