@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 from meshproof.load import analysis, hist  # noqa: E402
 
@@ -30,6 +31,8 @@ def cdf_plot(name: str, sc: dict[str, Any], path: Path) -> Path:
             ax.plot([x / 1000 for x in xs], [max(1 - y, 1e-6) for y in ys],
                     color=COLORS[key], label=LABELS[key])
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yscale("log")
     ax.invert_yaxis()
     ax.set_yticks([0.5, 0.1, 0.01, 0.001, 0.0001])
