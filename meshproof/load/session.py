@@ -16,7 +16,7 @@ from meshproof.load import analysis, genclient
 from meshproof.load.runner import ScenarioRun, pin
 from meshproof.load.settings import LoadSettings
 from meshproof.load.topology import CLIENT_POD, MESH_NS, PLAIN_NS
-from meshproof.target.local import netns
+from meshproof.target.local import lock, netns
 from meshproof.target.local.client import LocalTarget, stop_lab
 
 POLL_S = 15.0
@@ -25,7 +25,7 @@ POLL_S = 15.0
 def wait_for_machine(wait_s: float, log: Any = print) -> None:
     """Block until no lab runs (someone else's lab is never torn down)."""
     deadline = time.monotonic() + wait_s
-    while LocalTarget.running():
+    while LocalTarget.running() or lock.holder() is not None:  # running, or still starting
         if time.monotonic() > deadline:
             raise TargetError(f"another lab is still running after {wait_s:.0f}s",
                               "retry when it is gone ('meshproof status'); never tear "
@@ -43,9 +43,18 @@ class LoadSession:
         self.gens: list[genclient.Generator] = []
 
     def __enter__(self) -> LoadSession:
-        wait_for_machine(self.wait_s, self.log)
-        t0 = time.monotonic()
-        self.target = LocalTarget.start(mesh="reference", defect=self.defect, topology="load")
+        deadline = time.monotonic() + self.wait_s
+        while True:  # someone may take the machine between our look and our start
+            wait_for_machine(max(0.0, deadline - time.monotonic()), self.log)
+            t0 = time.monotonic()
+            try:
+                self.target = LocalTarget.start(mesh="reference", defect=self.defect,
+                                                topology="load")
+                break
+            except TargetError as exc:
+                if "another lab" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                self.log(f"{exc}: waiting")
         self.log(f"load lab up in {time.monotonic() - t0:.1f} s (mesh=reference"
                  + (f", defect={self.defect}" if self.defect else "") + ")")
         try:
