@@ -40,7 +40,8 @@ def cdf_plot(name: str, sc: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("latency from intended send time (ms)")
     ax.set_title(f"{name} at {sc['rate_rps']:g} rps" + ("" if sc["valid"] else " (FLAGGED)"))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
