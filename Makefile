@@ -79,7 +79,7 @@ load: setup
 	  $(if $(BASELINE),--baseline $(BASELINE),) $(LOAD_ARGS)
 
 up: setup
-	$(VENV)/bin/meshproof up --target $(TARGET) $(if $(DEFECT),--defect $(DEFECT),)
+	$(VENV)/bin/meshproof up --target $(TARGET) --mesh $(MESH) $(if $(DEFECT),--defect $(DEFECT),)
 down:
 	$(VENV)/bin/meshproof down --target $(TARGET)
 status:
