@@ -110,14 +110,20 @@ def test_retries_2_is_exactly_3_attempts_and_404_is_not_retried(lab, mesh):
 
 def test_timeout_returns_504_within_its_band(lab, mesh):
     """T = 300 ms on /delay/2000: 504 within [T, T + max(50 ms, 10 % T)] = [300, 350] ms,
-    by the probe's own latency on fresh connections."""
+    by the probe's own latency on fresh connections.
+
+    The lower bound allows Envoy's 1 ms timer granularity: its timers start from
+    the event loop's cached clock, so a 300 ms timeout was seen ending at 299.4 ms
+    measured by the probe (run of 2026-11-23); anything earlier is a real defect.
+    """
     t_ms = 300
+    granularity_ms = 1.0
     mesh.wait_programmed(mesh.apply(Timeout("team-b/echo", t_ms)))
     ans = lab.probe("team-a/client-0", {"url": f"{ECHO_B}/delay/2000", "count": 5,
                                         "fresh": True})
     assert statuses(ans) == [504] * 5, ans
     lat_ms = [r["latency_us"] / 1000 for r in ans["results"]]
-    assert all(t_ms <= x <= t_ms + max(50, 0.1 * t_ms) for x in lat_ms), lat_ms
+    assert all(t_ms - granularity_ms <= x <= t_ms + max(50, 0.1 * t_ms) for x in lat_ms), lat_ms
 
 
 def test_abort_fault_at_100_percent_returns_its_status(lab, mesh):
