@@ -86,10 +86,28 @@ def start_lab(**kw: object) -> Iterator[LocalTarget]:
         stop_lab()
 
 
-@pytest.fixture(scope="package")
-def lab(request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
+def lab_from_options(request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
+    """The lab ``--mesh`` and ``--mesh-defect`` ask for."""
     cfg = request.config
     yield from start_lab(mesh=cfg.getoption("--mesh"), defect=cfg.getoption("--mesh-defect"))
+
+
+@pytest.fixture(scope="package", name="lab")
+def package_lab(request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
+    """A package's own lab: import it into the package's conftest.py as
+    ``from meshproof.pytest_plugin import package_lab  # noqa: F401``. pytest
+    scopes a fixture to the package whose conftest holds it, so the lab is
+    removed when that package ends and the next package can have another."""
+    yield from lab_from_options(request)
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
+    """One lab for the session. A package that must have its own lab (a
+    machine holds one at a time, so packages needing different labs take
+    turns) overrides this with a package-scoped ``lab`` in its conftest.py:
+    pytest scopes a fixture to the package where it is defined."""
+    yield from lab_from_options(request)
 
 
 @pytest.fixture

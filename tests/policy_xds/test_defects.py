@@ -27,7 +27,7 @@ from meshproof.results import statuses
 from refmesh import unixhttp
 from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
 
-from .binom import design
+from meshproof.conformance.stats import design
 
 pytestmark = [pytest.mark.lab, pytest.mark.mesh]
 
@@ -57,7 +57,8 @@ def _versions(ans: dict) -> Counter:  # type: ignore[type-arg]
 
 
 def test_weights_ignored_fails_the_90_10_band(lab, mesh):
-    n, lo, hi = design(0.10, 0.50)  # a 50/50 mesh lands in [lo, hi] with P <= 1e-4
+    d = design(0.10, 0.40)  # a 50/50 mesh lands in [lo, hi] with P <= 1e-4
+    n, lo, hi = d.n, d.lo, d.hi
     mesh.wait_programmed(mesh.apply(TrafficSplit(
         "bookinfo/reviews", (("reviews-v1", 90), ("reviews-v2", 10)))))
     with injected(mesh, "weights-ignored"):
