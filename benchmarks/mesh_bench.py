@@ -24,6 +24,7 @@ from pathlib import Path
 from report import write_report  # benchmarks/report.py (script dir is on sys.path)
 
 from meshproof.intent import TrafficSplit
+from meshproof.load.procstat import argv, sample
 from meshproof.mesh.reference import ReferenceMesh
 from meshproof.target.local.cleanup import owned_pids
 from meshproof.target.local.client import LocalTarget, stop_lab
@@ -64,56 +65,34 @@ def convergence(target: LocalTarget, flips: int) -> tuple[ReferenceMesh, dict[st
                   "converge_ms_max": max(ms)}
 
 
-def _argv(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace") \
-            .rstrip("\0").split("\0")
-    except OSError:
-        return []
-
-
-def _kb(path: str, field: str) -> int:
-    for ln in Path(path).read_text().splitlines():
-        if ln.startswith(field + ":"):
-            return int(ln.split()[1])
-    raise KeyError(f"{field} not in {path}")
-
-
 def memory() -> dict[str, float]:
-    pids = owned_pids()
     cp, ca, agents, envoys = [], [], [], []
-    for pid in pids:
-        argv = _argv(pid)
-        if not argv:
+    for pid in owned_pids():
+        a = argv(pid)
+        if not a:
             continue
-        if "refmesh.controlplane" in argv:
+        if "refmesh.controlplane" in a:
             cp.append(pid)
-        elif "refmesh.ca" in argv:
+        elif "refmesh.ca" in a:
             ca.append(pid)
-        elif "refmesh.agent" in argv:
+        elif "refmesh.agent" in a:
             agents.append(pid)
-        elif "envoy" in Path(argv[0]).name and "--disable-hot-restart" in argv:
+        elif "envoy" in Path(a[0]).name and "--disable-hot-restart" in a:
             envoys.append(pid)
-    if not cp:  # not marked as ours: look at every process
-        cp = [int(d.name) for d in Path("/proc").iterdir()
-              if d.name.isdigit() and any("refmesh.controlplane" in a for a in _argv(int(d.name)))]
     if len(cp) != 1 or len(ca) != 1:
         raise RuntimeError(f"expected one control plane and one CA, found cp={cp} ca={ca}")
-    priv, env_rss, agent_rss = [], [], []
-    for pid in envoys:
-        roll = f"/proc/{pid}/smaps_rollup"
-        priv.append(_kb(roll, "Private_Clean") + _kb(roll, "Private_Dirty"))
-        env_rss.append(_kb(f"/proc/{pid}/status", "VmRSS"))
-    for pid in agents:
-        agent_rss.append(_kb(f"/proc/{pid}/status", "VmRSS"))
-    return {"controlplane_rss_mb": _kb(f"/proc/{cp[0]}/status", "VmRSS") / 1024,
-            "ca_rss_mb": _kb(f"/proc/{ca[0]}/status", "VmRSS") / 1024,
-            "agents": len(agent_rss),
-            "agent_rss_mb_mean": statistics.mean(agent_rss) / 1024,
-            "envoys": len(priv),
-            "envoy_private_mb_mean": statistics.mean(priv) / 1024,
-            "envoy_private_mb_max": max(priv) / 1024,
-            "envoy_rss_mb_mean": statistics.mean(env_rss) / 1024}
+    env = [s for s in map(sample, envoys) if s]
+    agent = [s for s in map(sample, agents) if s]
+    cps, cas = sample(cp[0]), sample(ca[0])
+    assert cps and cas, "control plane or CA exited during the benchmark"
+    return {"controlplane_rss_mb": cps.rss_kb / 1024,
+            "ca_rss_mb": cas.rss_kb / 1024,
+            "agents": len(agent),
+            "agent_rss_mb_mean": statistics.mean(s.rss_kb for s in agent) / 1024,
+            "envoys": len(env),
+            "envoy_private_mb_mean": statistics.mean(s.private_kb for s in env) / 1024,
+            "envoy_private_mb_max": max(s.private_kb for s in env) / 1024,
+            "envoy_rss_mb_mean": statistics.mean(s.rss_kb for s in env) / 1024}
 
 
 def main() -> int:

@@ -132,21 +132,6 @@ class ConformancePlugin:
 
     # ------------------------------------------------------------ per check
 
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        spec = spec_of(item)
-        if spec is None:
-            return
-        try:
-            import allure
-
-            allure.dynamic.title(spec.name)
-            allure.dynamic.feature(spec.features[0])
-            allure.dynamic.story(spec.name)
-            allure.dynamic.description(spec.description)
-            allure.dynamic.tag(*spec.features)
-        except ImportError:
-            pass
-
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
                                   ) -> Any:

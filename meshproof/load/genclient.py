@@ -7,8 +7,6 @@ being measured.
 
 from __future__ import annotations
 
-import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from typing import Any, Protocol
 
 from meshproof import paths
 from meshproof.errors import TargetError
+from meshproof.jsonline import exchange
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "loadtests" / "generator.py"
@@ -39,17 +38,7 @@ class Generator:
         self._stop = stop
 
     def _call(self, msg: dict[str, Any], timeout: float) -> Any:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(self.sock))
-            s.sendall(json.dumps(msg).encode() + b"\n")
-            buf = bytearray()
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    raise TargetError(f"generator {self.label} closed the connection")
-                buf += chunk
-        answer = json.loads(buf)
+        answer = exchange(self.sock, msg, timeout, f"generator {self.label}")
         if "error" in answer:
             raise TargetError(f"generator {self.label}: {answer['error']}")
         return answer["ok"]

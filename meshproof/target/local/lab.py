@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,8 @@ from meshproof import paths
 from meshproof.errors import ConfigError, TargetError, UnknownName
 from meshproof.target.local import cleanup, lock, netns, servicenet
 from meshproof.target.local.capture import Capture
-from meshproof.target.local.procs import ProcSpec, Supervisor
+from meshproof.jsonline import exchange
+from meshproof.target.local.procs import ProcSpec, Supervisor, tail
 from meshproof.target.local.shell import require_binaries, require_root
 from meshproof.target.model import (NamespaceSpec, Pod, Registry, Service, ServiceSpec,
                                     WorkloadSpec)
@@ -411,16 +411,19 @@ class Lab:
             d = self.pod_dir(pod) / f"probe-{uid}"
             d.mkdir(parents=True, exist_ok=True)
             os.chown(d, uid, uid)
-            sock = d / "probe.sock"
+            sock, ready = d / "probe.sock", d / "probe.ready"
             sock.unlink(missing_ok=True)
+            ready.unlink(missing_ok=True)
             name = f"{pod.key}/probe-{uid}"
             self.sup.forget(name)
             self.sup.start(ProcSpec(
                 name=name, group=f"probe:{pod.key}", netns=self.netns_of(pod), uid=uid,
                 log=self.pod_dir(pod) / f"probe-{uid}.log", restart=False,
                 argv=[paths.POD_PYTHON, "-u", str(paths.RUN_DIR / "bin" / "probe.py"),
-                      "--socket", str(sock)],
-                ready=lambda _pid: sock.exists()))
+                      "--socket", str(sock), "--ready-file", str(ready)],
+                # The socket file appears at bind(), before listen(): readiness
+                # is the agent's own word, written once it accepts.
+                ready=lambda pid: _pid_file_is(ready, pid)))
             self.sup.wait_ready([name], 10)
             self._probe_agents[key] = sock
         return self._probe_agents[key]
@@ -434,17 +437,12 @@ class Lab:
         uid = pod.proxy_uid if as_proxy_uid else self.app_uid(pod)
         sock_path = self._probe_socket(pod, uid)
         budget = float(order.get("deadline_s", 60)) + float(order.get("timeout_s", 5)) + 10
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(budget)
-            s.connect(str(sock_path))
-            s.sendall(json.dumps(order).encode() + b"\n")
-            buf = bytearray()
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    raise TargetError(f"probe agent in {src} closed the connection")
-                buf += chunk
-        answer = json.loads(buf)
+        try:
+            answer = exchange(sock_path, order, budget, f"probe agent in {src}")
+        except OSError as exc:
+            log = self.pod_dir(pod) / f"probe-{uid}.log"
+            raise TargetError(f"probe agent in {src} unreachable: {exc}\n{tail(log)}",
+                              f"its log: {log}") from exc
         if "error" in answer:
             raise ConfigError(f"probe order rejected by {src}: {answer['error']}")
         return answer

@@ -7,12 +7,11 @@ can act on cross the socket as the same ``MeshproofError`` subclass.
 
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
 from typing import Any
 
 from meshproof import errors
+from meshproof.jsonline import exchange
 
 _ERRORS = {c.__name__: c for c in (errors.MeshproofError, errors.NotRoot, errors.MissingBinary,
                                    errors.UnknownName, errors.ConfigError, errors.TargetError)}
@@ -31,23 +30,12 @@ def raise_error(err: dict[str, str]) -> None:
 
 def call(sock_path: Path, method: str, args: dict[str, Any] | None = None,
          timeout: float = 120.0) -> Any:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        try:
-            s.connect(str(sock_path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise errors.TargetError(
-                f"the lab is not running (no daemon at {sock_path})",
-                "start it with 'meshproof up'") from exc
-        s.sendall(json.dumps({"method": method, "args": args or {}}).encode() + b"\n")
-        buf = bytearray()
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                raise errors.TargetError(f"the lab daemon closed the connection during {method}",
-                                         "see its log: /run/meshproof/labd.log")
-            buf += chunk
-    answer = json.loads(buf)
+    try:
+        answer = exchange(sock_path, {"method": method, "args": args or {}}, timeout,
+                          "the lab daemon")
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise errors.TargetError(f"the lab is not running (no daemon at {sock_path})",
+                                 "start it with 'meshproof up'") from exc
     if "error" in answer:
         raise_error(answer["error"])
     return answer["ok"]
