@@ -73,7 +73,9 @@ class EnvoyAdmin:
         return uris
 
     def cert_serials(self) -> set[str]:
-        return {chain.get("serial_number", "").lower()
+        # Envoy pads the hex serial to whole bytes ("026c..."); the agent writes
+        # f"{serial:x}" ("26c..."): compare both without leading zeros.
+        return {chain.get("serial_number", "").lower().lstrip("0")
                 for c in self.certs().get("certificates", []) for chain in c.get("cert_chain", [])}
 
     def warming(self) -> int:
