@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,8 @@ from meshproof.mesh.reference import ReferenceMesh
 from meshproof.target.local.client import LocalTarget, stop_lab
 
 MESHES = ("reference", "none")
+#: Seconds spent bringing labs up this session (the report splits bring-up from checks).
+TIMINGS: dict[str, float] = {}
 #: How long a test package waits for another lab on this machine to finish.
 LAB_WAIT_S = float(os.environ.get("MESHPROOF_LAB_WAIT_S", "900"))
 TARGETS = ("local",)
@@ -77,9 +80,11 @@ def start_lab(**kw: object) -> Iterator[LocalTarget]:
     try:
         # One lab per machine: queue behind a lab that is running (bounded).
         lock.wait_free(LAB_WAIT_S, say=lambda m: print(f"\nmeshproof: {m}", flush=True))
+        t0 = time.monotonic()
         target = LocalTarget.start(**kw)  # type: ignore[arg-type]
     except MeshproofError as exc:
         pytest.exit(f"the target could not be brought up: {exc}", 2)
+    TIMINGS["bringup_s"] = TIMINGS.get("bringup_s", 0.0) + time.monotonic() - t0
     try:
         yield target
     finally:

@@ -20,6 +20,7 @@ import yaml
 from meshproof import __version__
 from meshproof.conformance.check import FEATURES, CheckSpec
 from meshproof.errors import ConfigError
+from meshproof.pytest_plugin import TIMINGS
 
 API_VERSION = "conformance.meshproof.dev/v1alpha1"
 
@@ -65,7 +66,9 @@ def build_report(opts: dict[str, Any], results: list[CheckResult], duration_s: f
                 "envoy": _envoy_version() if mesh == "reference" else None,
                 "target": opts["target"], "seed": opts.get("seed"),
                 "host": platform.node(), "python": platform.python_version(),
-                "duration_s": round(duration_s, 1)},
+                "duration_s": round(duration_s, 1),
+                "bringup_s": round(opts.get("bringup_s", 0.0), 1),
+                "checks_s": round(sum(r.duration_s for r in results), 1)},
         "profiles": [{
             "name": "MESH-HTTP",
             "summary": {"result": result, "statistics": stats,
@@ -87,7 +90,8 @@ def build_report(opts: dict[str, Any], results: list[CheckResult], duration_s: f
 def write_report(path: str | Path, config: Any, results: list[CheckResult],
                  duration_s: float) -> dict[str, Any]:
     opts = {"mesh": config.getoption("--mesh"), "target": config.getoption("--target"),
-            "defect": config.getoption("--mesh-defect"), "seed": config.getoption("--seed")}
+            "defect": config.getoption("--mesh-defect"), "seed": config.getoption("--seed"),
+            "bringup_s": TIMINGS.get("bringup_s", 0.0)}
     report = build_report(opts, results, duration_s)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
