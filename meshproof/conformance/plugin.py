@@ -46,6 +46,16 @@ class Verdict:
     def note(self, line: str) -> None:
         self.lines.append(line)
 
+    def step(self, line: str) -> None:
+        """A judgement as an Allure step (the report's outline of the check)."""
+        try:
+            import allure
+
+            with allure.step(line):
+                pass
+        except ImportError:
+            pass
+
     def attach(self, name: str, data: Any) -> None:
         try:
             import allure
@@ -64,6 +74,7 @@ class Verdict:
         line = (f"{label}: {hits}/{design.n} (pass band {design.lo}..{design.hi}) "
                 f"{'ok' if ok else 'OUT OF BAND'}")
         self.note(line)
+        self.step(line)
         entry = {"label": label, "hits": hits, "ok": ok, "design": design.to_dict(),
                  "method": design.describe(), **evidence}
         self.judgements.append(entry)
@@ -73,6 +84,7 @@ class Verdict:
     def exact(self, label: str, ok: bool, evidence: dict[str, Any]) -> bool:
         """A deterministic judgement (e.g. every denied request denied)."""
         self.note(f"{label}: {'ok' if ok else 'FAILED'}")
+        self.step(f"{label}: {'ok' if ok else 'FAILED'}")
         entry = {"label": label, "ok": ok, **evidence}
         self.judgements.append(entry)
         self.attach(f"judgement: {label}", entry)
