@@ -61,7 +61,6 @@ class Lab:
         self.tokens: dict[str, str] = {}
         self.captures: dict[str, Capture] = {}
         self.listeners: list[Callable[[Registry], None]] = []
-        self.extra_ready: dict[str, Callable[[Pod], bool]] = {}
         #: Called for every new pod after its netns exists, before its app starts
         #: (the mesh's sidecar injection, like a mutating webhook + init container).
         self.injectors: list[Callable[[Pod], None]] = []
@@ -211,10 +210,7 @@ class Lab:
         if pod.key in self.killed:
             return False
         procs = [n for n, p in self.sup.procs.items() if p.spec.group == pod.key and p.wanted]
-        if not procs or not all(self.sup.is_ready(n) for n in procs):
-            return False
-        check = self.extra_ready.get("all")
-        return check(pod) if check else True
+        return bool(procs) and all(self.sup.is_ready(n) for n in procs)
 
     def _changed(self) -> None:
         """Recompute readiness, reprogram VIPs, tell listeners (the mesh's control plane)."""
