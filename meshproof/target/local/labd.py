@@ -65,7 +65,8 @@ class Daemon:
         if self.server:
             self.server.shutdown()
 
-    def serve(self) -> None:
+    def bind(self) -> None:
+        """Bind and listen: once this returns, callers can connect (no bind-listen gap)."""
         daemon = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -83,6 +84,9 @@ class Daemon:
         self.server = socketserver.ThreadingUnixStreamServer(str(SOCKET), Handler)
         self.server.daemon_threads = True
         os.chmod(SOCKET, 0o600)
+
+    def serve(self) -> None:
+        assert self.server is not None
         self.server.serve_forever(poll_interval=0.2)
 
 
@@ -138,11 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     daemon = Daemon(lab, info)
     # Reopen stdout/stderr on the log: the starter stops reading after "ready".
     log = os.open(LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    daemon.bind()  # listening before we say "ready"
     threading.Thread(target=daemon.serve, daemon=True).start()
-    for _ in range(500):  # the socket exists before we say "ready" (bounded: 5 s)
-        if SOCKET.exists():
-            break
-        threading.Event().wait(0.01)
     emit({"ready": True, **info})
     os.dup2(log, 1)
     os.dup2(log, 2)
