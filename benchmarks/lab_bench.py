@@ -20,9 +20,9 @@ from pathlib import Path
 from report import write_report  # benchmarks/report.py (script dir is on sys.path)
 
 from meshproof import paths
-from meshproof.target.local import netns
-from meshproof.target.local.client import LocalTarget, stop_lab
-from meshproof.target.local.lab import Lab
+from meshproof.targets.local import netns
+from meshproof.targets.local.client import LocalTarget, stop_lab
+from meshproof.targets.local.lab import Lab
 
 
 def bring_up(rounds: int) -> dict[str, float]:
@@ -35,7 +35,7 @@ def bring_up(rounds: int) -> dict[str, float]:
     # Pod creation alone (netns + veth + routes + hosts), measured in-process.
     lab = Lab()
     try:
-        from meshproof.target.local.cleanup import sweep
+        from meshproof.targets.local.cleanup import sweep
         sweep()
         netns.create_fabric()
         for i in range(20):
@@ -94,7 +94,7 @@ def lab_memory() -> dict[str, float]:
     """Sum of RSS of every process of an idle lab (no mesh)."""
     target = LocalTarget.start()
     try:
-        from meshproof.target.local.cleanup import owned_pids
+        from meshproof.targets.local.cleanup import owned_pids
         total = 0
         for pid in owned_pids():
             try:

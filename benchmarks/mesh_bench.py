@@ -26,8 +26,8 @@ from report import write_report  # benchmarks/report.py (script dir is on sys.pa
 from meshproof.intent import TrafficSplit
 from meshproof.load.procstat import argv, sample
 from meshproof.mesh.reference import ReferenceMesh
-from meshproof.target.local.cleanup import owned_pids
-from meshproof.target.local.client import LocalTarget, stop_lab
+from meshproof.targets.local.cleanup import owned_pids
+from meshproof.targets.local.client import LocalTarget, stop_lab
 
 
 def bring_up(mesh: str, rounds: int) -> list[float]:

@@ -35,7 +35,7 @@ def _progress_bar() -> tuple[Any, Any]:
 
 def cmd_up(args: argparse.Namespace) -> int:
     _check_target(args.target)
-    from meshproof.target.local.client import LocalTarget
+    from meshproof.targets.local.client import LocalTarget
 
     bar, update = _progress_bar()
     with bar:
@@ -50,7 +50,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     _check_target(args.target)
-    from meshproof.target.local.client import stop_lab
+    from meshproof.targets.local.client import stop_lab
 
     removed = stop_lab()
     n = sum(len(v) for v in removed.values())
@@ -61,8 +61,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     _check_target(args.target)
-    from meshproof.target.local import cleanup
-    from meshproof.target.local.client import LocalTarget
+    from meshproof.targets.local import cleanup
+    from meshproof.targets.local.client import LocalTarget
 
     if not LocalTarget.running():
         left = cleanup.leftovers()
@@ -87,7 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from meshproof.target.local.client import LocalTarget
+    from meshproof.targets.local.client import LocalTarget
 
     order: dict[str, Any] = {"url": args.url, "count": args.count,
                              "concurrency": args.concurrency, "fresh": not args.pooled}
@@ -130,7 +130,7 @@ def _policy_mesh(files: list[str]) -> tuple[Any, Any]:
     from meshproof.mesh.reference import ReferenceMesh
     from meshproof.policy import load_files
     from meshproof.policy.registry import registry_from_listings
-    from meshproof.target.local.client import LocalTarget
+    from meshproof.targets.local.client import LocalTarget
 
     target = LocalTarget.attach()
     if target.info().get("mesh") != "reference":

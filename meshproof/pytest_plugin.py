@@ -20,7 +20,7 @@ import pytest
 
 from meshproof.errors import MeshproofError
 from meshproof.mesh.reference import ReferenceMesh
-from meshproof.target.local.client import LocalTarget, stop_lab
+from meshproof.targets.local.client import LocalTarget, stop_lab
 
 MESHES = ("reference", "none")
 #: Seconds spent bringing labs up this session (the report splits bring-up from checks).
@@ -75,7 +75,7 @@ def start_lab(**kw: object) -> Iterator[LocalTarget]:
     """Start a lab for one package and always remove it (one lab per machine)."""
     if os.geteuid() != 0:
         pytest.skip("the netns lab needs root")
-    from meshproof.target.local import lock
+    from meshproof.targets.local import lock
 
     try:
         # One lab per machine: queue behind a lab that is running (bounded).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from meshproof.target.model import NamespaceSpec, ServiceSpec, WorkloadSpec
+from meshproof.targets.model import NamespaceSpec, ServiceSpec, WorkloadSpec
 
 ROLES = ("productpage", "details", "reviews", "ratings", "echo", "client")
 TEAMS = ("team-a", "team-b", "team-c")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from meshproof.target.base import Target
+from meshproof.targets.base import Target
 
 #: Concurrency for sampling: enough to keep n in the thousands quick, low
 #: enough that the sample app and sidecars are far from saturation.

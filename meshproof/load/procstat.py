@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshproof.target.local import netns
+from meshproof.targets.local import netns
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -16,8 +16,8 @@ from meshproof.load import analysis, genclient
 from meshproof.load.runner import ScenarioRun, pin
 from meshproof.load.settings import LoadSettings
 from meshproof.load.topology import CLIENT_POD, MESH_NS, PLAIN_NS
-from meshproof.target.local import lock, netns
-from meshproof.target.local.client import LocalTarget, stop_lab
+from meshproof.targets.local import lock, netns
+from meshproof.targets.local.client import LocalTarget, stop_lab
 
 POLL_S = 15.0
 

@@ -11,7 +11,7 @@ call ratings), and the page fans out to exactly details + reviews.
 
 from __future__ import annotations
 
-from meshproof.target.model import NamespaceSpec, ServiceSpec, WorkloadSpec
+from meshproof.targets.model import NamespaceSpec, ServiceSpec, WorkloadSpec
 from meshproof.topology import Topology
 
 PLAIN_NS = "load-plain"

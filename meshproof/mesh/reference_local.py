@@ -23,10 +23,10 @@ from typing import Any
 
 from meshproof import paths
 from meshproof.errors import TargetError
-from meshproof.target.local.lab import Lab
-from meshproof.target.local.procs import ProcSpec
-from meshproof.target.local.shell import run
-from meshproof.target.model import Pod, Registry
+from meshproof.targets.local.lab import Lab
+from meshproof.targets.local.procs import ProcSpec
+from meshproof.targets.local.shell import run
+from meshproof.targets.model import Pod, Registry
 
 MESH_DIR = paths.RUN_DIR / "mesh"
 CA_SOCKET = MESH_DIR / "ca.sock"

@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 from meshproof.errors import ConfigError
 from meshproof.intent import HTTPMatch, Intent
 from meshproof.policy.errors import FieldError
-from meshproof.target.model import Registry
+from meshproof.targets.model import Registry
 
 T = TypeVar("T")
 #: What a kind's reader returns: each intent with the field to blame if it clashes.

@@ -23,7 +23,7 @@ from meshproof.policy.context import Context, Produced
 from meshproof.policy.errors import FieldError, Location, PolicyError, Problem
 from meshproof.policy.resource import Resource, locate, read_envelope
 from meshproof.policy.yamldocs import read_documents
-from meshproof.target.model import Registry
+from meshproof.targets.model import Registry
 
 Reader = Callable[[Resource, Context], Produced]
 

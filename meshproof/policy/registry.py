@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshproof.target.model import Pod, Registry, Service, ServiceSpec
+from meshproof.targets.model import Pod, Registry, Service, ServiceSpec
 
 
 def registry_from_listings(pods: list[dict[str, Any]], services: list[dict[str, Any]]

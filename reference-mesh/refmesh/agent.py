@@ -46,7 +46,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.secret.v3 import sds_pb2_grpc
 from google.protobuf import any_pb2
 
-from meshproof.target.model import TRUST_DOMAIN, spiffe_id
+from meshproof.targets.model import TRUST_DOMAIN, spiffe_id
 from refmesh import pki, unixhttp
 
 log = logging.getLogger("refmesh.agent")

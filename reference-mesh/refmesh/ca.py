@@ -45,7 +45,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from meshproof.target.model import TRUST_DOMAIN, spiffe_id
+from meshproof.targets.model import TRUST_DOMAIN, spiffe_id
 from refmesh import pki, unixhttp
 
 log = logging.getLogger("refmesh.ca")

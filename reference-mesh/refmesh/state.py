@@ -21,7 +21,7 @@ Schema (what ``PUT /state`` takes; every part optional on PUT)::
       "node_options": {"bookinfo/reviews-v1-0": {"inbound_port": 25006}}
     }
 
-``registry`` mirrors ``meshproof.target.model``; ``policy`` is
+``registry`` mirrors ``meshproof.targets.model``; ``policy`` is
 ``meshproof.intent.Policy.to_dict()``; ``options`` are
 ``refmesh.xds.SidecarOptions`` (tests move listeners to loopback ports).
 """
@@ -34,7 +34,7 @@ from typing import Any
 
 from meshproof.errors import ConfigError
 from meshproof.intent import Policy
-from meshproof.target.model import Pod, Registry, Service, ServiceSpec
+from meshproof.targets.model import Pod, Registry, Service, ServiceSpec
 from refmesh.xds import SidecarOptions
 
 

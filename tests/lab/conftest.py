@@ -2,7 +2,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from meshproof.target.local.client import LocalTarget
+from meshproof.targets.local.client import LocalTarget
 from tests.conftest import start_lab
 
 

@@ -18,10 +18,10 @@ import pytest
 
 from meshproof import paths
 from meshproof.errors import ConfigError, TargetError
-from meshproof.target.local import cleanup, lock, netns
-from meshproof.target.local.client import LocalTarget, stop_lab
-from meshproof.target.local.lab import Lab, validate
-from meshproof.target.model import WorkloadSpec
+from meshproof.targets.local import cleanup, lock, netns
+from meshproof.targets.local.client import LocalTarget, stop_lab
+from meshproof.targets.local.lab import Lab, validate
+from meshproof.targets.model import WorkloadSpec
 from meshproof.topology import fixture_topology
 from tests.conftest import needs_root
 
@@ -79,7 +79,7 @@ def test_a_second_lab_is_refused_while_one_lives():
 
 
 def test_sigkill_mid_up_then_down_removes_leftovers():
-    proc = subprocess.Popen([sys.executable, "-m", "meshproof.target.local.labd"],
+    proc = subprocess.Popen([sys.executable, "-m", "meshproof.targets.local.labd"],
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None
     for line in proc.stdout:  # wait until it is half way: some pods exist
@@ -96,7 +96,7 @@ def test_sigkill_mid_up_then_down_removes_leftovers():
 
 
 def test_next_up_removes_a_killed_runs_leftovers():
-    proc = subprocess.Popen([sys.executable, "-m", "meshproof.target.local.labd"],
+    proc = subprocess.Popen([sys.executable, "-m", "meshproof.targets.local.labd"],
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None
     for line in proc.stdout:

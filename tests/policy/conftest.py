@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meshproof.target.model import Pod, Registry, Service
+from meshproof.targets.model import Pod, Registry, Service
 from meshproof.topology import fixture_topology
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 
 from meshproof.errors import ConfigError
 from meshproof.policy import PolicyError, load_files, load_text
-from meshproof.target.model import Registry
+from meshproof.targets.model import Registry
 from tests.policy.conftest import BAD, EXAMPLES
 
 CASES = sorted(BAD.glob("*.yaml"))

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from meshproof.policy import load_text
-from meshproof.target.model import Registry
+from meshproof.targets.model import Registry
 from tests.policy.conftest import DOC, EXAMPLES, ROOT
 
 _BLOCK = re.compile(r"<!-- file: (\S+) -->\n```yaml\n(.*?)```", re.S)

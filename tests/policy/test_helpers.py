@@ -10,7 +10,7 @@ from meshproof.intent import AccessMode, AccessRule, Policy
 from meshproof.policy import PolicyError, load_files
 from meshproof.policy.advice import unenforced_rules
 from meshproof.policy.registry import registry_from_listings
-from meshproof.target.model import Registry
+from meshproof.targets.model import Registry
 from tests.policy.conftest import BAD, EXAMPLES
 
 

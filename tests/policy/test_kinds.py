@@ -7,7 +7,7 @@ import pytest
 from meshproof.intent import (AccessMode, AccessRule, Backend, Fault, HTTPMatch, MTLSMode,
                               OutlierDetection, Retry, Timeout, TrafficSplit)
 from meshproof.policy import load_files, load_text
-from meshproof.target.model import Registry
+from meshproof.targets.model import Registry
 from tests.policy.conftest import EXAMPLES
 
 JASON = HTTPMatch(headers=(("end-user", "jason"),))

@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from meshproof.target.model import spiffe_id
+from meshproof.targets.model import spiffe_id
 from refmesh import pki, unixhttp
 from refmesh.admin import EnvoyAdmin
 from refmesh.bootstrap import EnvoyCommand, SidecarPaths, bootstrap, write_bootstrap

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from meshproof.intent import (AccessMode, AccessRule, Fault, HTTPMatch, MTLSMode, OutlierDetection,
                               Policy, Retry, Timeout, TrafficSplit)
-from meshproof.target.model import Pod, Registry, Service, ServiceSpec
+from meshproof.targets.model import Pod, Registry, Service, ServiceSpec
 
 from .registry_fixture import small_registry
 

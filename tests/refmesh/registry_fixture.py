@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshproof.target.model import Pod, Registry, Service, ServiceSpec
+from meshproof.targets.model import Pod, Registry, Service, ServiceSpec
 
 
 def small_registry() -> Registry:

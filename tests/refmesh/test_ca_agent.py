@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from meshproof.target.model import spiffe_id
+from meshproof.targets.model import spiffe_id
 from refmesh import pki, unixhttp
 
 from .conftest import Procs, wait_for

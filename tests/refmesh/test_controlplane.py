@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from meshproof.intent import MTLSMode, Policy
-from meshproof.target.model import spiffe_id
+from meshproof.targets.model import spiffe_id
 from refmesh import unixhttp
 from refmesh.admin import EnvoyAdmin
 from refmesh.controlplane import nacks, pending, programmed

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from meshproof.mesh import defects as registry
-from meshproof.target.model import Registry
+from meshproof.targets.model import Registry
 from refmesh.bootstrap import SidecarPaths
 from refmesh.state import MeshState
 from refmesh.xds import SidecarOptions, build_sidecar

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from meshproof.intent import MTLSMode, Policy, TrafficSplit
-from meshproof.target.model import Pod, Registry, Service, ServiceSpec, spiffe_id
+from meshproof.targets.model import Pod, Registry, Service, ServiceSpec, spiffe_id
 from refmesh.admin import EnvoyAdmin
 from refmesh.bootstrap import EnvoyCommand, SidecarPaths, bootstrap, write_bootstrap
 from refmesh.controlplane import pending, programmed

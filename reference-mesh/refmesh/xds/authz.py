@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshproof.intent import AccessMode, AccessRule, Policy
-from meshproof.target.model import Pod, spiffe_id
+from meshproof.targets.model import Pod, spiffe_id
 from refmesh.xds.matches import rbac_permission
 
 RBAC_FILTER = "envoy.filters.http.rbac"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshproof.target.model import APP_PORT, Service
+from meshproof.targets.model import APP_PORT, Service
 
 PASSTHROUGH = "PassthroughCluster"
 VIRTUAL_OUTBOUND = "virtualOutbound"

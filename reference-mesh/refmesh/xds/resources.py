@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshproof.intent import MTLSModeValue, OutlierDetection, Policy, effective_mtls
-from meshproof.target.model import APP_PORT, Pod, Registry, Service
+from meshproof.targets.model import APP_PORT, Pod, Registry, Service
 from refmesh.bootstrap import ads_config_source
 from refmesh.xds import names, tls
 from refmesh.xds.authz import RBAC_FILTER, rbac_base_filter, rbac_per_route

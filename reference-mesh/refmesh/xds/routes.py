@@ -19,7 +19,7 @@ import copy
 from typing import Any
 
 from meshproof.intent import Fault, HTTPMatch, Retry, Timeout, TrafficSplit
-from meshproof.target.model import Registry, Service
+from meshproof.targets.model import Registry, Service
 from refmesh.xds import names
 from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
 from refmesh.xds.matches import is_empty, route_match

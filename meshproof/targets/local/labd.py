@@ -19,8 +19,8 @@ from typing import Any
 
 from meshproof import paths
 from meshproof.errors import MeshproofError
-from meshproof.target.local.lab import Lab
-from meshproof.target.local.rpc import encode_error
+from meshproof.targets.local.lab import Lab
+from meshproof.targets.local.rpc import encode_error
 from meshproof.topology import fixture_topology
 
 SOCKET = paths.RUN_DIR / "labd.sock"

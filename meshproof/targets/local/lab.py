@@ -23,12 +23,12 @@ from typing import Any
 
 from meshproof import paths
 from meshproof.errors import ConfigError, TargetError, UnknownName
-from meshproof.target.local import cleanup, lock, netns, servicenet
-from meshproof.target.local.capture import Capture
+from meshproof.targets.local import cleanup, lock, netns, servicenet
+from meshproof.targets.local.capture import Capture
 from meshproof.jsonline import exchange
-from meshproof.target.local.procs import ProcSpec, Supervisor, tail
-from meshproof.target.local.shell import require_binaries, require_root
-from meshproof.target.model import (NamespaceSpec, Pod, Registry, Service, ServiceSpec,
+from meshproof.targets.local.procs import ProcSpec, Supervisor, tail
+from meshproof.targets.local.shell import require_binaries, require_root
+from meshproof.targets.model import (NamespaceSpec, Pod, Registry, Service, ServiceSpec,
                                     WorkloadSpec)
 from meshproof.topology import ROLES, Topology
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from meshproof.errors import MeshproofError, TargetError
-from meshproof.target.local import cleanup, labd, lock
-from meshproof.target.local.rpc import call, raise_error
-from meshproof.target.local.shell import require_root
+from meshproof.targets.local import cleanup, labd, lock
+from meshproof.targets.local.rpc import call, raise_error
+from meshproof.targets.local.shell import require_root
 
 Progress = Callable[[str, int, int], None]
 
@@ -29,7 +29,7 @@ def daemon_pid() -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if b"meshproof.target.local.labd" in cmdline else None
+    return pid if b"meshproof.targets.local.labd" in cmdline else None
 
 
 class LocalTarget:
@@ -59,7 +59,7 @@ class LocalTarget:
         if cls.running():
             raise TargetError("a lab is already running",
                               "use it, or remove it first with 'meshproof down'")
-        argv = [sys.executable, "-m", "meshproof.target.local.labd", "--mesh", mesh,
+        argv = [sys.executable, "-m", "meshproof.targets.local.labd", "--mesh", mesh,
                 "--reviews-replicas", str(reviews_replicas)]
         if defect:
             argv += ["--defect", defect]

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from meshproof.errors import TargetError
-from meshproof.target.local.netns import FABRIC
+from meshproof.targets.local.netns import FABRIC
 
 
 @dataclass

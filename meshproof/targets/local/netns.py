@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from meshproof.target.local.shell import run
+from meshproof.targets.local.shell import run
 
 PREFIX = "mp-"
 FABRIC = "mp-fabric"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from meshproof.target.local.netns import FABRIC
-from meshproof.target.local.shell import run
-from meshproof.target.model import Pod, Service
+from meshproof.targets.local.netns import FABRIC
+from meshproof.targets.local.shell import run
+from meshproof.targets.model import Pod, Service
 
 
 def render(services: Iterable[tuple[Service, list[Pod]]],

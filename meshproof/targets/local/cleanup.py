@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from meshproof import paths
-from meshproof.target.local import lock, netns
-from meshproof.target.local.procs import OWNER_ENV
+from meshproof.targets.local import lock, netns
+from meshproof.targets.local.procs import OWNER_ENV
 
 
 def owned_pids() -> list[int]:
