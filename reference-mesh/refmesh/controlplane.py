@@ -7,7 +7,8 @@ Run::
 
 - ADS (``envoy.service.discovery.v3.AggregatedDiscoveryService``) on
   ``--ads-socket``: CDS, EDS, LDS, RDS for node ids ``"ns/pod"``. The socket
-  is world-writable by default because each sidecar runs as its own uid.
+  is world-writable by default because each sidecar runs as its own uid, so
+  every stream is authenticated (see "Who may claim a node" below).
 - Control API (HTTP/JSON, root only, 0600) on ``--api-socket``:
 
   ``GET /healthz`` -> ``{"ok": true, "version": N}``;
@@ -18,11 +19,26 @@ Run::
   and is pushed to every connected sidecar, an unchanged one keeps N;
   ``GET /status`` -> ``{"version": N, "nodes": {"ns/pod": {"connected",
   "known", "types": {"cds"|"eds"|"lds"|"rds": {"subscribed", "expected",
-  "sent", "acked", "nack": null | {"version", "message"}}}}}}``;
+  "sent", "acked", "nack": null | {"version", "message"}}}}}, "refused":
+  [{"node", "uid", "pid", "reason", "at"}]}`` (the last refused streams);
   ``GET /config/<ns>/<pod>`` -> ``{"version", "listeners", "clusters",
   "endpoints", "routes"}`` (the dicts that node is sent: evidence);
   ``GET /programmed?version=N&nodes=ns/a,ns/b`` -> ``{"programmed": bool,
   "pending": {node: reason}}``.
+
+Who may claim a node: grpc python cannot read a Unix socket's peer
+credentials, so the ADS socket is served by :class:`PeerRelay`, which reads
+``SO_PEERCRED`` of every accepted connection and relays it to the gRPC
+server on an ephemeral host-loopback TCP port, remembering which relay port
+carries which peer. A stream may claim node ``ns/pod`` only if its peer's
+uid is that pod's ``proxy_uid`` in the registry (Istio checks the node
+against the client's identity the same way); otherwise it is refused with
+PERMISSION_DENIED, the reason is logged and listed under ``refused``, and
+the node's status (connection, ACK, NACK) is never touched. A stream
+reaching the TCP port directly has no recorded peer and is refused. A
+stream claiming a node the registry does not know yet waits, unanswered
+and unrecorded, until the registry has it (a pod's sidecar may start
+before the registry push that names it).
 
 The last state is persisted to ``--state-dir/state.json`` on every change,
 so a restarted control plane serves the same config at the same version.
@@ -45,8 +61,11 @@ import json
 import logging
 import os
 import signal
+import socket
+import struct
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +156,90 @@ def nacks(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for t, ts in ns["types"].items() if ts.get("nack")}
 
 
+# --- who is on the other end of the ADS socket ---------------------------------
+
+
+@dataclass(frozen=True)
+class PeerCred:
+    """The kernel's word (SO_PEERCRED) on who connected: not anything the client claims."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+def peer_cred(sock: Any) -> PeerCred:
+    """SO_PEERCRED of a connected Unix socket (a socket or asyncio's TransportSocket)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return PeerCred(pid, uid, gid)
+
+
+class Refused(Exception):
+    """A stream that may not claim the node it names; the message says why."""
+
+
+class PeerRelay:
+    """The ADS Unix socket: reads each client's credentials, relays it to gRPC on loopback TCP.
+
+    grpc python exposes no peer credentials for Unix sockets, and a gRPC
+    peer on TCP is just an address, so the relay records which of its own
+    loopback source ports carries which Unix peer; the servicer looks up
+    ``context.peer()`` here. Entries live exactly as long as the relayed
+    connection, so a port reused later does not inherit a peer.
+    """
+
+    def __init__(self, upstream_port: int, host: str = "127.0.0.1") -> None:
+        self.upstream = (host, upstream_port)
+        self.peers: dict[str, PeerCred] = {}
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self, path: Path, mode: int) -> None:
+        path.unlink(missing_ok=True)
+        self._server = await asyncio.start_unix_server(self._handle, str(path))
+        os.chmod(path, mode)
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def lookup(self, grpc_peer: str) -> PeerCred | None:
+        """The Unix peer behind a gRPC peer string such as ``ipv4:127.0.0.1:40123``."""
+        return self.peers.get(grpc_peer)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            cred = peer_cred(writer.get_extra_info("socket"))
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError as exc:
+            log.warning("ADS relay: cannot serve a connection: %s", exc)
+            writer.close()
+            return
+        host, port = up_writer.get_extra_info("sockname")[:2]
+        key = f"ipv4:{host}:{port}"
+        self.peers[key] = cred  # before any byte goes up: the stream is born with its peer
+        try:
+            pipes = [asyncio.create_task(_pipe(reader, up_writer)),
+                     asyncio.create_task(_pipe(up_reader, writer))]
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+            for t in pipes:
+                t.cancel()
+        finally:
+            self.peers.pop(key, None)
+            for w in (up_writer, writer):
+                w.close()
+
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    try:
+        while data := await src.read(1 << 16):
+            dst.write(data)
+            await dst.drain()
+    except (ConnectionError, OSError):
+        pass
+
+
 # --- the control plane ---------------------------------------------------------
 
 
@@ -171,6 +274,8 @@ class ControlPlane:
         self._snapshots: dict[str, tuple[int, dict[str, dict[str, Any]], dict[str, dict[str, any_pb2.Any]]]] = {}
         self._anys = _AnyCache()
         self._nonces = itertools.count(1)
+        #: The last refused streams (who, claiming what, why): ``GET /status`` shows them.
+        self.refused: deque[dict[str, Any]] = deque(maxlen=50)
         if state_dir and (state_dir / "state.json").exists():
             self.state = MeshState.from_dict(json.loads((state_dir / "state.json").read_text()))
             log.info("restored state version %d from %s", self.state.version, state_dir)
@@ -227,11 +332,50 @@ class ControlPlane:
 
     def status_dict(self) -> dict[str, Any]:
         return {"version": self.state.version,
-                "nodes": {n: s.to_dict() for n, s in sorted(self.status.items())}}
+                "nodes": {n: s.to_dict() for n, s in sorted(self.status.items())},
+                "refused": list(self.refused)}
+
+    # who may claim a node
+
+    def authorize(self, node_id: str, peer: PeerCred | None) -> str | None:
+        """Why ``peer`` may not claim ``node_id`` now; None when it may.
+
+        Raises nothing: the caller refuses on a reason. The empty string
+        means "not decidable yet": the registry does not know the node.
+        """
+        if peer is None:
+            return ("no peer credentials: the stream did not come through the ADS socket "
+                    "(connect to the Unix socket, not the relay's TCP port)")
+        if not node_id:
+            return "the first request names no node id"
+        pod = self.state.pod(node_id)
+        if pod is None:
+            return ""
+        if peer.uid == pod.proxy_uid:
+            return None
+        owners = [p.key for p in self.state.registry.pods if p.proxy_uid == peer.uid]
+        whose = (f"uid {peer.uid} is the proxy uid of {', '.join(owners)}" if owners
+                 else f"uid {peer.uid} is no pod's proxy uid")
+        return (f"uid {peer.uid} (pid {peer.pid}) may not claim node {node_id}: only its "
+                f"proxy uid {pod.proxy_uid} may ({whose})")
+
+    def _refuse(self, node_id: str, peer: PeerCred | None, reason: str) -> Refused:
+        log.warning("refused ADS stream claiming %s: %s", node_id or "(no node)", reason)
+        self.refused.append({"node": node_id, "uid": peer.uid if peer else None,
+                             "pid": peer.pid if peer else None, "reason": reason,
+                             "at": time.time()})
+        return Refused(reason)
 
     # ADS
 
-    async def stream(self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest]) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+    async def stream(self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+                     peer: PeerCred | None) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+        """One ADS stream from ``peer``; raises :class:`Refused` when it may not claim its node.
+
+        Nothing is answered and nothing is recorded for a node until the
+        stream is authorized, so an impostor can neither read a node's
+        config nor ACK or NACK in its name.
+        """
         q: asyncio.Queue[Any] = asyncio.Queue()
         self._queues.add(q)
 
@@ -245,58 +389,18 @@ class ControlPlane:
                 await q.put(None)
 
         reader = asyncio.create_task(read())
-        node_id = ""
         st: NodeStatus | None = None
-        names: dict[str, list[str] | None] = {t: None for t in TYPE_ORDER}
-        nonce: dict[str, str] = {}
-        sent_names: dict[str, list[str]] = {}
+        node_id = ""
         try:
-            while True:
-                ev = await q.get()
-                if ev is None:
-                    return
-                if ev is _CHANGE:
-                    if st is None:
-                        continue
-                    todo = [t for t in TYPE_ORDER if names[t] is not None]
-                else:
-                    req: discovery_pb2.DiscoveryRequest = ev
-                    if st is None:
-                        node_id = req.node.id
-                        st = self.status.setdefault(node_id, NodeStatus())
-                        st.connected, st.streams = True, st.streams + 1
-                        log.info("sidecar %s connected", node_id)
-                    t = req.type_url
-                    if t not in xproto.TYPES:
-                        log.warning("%s asked for unsupported type %s", node_id, t)
-                        continue
-                    short = xproto.SHORT[t]
-                    ts = st.types[short]
-                    ts.subscribed = True
-                    want = sorted(req.resource_names)
-                    if req.response_nonce:
-                        if req.response_nonce != nonce.get(t):
-                            names[t] = want  # stale: remember the names, wait for the fresh ACK
-                            continue
-                        if req.HasField("error_detail") and req.error_detail.code:
-                            ts.nack = {"version": ts.sent, "message": req.error_detail.message}
-                            log.warning("NACK from %s for %s version %s: %s", node_id, short,
-                                        ts.sent, req.error_detail.message)
-                            names[t] = want
-                            continue
-                        covered = t not in NAMED_TYPES or set(want) <= set(sent_names.get(t, []))
-                        names[t] = want
-                        if covered:
-                            ts.acked = _int(req.version_info)
-                            if ts.nack and ts.acked is not None and ts.acked >= (ts.nack["version"] or 0):
-                                ts.nack = None
-                            continue
-                        todo = [t]  # Envoy wants names we did not send yet
-                    else:
-                        names[t] = want
-                        todo = [t]
-                for resp in self._responses(node_id, st, todo, names, nonce, sent_names):
-                    yield resp
+            node_id, backlog = await self._authenticate(q, peer)
+            if node_id is None:
+                return
+            st = self.status.setdefault(node_id, NodeStatus())
+            st.connected, st.streams = True, st.streams + 1
+            log.info("sidecar %s connected (uid %s, pid %s)", node_id, peer and peer.uid,
+                     peer and peer.pid)
+            async for resp in self._serve_node(node_id, st, backlog, q, peer):
+                yield resp
         finally:
             reader.cancel()
             self._queues.discard(q)
@@ -304,6 +408,89 @@ class ControlPlane:
                 st.streams -= 1
                 st.connected = st.streams > 0
                 log.info("sidecar %s disconnected", node_id)
+
+    async def _authenticate(self, q: asyncio.Queue[Any], peer: PeerCred | None
+                            ) -> tuple[Any, list[discovery_pb2.DiscoveryRequest]]:
+        """Wait for the first request and the right to serve its node: (node id, requests so
+        far), or (None, []) if the stream ended first. Registry changes re-check a node the
+        registry did not know yet; a wrong peer is refused at once."""
+        backlog: list[discovery_pb2.DiscoveryRequest] = []
+        node_id = ""
+        told = False
+        while True:
+            ev = await q.get()
+            if ev is None:
+                return None, []
+            if ev is not _CHANGE:
+                backlog.append(ev)
+                node_id = node_id or ev.node.id
+            if not backlog:
+                continue
+            reason = self.authorize(node_id, peer)
+            if reason is None:
+                return node_id, backlog
+            if reason:
+                raise self._refuse(node_id, peer, reason)
+            if not told:
+                log.info("stream claiming %s waits: the registry does not know it yet", node_id)
+                told = True
+
+    async def _serve_node(self, node_id: str, st: NodeStatus,
+                          backlog: list[discovery_pb2.DiscoveryRequest], q: asyncio.Queue[Any],
+                          peer: PeerCred | None) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+        """The SotW exchange of an authorized stream: answer requests, push changes, track ACKs."""
+        names: dict[str, list[str] | None] = {t: None for t in TYPE_ORDER}
+        nonce: dict[str, str] = {}
+        sent_names: dict[str, list[str]] = {}
+
+        async def events() -> AsyncIterator[Any]:
+            for req in backlog:
+                yield req
+            while (ev := await q.get()) is not None:
+                yield ev
+
+        async for ev in events():
+            if ev is _CHANGE:
+                reason = self.authorize(node_id, peer)
+                if reason:  # the registry now gives this node another proxy uid
+                    raise self._refuse(node_id, peer, reason)
+                todo = [t for t in TYPE_ORDER if names[t] is not None]
+            else:
+                req: discovery_pb2.DiscoveryRequest = ev
+                if req.node.id and req.node.id != node_id:
+                    raise self._refuse(req.node.id, peer,
+                                       f"the stream of {node_id} switched to node {req.node.id}")
+                t = req.type_url
+                if t not in xproto.TYPES:
+                    log.warning("%s asked for unsupported type %s", node_id, t)
+                    continue
+                short = xproto.SHORT[t]
+                ts = st.types[short]
+                ts.subscribed = True
+                want = sorted(req.resource_names)
+                if req.response_nonce:
+                    if req.response_nonce != nonce.get(t):
+                        names[t] = want  # stale: remember the names, wait for the fresh ACK
+                        continue
+                    if req.HasField("error_detail") and req.error_detail.code:
+                        ts.nack = {"version": ts.sent, "message": req.error_detail.message}
+                        log.warning("NACK from %s for %s version %s: %s", node_id, short,
+                                    ts.sent, req.error_detail.message)
+                        names[t] = want
+                        continue
+                    covered = t not in NAMED_TYPES or set(want) <= set(sent_names.get(t, []))
+                    names[t] = want
+                    if covered:
+                        ts.acked = _int(req.version_info)
+                        if ts.nack and ts.acked is not None and ts.acked >= (ts.nack["version"] or 0):
+                            ts.nack = None
+                        continue
+                    todo = [t]  # Envoy wants names we did not send yet
+                else:
+                    names[t] = want
+                    todo = [t]
+            for resp in self._responses(node_id, st, todo, names, nonce, sent_names):
+                yield resp
 
     def _responses(self, node_id: str, st: NodeStatus, todo: list[str],
                    names: dict[str, list[str] | None], nonce: dict[str, str],
@@ -341,13 +528,18 @@ def _int(v: str) -> int | None:
 
 
 class _Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
-    def __init__(self, cp: ControlPlane) -> None:
+    def __init__(self, cp: ControlPlane, relay: PeerRelay) -> None:
         self.cp = cp
+        self.relay = relay
 
     async def StreamAggregatedResources(self, request_iterator, context):  # type: ignore[no-untyped-def]
         # grpc.aio decides sync vs async by inspecting this method: it must itself be an async generator.
-        async for resp in self.cp.stream(request_iterator):
-            yield resp
+        peer = self.relay.lookup(context.peer())
+        try:
+            async for resp in self.cp.stream(request_iterator, peer):
+                yield resp
+        except Refused as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
 
 
 # --- control API ---------------------------------------------------------------
@@ -395,19 +587,23 @@ async def serve(a: argparse.Namespace) -> None:
     cp = ControlPlane(a.state_dir)
     cp._loop = asyncio.get_running_loop()
     server = grpc.aio.server()
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Ads(cp), server)
+    # gRPC listens on an ephemeral host-loopback port; sidecars reach it only through the
+    # relay on the Unix socket, which vouches for each connection's peer (see PeerRelay).
+    port = server.add_insecure_port("127.0.0.1:0")
+    relay = PeerRelay(port)
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Ads(cp, relay), server)
     a.ads_socket.parent.mkdir(parents=True, exist_ok=True)
-    a.ads_socket.unlink(missing_ok=True)
-    server.add_insecure_port(f"unix:{a.ads_socket}")
     await server.start()
-    os.chmod(a.ads_socket, int(a.ads_socket_mode, 8))
+    await relay.start(a.ads_socket, int(a.ads_socket_mode, 8))
     api = unixhttp.serve(a.api_socket, make_handler(cp), mode=0o600)
-    log.info("ADS on %s, control API on %s, version %d", a.ads_socket, a.api_socket, cp.state.version)
+    log.info("ADS on %s (authenticated relay to 127.0.0.1:%d), control API on %s, version %d",
+             a.ads_socket, port, a.api_socket, cp.state.version)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         cp._loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     api.shutdown()
+    await relay.stop()
     await server.stop(0.5)
     a.ads_socket.unlink(missing_ok=True)
     a.api_socket.unlink(missing_ok=True)

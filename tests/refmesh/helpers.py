@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 from meshproof.targets.model import spiffe_id
 from refmesh import pki, unixhttp
 from refmesh.admin import EnvoyAdmin
-from refmesh.bootstrap import EnvoyCommand, SidecarPaths, bootstrap, write_bootstrap
+from refmesh.bootstrap import EnvoyCommand, SidecarPaths, as_uid, bootstrap, write_bootstrap
 
 from .conftest import Procs, wait_for
 
@@ -45,10 +46,25 @@ class EchoApp:
         self.srv.server_close()
 
 
-def start_sidecar(procs: Procs, envoy_bin: str, d: Path, node: str, ads: Path, sds: Path) -> EnvoyAdmin:
-    paths = SidecarPaths(str(ads), str(sds), str(d / f"admin-{node.replace('/', '_')}.sock"))
-    cfg = write_bootstrap(d / f"envoy-{node.replace('/', '_')}.json", bootstrap(node, paths))
-    procs.start(f"envoy-{node.replace('/', '_')}", EnvoyCommand(envoy_bin, str(cfg)).argv())
+def proxy_dir(d: Path, uid: int) -> Path:
+    """A dir owned by ``uid`` for what its Envoy writes (admin socket); ``d`` made traversable."""
+    d.chmod(0o755)
+    own = d / f"uid-{uid}"
+    own.mkdir(exist_ok=True)
+    os.chown(own, uid, uid)
+    return own
+
+
+def start_sidecar(procs: Procs, envoy_bin: str, d: Path, node: str, ads: Path, sds: Path,
+                  uid: int | None = None) -> EnvoyAdmin:
+    """An Envoy for ``node``; with ``uid``, as that uid (the control plane lets a node's
+    proxy uid alone claim it: the registry's ``proxy_uid``)."""
+    short = node.replace("/", "_")
+    admin_dir = proxy_dir(d, uid) if uid is not None else d
+    paths = SidecarPaths(str(ads), str(sds), str(admin_dir / f"admin-{short}.sock"))
+    cfg = write_bootstrap(d / f"envoy-{short}.json", bootstrap(node, paths))
+    argv = EnvoyCommand(envoy_bin, str(cfg)).argv()
+    procs.start(f"envoy-{short}", as_uid(argv, uid) if uid is not None else argv)
     admin = EnvoyAdmin(paths.admin_socket)
     wait_for(lambda: Path(paths.admin_socket).exists(), 10, "Envoy admin socket")
     return admin

@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import os
+
 import pytest
 
 from meshproof.intent import MTLSMode, Policy
@@ -20,6 +22,7 @@ from .helpers import EchoApp, client_credentials, mtls_get, plain_get, start_age
 from .registry_fixture import small_registry
 
 NODE = "bookinfo/productpage-v1-0"
+UID = 1337  # its proxy uid in small_registry
 
 
 @pytest.fixture
@@ -54,6 +57,7 @@ def wait_programmed(api: Path, admin: EnvoyAdmin, version: int, timeout: float =
              f"{NODE} programmed at {version} (pending: {pending(status(api), version, [NODE])})")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs the sidecar as its proxy uid (needs root)")
 def test_cp_programs_envoy_mtls_modes_nack_and_restart(
         ca: Path, procs: Procs, sockdir: Path, envoy_bin: str, app: EchoApp) -> None:
     inbound = free_port()
@@ -64,8 +68,10 @@ def test_cp_programs_envoy_mtls_modes_nack_and_restart(
         "options": {"bind_address": "127.0.0.1", "outbound_port": free_port(),
                     "inbound_port": inbound, "inbound_match_port": inbound, "app_port": app.port},
     })
-    sds = start_agent(procs, sockdir, ca, "bookinfo", "productpage", "pp")
-    admin = start_sidecar(procs, envoy_bin, sockdir, NODE, ads, sds)
+    # The sidecar runs as its pod's proxy uid (small_registry: 1337): the only uid the
+    # control plane lets claim the node.
+    sds = start_agent(procs, sockdir, ca, "bookinfo", "productpage", "pp", "--proxy-uid", str(UID))
+    admin = start_sidecar(procs, envoy_bin, sockdir, NODE, ads, sds, uid=UID)
     wait_programmed(api, admin, v1)
     assert admin.ready()
 
