@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meshproof.errors import ConfigError
+from meshproof.policy.limits import MAX_PROBLEMS_SHOWN
 
 
 class FieldError(Exception):
@@ -63,15 +64,22 @@ class Problem:
 class PolicyError(ConfigError):
     """A policy load failed; nothing of it may be applied.
 
-    ``problems`` holds every located error found; the message lists them all,
-    the first one first (the CLI prints the message and exits 2).
+    ``problems`` holds the located errors kept (the first ``MAX_PROBLEMS_KEPT``
+    of a load), ``total`` how many were found. The message lists the first
+    ``MAX_PROBLEMS_SHOWN``, the first one first, and says how many more there
+    are: 200,000 broken documents must not print 30 MB (the CLI prints the
+    message and exits 2).
     """
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], total: int | None = None) -> None:
         self.problems = list(problems)
+        self.total = max(total or 0, len(self.problems))
         first = self.problems[0]
         what = str(first).split("\n    hint: ")[0]
-        more = [str(p) for p in self.problems[1:]]
-        if more:
-            what += f"\n  and {len(more)} more:\n  " + "\n  ".join(more)
+        shown = [str(p) for p in self.problems[1:MAX_PROBLEMS_SHOWN]]
+        if shown:
+            what += f"\n  and {self.total - 1} more:\n  " + "\n  ".join(shown)
+        if self.total > MAX_PROBLEMS_SHOWN:
+            what += (f"\n  ... {self.total - MAX_PROBLEMS_SHOWN} more not shown "
+                     f"({self.total} problems in all)")
         super().__init__(what, first.hint or "fix the field named above; nothing was applied")

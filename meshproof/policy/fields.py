@@ -9,22 +9,18 @@ and ``true`` is not the integer 1.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any
+from typing import Any, Mapping
 
 from meshproof.policy.errors import FieldError
+from meshproof.policy.preview import preview
+from meshproof.policy.preview import text as quoted
 
 #: A Kubernetes object name that can also be a DNS label (services, namespaces).
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 #: A metadata.name (DNS subdomain).
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
 def join(path: str, key: str | int) -> str:
@@ -35,17 +31,29 @@ def join(path: str, key: str | int) -> str:
 
 
 class Obj:
-    """A mapping at ``path`` whose keys are checked against ``known``/``required``."""
+    """A mapping at ``path`` whose keys are checked against ``known``/``required``.
+
+    ``unsupported`` names fields the kind's specification defines but
+    meshproof does not map, each with what to do instead: the user hears
+    "not supported" (and what is), never "unknown" for a real field, and the
+    field is never silently dropped.
+    """
 
     def __init__(self, value: Any, path: str, known: set[str] | frozenset[str],
-                 required: set[str] | frozenset[str] = frozenset()) -> None:
+                 required: set[str] | frozenset[str] = frozenset(),
+                 unsupported: Mapping[str, str] | None = None) -> None:
         if not isinstance(value, dict):
-            raise FieldError(path or "document", f"must be a mapping, got {_type_name(value)}")
+            raise FieldError(path or "document", f"must be a mapping, got {preview(value)}")
         self.value = value
         self.path = path
         for key in value:
             if not isinstance(key, str):
-                raise FieldError(path or "document", f"field name {key!r} is not a string")
+                raise FieldError(path or "document", f"field name {preview(key)} is not a "
+                                 "string", "field names are strings: quote it or fix the key")
+        for key, hint in (unsupported or {}).items():
+            if key in value:
+                raise FieldError(join(path, key), "is not supported by meshproof",
+                                 f"{hint}; supported here: {', '.join(sorted(known))}")
         unknown = sorted(set(value) - set(known))
         if unknown:
             raise FieldError(join(path, unknown[0]), "unknown field",
@@ -69,10 +77,9 @@ class Obj:
             return default
         v = self.value[key]
         if not isinstance(v, str) or not v:
-            raise FieldError(self.at(key), f"must be a non-empty string, got {_type_name(v)}"
-                             + (f" {v!r}" if not isinstance(v, str) else ""))
+            raise FieldError(self.at(key), f"must be a non-empty string, got {preview(v)}")
         if choices and v not in choices:
-            raise FieldError(self.at(key), f"{v!r} is not one of {', '.join(choices)}")
+            raise FieldError(self.at(key), f"{quoted(v)} is not one of {', '.join(choices)}")
         return v
 
     def name(self, key: str, default: str = "", subdomain: bool = False) -> str:
@@ -80,7 +87,7 @@ class Obj:
         v = self.text(key, default)
         pattern = _DNS_SUBDOMAIN if subdomain else _DNS_LABEL
         if v and not pattern.fullmatch(v):
-            raise FieldError(self.at(key), f"{v!r} is not a valid name",
+            raise FieldError(self.at(key), f"{quoted(v)} is not a valid name",
                              "lower-case letters, digits and '-', starting and ending "
                              "with a letter or digit")
         return v
@@ -91,7 +98,7 @@ class Obj:
             return default
         v = self.value[key]
         if isinstance(v, bool) or not isinstance(v, int):
-            raise FieldError(self.at(key), f"must be an integer, got {_type_name(v)} {v!r}")
+            raise FieldError(self.at(key), f"must be an integer, got {preview(v)}")
         _check_range(self.at(key), v, lo, hi)
         return v
 
@@ -101,7 +108,9 @@ class Obj:
             return default
         v = self.value[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise FieldError(self.at(key), f"must be a number, got {_type_name(v)} {v!r}")
+            raise FieldError(self.at(key), f"must be a number, got {preview(v)}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise FieldError(self.at(key), f"must be a finite number, got {v}")
         _check_range(self.at(key), v, lo, hi)
         return float(v)
 
@@ -109,7 +118,7 @@ class Obj:
         """``[(path of item, item)]``; absent = empty."""
         v = self.value.get(key, [])
         if not isinstance(v, list):
-            raise FieldError(self.at(key), f"must be a list, got {_type_name(v)}")
+            raise FieldError(self.at(key), f"must be a list, got {preview(v)}")
         if nonempty and not v:
             raise FieldError(self.at(key), "must not be empty")
         return [(join(self.at(key), i), item) for i, item in enumerate(v)]
@@ -118,7 +127,7 @@ class Obj:
         out = []
         for path, item in self.items(key, nonempty):
             if not isinstance(item, str) or not item:
-                raise FieldError(path, f"must be a non-empty string, got {_type_name(item)}")
+                raise FieldError(path, f"must be a non-empty string, got {preview(item)}")
             out.append(item)
         return out
 
@@ -129,11 +138,11 @@ class Obj:
     def string_map(self, key: str) -> dict[str, str]:
         v = self.value.get(key, {})
         if not isinstance(v, dict):
-            raise FieldError(self.at(key), f"must be a mapping, got {_type_name(v)}")
+            raise FieldError(self.at(key), f"must be a mapping, got {preview(v)}")
         for k, item in v.items():
             if not isinstance(k, str) or not isinstance(item, str):
-                raise FieldError(join(self.at(key), str(k)),
-                                 f"must map a string to a string, got {_type_name(item)}",
+                raise FieldError(join(self.at(key), k if isinstance(k, str) else preview(k)),
+                                 f"must map a string to a string, got {preview(item)}",
                                  "quote values YAML reads as numbers or booleans: \"1\", \"true\"")
         return dict(v)
 
@@ -142,4 +151,6 @@ def _check_range(path: str, v: float, lo: float | None, hi: float | None) -> Non
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         bounds = f"{lo}..{hi}" if lo is not None and hi is not None else (
             f">= {lo}" if lo is not None else f"<= {hi}")
-        raise FieldError(path, f"{v} is out of range ({bounds})")
+        shown = v if abs(v) < 10**30 else f"a number of {len(str(int(v)))} digits"
+        raise FieldError(path, f"{shown} is out of range ({bounds})",
+                         f"give a value in {bounds}")

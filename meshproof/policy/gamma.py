@@ -22,6 +22,8 @@ from meshproof.policy.context import Context, Produced, build
 from meshproof.policy.duration import parse_duration_ms
 from meshproof.policy.errors import FieldError
 from meshproof.policy.fields import Obj
+from meshproof.policy.preview import preview
+from meshproof.policy.preview import text as quoted
 from meshproof.policy.matches import gateway_match
 from meshproof.policy.resource import Resource
 
@@ -34,11 +36,11 @@ def _service_ref(item: object, at: str, default_ns: str, what: str) -> tuple[Obj
     ref = Obj(item, at, _REF | ({"weight"} if what == "backend" else set()), {"name"})
     kind = ref.text("kind", "Service")
     if kind != "Service":
-        raise FieldError(ref.at("kind"), f"{what} kind {kind!r} is not supported",
+        raise FieldError(ref.at("kind"), f"{what} kind {quoted(kind)} is not supported",
                          "meshproof routes mesh traffic: reference a Service (GAMMA); "
                          "Gateway parents are north-south and not tested here")
     if ref.raw("group") not in (None, ""):
-        raise FieldError(ref.at("group"), f"group {ref.raw('group')!r} is not the core group",
+        raise FieldError(ref.at("group"), f"group {preview(ref.raw('group'))} is not the core group",
                          'a Service is in the core group: group: "" (or omit it)')
     ref.integer("port", lo=1, hi=65535)
     return ref, ref.name("namespace", default_ns), ref.name("name")

@@ -12,6 +12,7 @@ import re
 from meshproof.intent import HTTPMatch
 from meshproof.policy.errors import FieldError
 from meshproof.policy.fields import Obj
+from meshproof.policy.preview import text as quoted
 from meshproof.policy.regex import check_re2, escape
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
@@ -24,7 +25,7 @@ SMI_MATCH_FIELDS = frozenset({"name", "pathRegex", "methods", "headers"})
 
 def method(value: str, at: str, star: bool = False) -> str:
     if value not in METHODS:
-        raise FieldError(at, f"{value!r} is not an HTTP method",
+        raise FieldError(at, f"{quoted(value)} is not an HTTP method",
                          f"one of {', '.join(METHODS)} (upper case)"
                          + (", or '*' for any" if star else ""))
     return value
@@ -32,7 +33,7 @@ def method(value: str, at: str, star: bool = False) -> str:
 
 def header_name(name: str, at: str) -> str:
     if not _TOKEN.fullmatch(name):
-        raise FieldError(at, f"{name!r} is not a header name")
+        raise FieldError(at, f"{quoted(name)} is not a header name")
     return name.lower()
 
 
@@ -58,7 +59,7 @@ def smi_match(m: Obj) -> HTTPMatch:
     for name, value in m.string_map("headers").items():
         at = f"{m.at('headers')}.{name}"
         if _REGEX_CHARS & set(value):
-            raise FieldError(at, f"header value {value!r} looks like a regular expression",
+            raise FieldError(at, f"header value {quoted(value)} looks like a regular expression",
                              "meshproof matches SMI header values exactly; write the exact "
                              "value (e.g. 'jason')")
         headers.append((header_name(name, at), value))
@@ -69,7 +70,7 @@ def _match(path: str, methods: list[str], headers: list[tuple[str, str]], at: st
     names = [h[0] for h in headers]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
-        raise FieldError(at, f"header {dup!r} is matched twice (header names ignore case)")
+        raise FieldError(at, f"header {quoted(dup)} is matched twice (header names ignore case)")
     if len(set(methods)) != len(methods):
         raise FieldError(at, f"a method is listed twice: {methods}")
     return HTTPMatch(path_regex=path, methods=tuple(methods), headers=tuple(sorted(headers)))
@@ -87,7 +88,7 @@ def gateway_path_regex(kind: str, value: str, at: str) -> str:
     ``/foo/bar``, not ``/foobar``) and ignores a trailing slash, per the spec.
     """
     if not value.startswith("/"):
-        raise FieldError(at, f"path {value!r} does not start with '/'")
+        raise FieldError(at, f"path {quoted(value)} does not start with '/'")
     if kind == "Exact":
         return escape(value)
     if kind == "PathPrefix":

@@ -15,6 +15,7 @@ from meshproof.policy.context import Context, Produced, build
 from meshproof.policy.duration import parse_duration_ms
 from meshproof.policy.errors import FieldError
 from meshproof.policy.fields import Obj
+from meshproof.policy.preview import text as quoted
 from meshproof.policy.matches import SMI_MATCH_FIELDS, smi_match
 from meshproof.policy.resource import Resource
 
@@ -63,7 +64,7 @@ def read_retry(res: Resource, ctx: Context) -> Produced:
     retry_on = spec.strs("retryOn", nonempty=True) if spec.has("retryOn") else ["5xx"]
     for i, cond in enumerate(retry_on):
         if cond not in RETRY_ON:
-            raise FieldError(f"{spec.at('retryOn')}[{i}]", f"{cond!r} is not a retry condition",
+            raise FieldError(f"{spec.at('retryOn')}[{i}]", f"{quoted(cond)} is not a retry condition",
                              f"one of {', '.join(RETRY_ON)}")
     intent = build("spec", Retry, service, retries, per_try, tuple(retry_on))
     return [(intent, "spec.service")]

@@ -21,6 +21,7 @@ from meshproof.intent import AccessRule, Backend, HTTPMatch, TrafficSplit
 from meshproof.policy.context import Context, Produced, RouteGroup, build
 from meshproof.policy.errors import FieldError
 from meshproof.policy.fields import Obj
+from meshproof.policy.preview import text as quoted
 from meshproof.policy.matches import SMI_MATCH_FIELDS, smi_match
 from meshproof.policy.resource import Resource
 
@@ -37,11 +38,8 @@ def read_route_group(res: Resource, ctx: Context) -> Produced:
         m = Obj(item, at, SMI_MATCH_FIELDS, {"name"})
         name = m.name("name")
         if name in matches:
-            raise FieldError(m.at("name"), f"match name {name!r} is used twice in this group")
+            raise FieldError(m.at("name"), f"match name {quoted(name)} is used twice in this group")
         matches[name] = smi_match(m)
-    if res.ref in ctx.route_groups:
-        raise FieldError("metadata.name", f"HTTPRouteGroup {res.ref} is defined twice",
-                         "give each HTTPRouteGroup its own name")
     ctx.route_groups[res.ref] = RouteGroup(res.ref, matches)
     return []
 
@@ -52,7 +50,7 @@ def _group_ref(item: object, at: str, res: Resource, ctx: Context,
     ref = Obj(item, at, known, {"kind", "name"})
     kind = ref.text("kind")
     if kind != "HTTPRouteGroup":
-        raise FieldError(ref.at("kind"), f"{kind!r} routes are not supported",
+        raise FieldError(ref.at("kind"), f"{quoted(kind)} routes are not supported",
                          "reference an HTTPRouteGroup (TCPRoute/UDPRoute are not supported)")
     ref.text("apiGroup", choices=("specs.smi-spec.io",))
     return ctx.route_group(res.namespace, ref.name("name"), ref.at("name")), ref
@@ -110,7 +108,7 @@ def read_traffic_target(res: Resource, ctx: Context) -> Produced:
         for i, name in enumerate(names):
             if name not in group.matches:
                 raise FieldError(f"{ref.at('matches')}[{i}]",
-                                 f"HTTPRouteGroup {group.ref} has no match {name!r}",
+                                 f"HTTPRouteGroup {group.ref} has no match {quoted(name)}",
                                  f"its matches: {', '.join(group.matches)}")
             if group.matches[name] not in routes:
                 routes.append(group.matches[name])
