@@ -1,3 +1,3 @@
 """This package gets its own lab, removed when the package ends (one lab per machine)."""
 
-from meshproof.pytest_plugin import package_lab  # noqa: F401
+from meshproof.pytest_plugin import package_target  # noqa: F401

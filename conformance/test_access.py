@@ -11,68 +11,60 @@ from __future__ import annotations
 import pytest
 
 from meshproof.conformance.check import check
-from meshproof.conformance.traffic import denial_kind, denied, send, summary
 from meshproof.intent import AccessMode, AccessRule, HTTPMatch
+from meshproof.conformance.pods import OUTSIDE, client, echo
+from meshproof.probe import all_denied, all_ok, denial_evidence, send, summary
 
-pytestmark = [pytest.mark.lab, pytest.mark.mesh]
+pytestmark = [pytest.mark.mesh]
 
 ECHO_B = "http://echo.team-b/echo"
 N = 10
-
-
-def ok_all(results: list[dict]) -> bool:
-    return all(r["status"] == 200 for r in results)
 
 
 @check("access-deny-by-default", "with access mode smi, team-a (allowed by a TrafficTarget) "
        "reaches team-b while team-c and the unmeshed client are denied in the same window",
        features=["access-control"], catches=["authz-open"],
        intents=["AccessMode", "AccessRule"])
-def test_deny_by_default(lab, mesh, verdict):
+def test_deny_by_default(target, mesh, verdict):
     mesh.wait_programmed(mesh.apply_all([
         AccessMode("smi", namespace="team-b"),
         AccessRule("team-b/allow-team-a", "team-b/echo", ("team-a/client",))]))
-    verdict.touch("team-b/echo-0")
-    allowed = send(lab, "team-a/client-0", ECHO_B, N)
-    other = send(lab, "team-c/client-0", ECHO_B, N)
-    outside = send(lab, "outside/client-0", ECHO_B, N)
-    same_ns = send(lab, "team-b/client-0", ECHO_B, N)
-    ok = [verdict.exact("team-a -> team-b allowed", ok_all(allowed), summary(allowed)),
-          verdict.exact("team-c -> team-b denied", all(denied(r) for r in other),
-                        {**summary(other), "denied_as": denial_kind(other)}),
-          verdict.exact("outside -> team-b denied", all(denied(r) for r in outside),
-                        {**summary(outside), "denied_as": denial_kind(outside)}),
+    verdict.touch(echo(target, "team-b"))
+    allowed = send(target, client(target, "team-a"), ECHO_B, N)
+    other = send(target, client(target, "team-c"), ECHO_B, N)
+    outside = send(target, client(target, OUTSIDE), ECHO_B, N)
+    same_ns = send(target, client(target, "team-b"), ECHO_B, N)
+    ok = [verdict.exact("team-a -> team-b allowed", all_ok(allowed), summary(allowed)),
+          verdict.exact("team-c -> team-b denied", all_denied(other), denial_evidence(other)),
+          verdict.exact("outside -> team-b denied", all_denied(outside), denial_evidence(outside)),
           verdict.exact("team-b -> team-b denied (no rule for it)",
-                        all(denied(r) for r in same_ns),
-                        {**summary(same_ns), "denied_as": denial_kind(same_ns)})]
+                        all_denied(same_ns), denial_evidence(same_ns))]
     assert all(ok), verdict.lines
 
 
 @check("access-other-namespaces-unaffected", "access mode smi in team-b leaves team-c "
        "permissive: every caller still reaches team-c", features=["access-control"],
        intents=["AccessMode"])
-def test_other_namespaces_unaffected(lab, mesh, verdict):
+def test_other_namespaces_unaffected(target, mesh, verdict):
     mesh.wait_programmed(mesh.apply(AccessMode("smi", namespace="team-b")))
-    results = send(lab, "team-a/client-0", "http://echo.team-c/echo", N)
-    results += send(lab, "outside/client-0", "http://echo.team-c/echo", N)
-    assert verdict.exact("team-c reachable", ok_all(results), summary(results)), verdict.lines
+    results = send(target, client(target, "team-a"), "http://echo.team-c/echo", N)
+    results += send(target, client(target, OUTSIDE), "http://echo.team-c/echo", N)
+    assert verdict.exact("team-c reachable", all_ok(results), summary(results)), verdict.lines
 
 
 @check("access-route-rule", "a TrafficTarget limited to GET /echo... allows exactly that: "
        "POST and other paths are denied", features=["access-control", "access-control-routes"],
        catches=["authz-open"], intents=["AccessMode", "AccessRule", "HTTPRouteGroup"])
-def test_route_rule(lab, mesh, verdict):
+def test_route_rule(target, mesh, verdict):
     mesh.wait_programmed(mesh.apply_all([
         AccessMode("smi", namespace="team-b"),
         AccessRule("team-b/get-echo", "team-b/echo", ("team-a/client",),
                    (HTTPMatch(path_regex="/echo.*", methods=("GET",)),))]))
-    verdict.touch("team-b/echo-0")
-    get = send(lab, "team-a/client-0", ECHO_B, N)
-    post = send(lab, "team-a/client-0", ECHO_B, N, method="POST")
-    other = send(lab, "team-a/client-0", "http://echo.team-b/status/200", N)
-    ok = [verdict.exact("GET /echo allowed", ok_all(get), summary(get)),
-          verdict.exact("POST /echo denied", all(denied(r) for r in post),
-                        {**summary(post), "denied_as": denial_kind(post)}),
-          verdict.exact("GET /status/200 denied", all(denied(r) for r in other),
-                        {**summary(other), "denied_as": denial_kind(other)})]
+    verdict.touch(echo(target, "team-b"))
+    get = send(target, client(target, "team-a"), ECHO_B, N)
+    post = send(target, client(target, "team-a"), ECHO_B, N, method="POST")
+    other = send(target, client(target, "team-a"), "http://echo.team-b/status/200", N)
+    ok = [verdict.exact("GET /echo allowed", all_ok(get), summary(get)),
+          verdict.exact("POST /echo denied", all_denied(post), denial_evidence(post)),
+          verdict.exact("GET /status/200 denied", all_denied(other), denial_evidence(other))]
     assert all(ok), verdict.lines

@@ -13,7 +13,7 @@ from meshproof.conformance.check import check
 from meshproof.conformance.splits import REVIEWS, judge_match, judge_weights
 from meshproof.policy.loader import load_files
 
-pytestmark = [pytest.mark.lab, pytest.mark.mesh]
+pytestmark = [pytest.mark.mesh]
 
 POLICIES = paths.FIXTURES / "policies"
 
@@ -21,15 +21,15 @@ POLICIES = paths.FIXTURES / "policies"
 @check("gamma-split-90-10", "an HTTPRoute with weighted backendRefs splits reviews v1/v3 90/10",
        features=["gamma-httproute", "traffic-split"], catches=["weights-ignored"],
        intents=["HTTPRoute"])
-def test_gamma_weighted_split(lab, mesh, verdict):
+def test_gamma_weighted_split(target, mesh, verdict):
     intents = load_files([POLICIES / "gamma-httproute-split.yaml"])
-    judge_weights(lab, mesh, verdict, intents, {"v1": 90, "v3": 10})
+    judge_weights(target, mesh, verdict, intents, {"v1": 90, "v3": 10})
 
 
 @check("gamma-header-match", "an HTTPRoute matching header end-user: jason sends exactly "
        "those requests to reviews-v3", features=["gamma-httproute", "traffic-split-match"],
        catches=["match-ignored"], intents=["HTTPRoute"])
-def test_gamma_header_match(lab, mesh, verdict):
+def test_gamma_header_match(target, mesh, verdict):
     intents = load_files([POLICIES / "gamma-httproute-match.yaml"])
-    judge_match(lab, mesh, verdict, intents, {"url": REVIEWS, "headers": {"end-user": "jason"}},
+    judge_match(target, mesh, verdict, intents, {"url": REVIEWS, "headers": {"end-user": "jason"}},
                 {"url": REVIEWS, "headers": {"end-user": "alice"}})

@@ -12,11 +12,11 @@ from __future__ import annotations
 import pytest
 
 from meshproof.conformance.check import check
-from meshproof.conformance.splits import REVIEWS, SRC, judge_match, judge_weights
-from meshproof.conformance.traffic import send
+from meshproof.conformance.splits import REVIEWS, judge_match, judge_weights, source
+from meshproof.probe import send
 from meshproof.intent import HTTPMatch, TrafficSplit
 
-pytestmark = [pytest.mark.lab, pytest.mark.mesh]
+pytestmark = [pytest.mark.mesh]
 
 def split(weights: dict[str, int], match: HTTPMatch | None = None) -> TrafficSplit:
     return TrafficSplit("bookinfo/reviews",
@@ -25,38 +25,39 @@ def split(weights: dict[str, int], match: HTTPMatch | None = None) -> TrafficSpl
 
 @check("split-100-0", "TrafficSplit reviews-v1 100 / v2 0: every request to v1",
        features=["traffic-split"], catches=["weights-ignored"], intents=["TrafficSplit"])
-def test_split_100_0(lab, mesh, verdict):
-    judge_weights(lab, mesh, verdict, [split({"v1": 100, "v2": 0})], {"v1": 100, "v2": 0})
+def test_split_100_0(target, mesh, verdict):
+    judge_weights(target, mesh, verdict, [split({"v1": 100, "v2": 0})], {"v1": 100, "v2": 0})
 
 
 @check("split-0-100", "TrafficSplit reviews-v1 0 / v2 100: every request to v2",
        features=["traffic-split"], catches=["weights-ignored"], intents=["TrafficSplit"])
-def test_split_0_100(lab, mesh, verdict):
-    judge_weights(lab, mesh, verdict, [split({"v1": 0, "v2": 100})], {"v1": 0, "v2": 100})
+def test_split_0_100(target, mesh, verdict):
+    judge_weights(target, mesh, verdict, [split({"v1": 0, "v2": 100})], {"v1": 0, "v2": 100})
 
 
 @check("split-90-10", "TrafficSplit reviews-v1 90 / v2 10, within 10 points",
        features=["traffic-split"], catches=["weights-ignored"], intents=["TrafficSplit"])
-def test_split_90_10(lab, mesh, verdict):
-    judge_weights(lab, mesh, verdict, [split({"v1": 90, "v2": 10})], {"v1": 90, "v2": 10})
+def test_split_90_10(target, mesh, verdict):
+    judge_weights(target, mesh, verdict, [split({"v1": 90, "v2": 10})], {"v1": 90, "v2": 10})
 
 
 @check("split-50-50-0", "TrafficSplit reviews-v1 50 / v2 50 / v3 0, v3 gets nothing",
        features=["traffic-split"], catches=["weights-ignored"], intents=["TrafficSplit"])
-def test_split_50_50_0(lab, mesh, verdict):
-    judge_weights(lab, mesh, verdict, [split({"v1": 50, "v2": 50, "v3": 0})], {"v1": 50, "v2": 50, "v3": 0})
+def test_split_50_50_0(target, mesh, verdict):
+    judge_weights(target, mesh, verdict, [split({"v1": 50, "v2": 50, "v3": 0})], {"v1": 50, "v2": 50, "v3": 0})
 
 
 @check("split-programmed-first-request",
        "a split flipped 100/0 <-> 0/100 is followed from the first request after "
        "the mesh says it is programmed", features=["traffic-split"],
        catches=["weights-ignored"], intents=["TrafficSplit"])
-def test_split_flip_takes_effect_when_programmed(lab, mesh, verdict):
-    verdict.touch(SRC)
+def test_split_flip_takes_effect_when_programmed(target, mesh, verdict):
+    src = source(target)
+    verdict.touch(src)
     firsts = []
     for version, other in (("v1", "v2"), ("v2", "v1"), ("v1", "v2"), ("v2", "v1")):
         mesh.wait_programmed(mesh.apply(split({version: 100, other: 0})))
-        first = send(lab, SRC, REVIEWS, 1)[0]["headers"].get("x-version")
+        first = send(target, src, REVIEWS, 1)[0].version
         firsts.append((version, first))
     ok = verdict.exact("first request follows each flip", all(a == b for a, b in firsts),
                        {"wanted_vs_seen": firsts})
@@ -66,8 +67,8 @@ def test_split_flip_takes_effect_when_programmed(lab, mesh, verdict):
 @check("split-header-match", "a split for requests with header end-user: jason sends "
        "exactly those to v3", features=["traffic-split", "traffic-split-match"],
        catches=["match-ignored"], intents=["TrafficSplit", "HTTPRouteGroup"])
-def test_split_header_match(lab, mesh, verdict):
-    judge_match(lab, mesh, verdict, [split({"v3": 100}, HTTPMatch(headers=(("end-user", "jason"),)))],
+def test_split_header_match(target, mesh, verdict):
+    judge_match(target, mesh, verdict, [split({"v3": 100}, HTTPMatch(headers=(("end-user", "jason"),)))],
                 {"url": REVIEWS, "headers": {"end-user": "jason"}},
                 {"url": REVIEWS, "headers": {"end-user": "alice"}})
 
@@ -75,6 +76,6 @@ def test_split_header_match(lab, mesh, verdict):
 @check("split-path-match", "a split for paths matching /reviews/1.* sends exactly those "
        "to v3", features=["traffic-split", "traffic-split-match"],
        catches=["match-ignored"], intents=["TrafficSplit", "HTTPRouteGroup"])
-def test_split_path_match(lab, mesh, verdict):
-    judge_match(lab, mesh, verdict, [split({"v3": 100}, HTTPMatch(path_regex="/reviews/1.*"))],
+def test_split_path_match(target, mesh, verdict):
+    judge_match(target, mesh, verdict, [split({"v3": 100}, HTTPMatch(path_regex="/reviews/1.*"))],
                 {"url": "http://reviews/reviews/123"}, {"url": "http://reviews/reviews/0"})

@@ -1,7 +1,11 @@
-"""The ``meshproof`` command: bring the lab up and down, look at it, probe it.
+"""The ``meshproof`` command: run the suite, bring a target up and down, probe, diff.
 
 Errors a user can act on print what is wrong and what to do, and exit 2;
-nothing is left half-made (``up`` rolls back on failure and on Ctrl-C).
+nothing is left half-made (``up`` checks its arguments before it creates
+anything and rolls back on failure and on Ctrl-C). Targets and meshes are
+the registry's (``meshproof.registry``). ``meshproof conformance`` keeps the
+suite's exit codes for CI (0 passed, 1 a check failed, 2 could not run),
+which ``make`` cannot (it turns every failure into its own 2).
 """
 
 from __future__ import annotations
@@ -9,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from meshproof import __version__
-from meshproof.errors import MeshproofError
+from meshproof import __version__, paths, registry
+from meshproof.errors import ConfigError, MeshproofError
 
-MESHES = ("none", "reference")
-TARGETS = ("local", "kube")
+#: ``up --reviews-replicas`` bounds: each replica is a pod with a sidecar.
+MAX_REVIEWS_REPLICAS = 20
 
 
 def _progress_bar() -> tuple[Any, Any]:
@@ -33,14 +38,22 @@ def _progress_bar() -> tuple[Any, Any]:
     return bar, update
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    _check_target(args.target)
-    from meshproof.targets.local.client import LocalTarget
+def check_up_args(args: argparse.Namespace) -> None:
+    """Every argument of ``up``, checked before anything is created."""
+    entry = registry.mesh_entry(args.mesh, registry.target_entry(args.target).name)
+    registry.check_defect(entry, args.defect)
+    if not 1 <= args.reviews_replicas <= MAX_REVIEWS_REPLICAS:
+        raise ConfigError(f"--reviews-replicas {args.reviews_replicas} is out of range",
+                          f"give 1..{MAX_REVIEWS_REPLICAS}")
 
+
+def cmd_up(args: argparse.Namespace) -> int:
+    check_up_args(args)
     bar, update = _progress_bar()
     with bar:
-        target = LocalTarget.start(mesh=args.mesh, defect=args.defect,
-                                   reviews_replicas=args.reviews_replicas, progress=update)
+        target = registry.start_target(args.target, args.mesh, args.defect,
+                                       reviews_replicas=args.reviews_replicas,
+                                       progress=update)
     pods = target.pods()
     print(f"lab up: {len(pods)} pods, mesh={args.mesh}"
           + (f", defect={args.defect}" if args.defect else "")
@@ -79,10 +92,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"lab running (pid {info['pid']}), mesh={info['mesh']}"
           + (f", defect={info['defect']}" if info["defect"] else ""))
     for p in t.pods():
-        print(f"  {p['key']:<32} {p['ip']:<15} {'ready' if p['ready'] else 'NOT READY'}"
-              f"{'  meshed' if p['meshed'] else ''}")
+        print(f"  {p.key:<32} {p.ip:<15} {'ready' if p.ready else 'NOT READY'}"
+              f"{'  meshed' if p.meshed else ''}")
     for s in t.services():
-        print(f"  svc {s['key']:<28} {s['vip']}:{s['port']} -> {len(s['endpoints'])} endpoint(s)")
+        print(f"  svc {s.key:<28} {s.vip}:{s.port} -> {len(s.endpoints)} endpoint(s)")
     return 0
 
 
@@ -93,7 +106,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
                              "concurrency": args.concurrency, "fresh": not args.pooled}
     if args.header:
         order["headers"] = dict(h.split(":", 1) for h in args.header)
-    res = LocalTarget.attach().probe(args.pod, order, as_proxy_uid=args.as_proxy_uid)
+    res = LocalTarget.attach().probe_raw(args.pod, order, in_sidecar=args.as_proxy_uid)
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -108,7 +121,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from meshproof.conformance.report import diff_reports, load_report
+    from meshproof.report.diff import diff_reports, load_report
 
     changes = diff_reports(load_report(args.before), load_report(args.after))
     for line in changes:
@@ -126,19 +139,19 @@ def _load_policy(files: list[str]) -> Any:
 
 
 def _policy_mesh(files: list[str]) -> tuple[Any, Any]:
-    """The running lab's mesh adapter and the files' intents checked against the lab."""
+    """The running lab's reference-mesh adapter, and the files' intents checked against
+    what runs there (the reference mesh is the one whose policy files these are)."""
     from meshproof.mesh.reference import ReferenceMesh
     from meshproof.policy import load_files
-    from meshproof.policy.registry import registry_from_listings
+    from meshproof.policy.registry import registry_of
     from meshproof.targets.local.client import LocalTarget
 
     target = LocalTarget.attach()
     if target.info().get("mesh") != "reference":
         raise MeshproofError("the lab runs without a mesh: there is nothing to apply policy to",
                              "start it with 'meshproof up --mesh reference'")
-    pods = target.pods()
-    intents = load_files(files, registry=registry_from_listings(pods, target.services()))
-    return ReferenceMesh(pods), intents
+    intents = load_files(files, registry=registry_of(target))
+    return ReferenceMesh(target), intents
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -149,9 +162,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(f"{len(intents)} intent(s) from {len(args.file)} file(s): valid, nothing applied")
         return 0
     mesh, intents = _policy_mesh(args.file)
-    version = mesh.apply_all(intents)
-    took = mesh.wait_programmed(version)
-    print(f"applied {len(intents)} intent(s) as version {version}; programmed in {took:.2f} s")
+    token = mesh.apply_all(intents)
+    took = mesh.wait_programmed(token)
+    print(f"applied {len(intents)} intent(s) as version {token.value}; programmed in "
+          f"{took:.2f} s")
     from meshproof.policy.advice import unenforced_rules
 
     for rule in unenforced_rules(mesh.policy):
@@ -163,22 +177,47 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     _load_policy(args.file)
     mesh, intents = _policy_mesh(args.file)
-    version = 0
+    token = None
     for intent in intents:  # the adapter removes one intent per version
-        version = mesh.remove(intent)
-    if version:
-        mesh.wait_programmed(version)
-    print(f"removed {len(intents)} intent(s)" + (f"; version {version} programmed"
-                                                  if version else ""))
+        token = mesh.remove(intent)
+    if token is not None:
+        mesh.wait_programmed(token)
+    print(f"removed {len(intents)} intent(s)" + (f"; version {token.value} programmed"
+                                                  if token is not None else ""))
     return 0
 
 
 def _check_target(target: str) -> None:
-    if target not in TARGETS:
-        raise MeshproofError(f"unknown target {target!r}", f"targets: {', '.join(TARGETS)}")
-    if target == "kube":
-        raise MeshproofError("the kube target is not available in this version",
-                             "use --target local (the default)")
+    registry.target_entry(target)
+
+
+#: pytest's exit codes -> the suite's (0 passed, 1 a check failed, 2 could not run).
+PYTEST_EXIT = {0: 0, 1: 1}
+
+
+def conformance_argv(args: argparse.Namespace) -> list[str]:
+    reports = Path(args.reports)
+    argv = [str(paths.ROOT / "conformance"), "-p", "no:cacheprovider",
+            "--target", args.target, "--mesh", args.mesh,
+            f"--junitxml={reports / 'junit.xml'}",
+            f"--alluredir={reports / 'allure-results'}", "--clean-alluredir",
+            "--conformance-report", str(reports / "conformance-report.yaml")]
+    if args.defect:
+        argv += ["--mesh-defect", args.defect]
+    if args.tests:
+        argv += ["-k", args.tests]
+    return argv + list(args.pytest_args)
+
+
+def cmd_conformance(args: argparse.Namespace) -> int:
+    """The suite, with reports; exit 0 / 1 / 2 whatever pytest's own code was. Names are
+    checked by the plugin (pytest exits 2 on an unknown one), so plugins given with
+    ``-- -p MODULE`` can register targets and meshes of their own."""
+    import pytest
+
+    Path(args.reports).mkdir(parents=True, exist_ok=True)
+    code = int(pytest.main(conformance_argv(args)))
+    return PYTEST_EXIT.get(code, 2)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -186,17 +225,28 @@ def parser() -> argparse.ArgumentParser:
         "Prove, with evidence, that a service mesh does what it promises."))
     ap.add_argument("--version", action="version", version=f"meshproof {__version__}")
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+    targets, meshes = ", ".join(registry.TARGETS), ", ".join(registry.MESHES)
+    cf = sub.add_parser("conformance", help="run the conformance suite with reports "
+                        "(exit 0 passed, 1 a check failed, 2 could not run)")
+    cf.add_argument("--target", default="local", help=f"one of: {targets}")
+    cf.add_argument("--mesh", default="reference", help=f"one of: {meshes}")
+    cf.add_argument("--defect", default="", help="a defect ID (negative control)")
+    cf.add_argument("--tests", default="", help="a pytest -k filter")
+    cf.add_argument("--reports", default=str(paths.REPORTS), help="report directory")
+    cf.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
+    cf.set_defaults(fn=cmd_conformance)
     up = sub.add_parser("up", help="bring up the fixture topology (and a mesh)")
-    up.add_argument("--target", default="local")
-    up.add_argument("--mesh", default="none", help=f"one of: {', '.join(MESHES)}")
+    up.add_argument("--target", default="local", help=f"one of: {targets}")
+    up.add_argument("--mesh", default="none", help=f"one of: {meshes}")
     up.add_argument("--defect", default="", help="a defect ID (negative control)")
-    up.add_argument("--reviews-replicas", type=int, default=1)
+    up.add_argument("--reviews-replicas", type=int, default=1,
+                    help=f"pods per reviews version, 1..{MAX_REVIEWS_REPLICAS}")
     up.set_defaults(fn=cmd_up)
     down = sub.add_parser("down", help="remove the lab and any leftovers of a killed run")
-    down.add_argument("--target", default="local")
+    down.add_argument("--target", default="local", help=f"one of: {targets}")
     down.set_defaults(fn=cmd_down)
     st = sub.add_parser("status", help="what runs now")
-    st.add_argument("--target", default="local")
+    st.add_argument("--target", default="local", help=f"one of: {targets}")
     st.set_defaults(fn=cmd_status)
     pr = sub.add_parser("probe", help="send requests from a pod")
     pr.add_argument("pod", help="source pod, e.g. bookinfo/client-0")
@@ -229,10 +279,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "mesh", "none") not in MESHES:
-        print(f"meshproof: unknown mesh {args.mesh!r}\n  hint: meshes: {', '.join(MESHES)}",
-              file=sys.stderr)
-        return 2
     try:
         return int(args.fn(args))
     except MeshproofError as exc:

@@ -1,41 +1,48 @@
 """The meshproof pytest plugin: target and mesh fixtures, conformance options.
 
-Fixtures: ``lab`` (the fixture topology on the local target with the mesh of
-``--mesh`` and the defect of ``--mesh-defect``; one per test package, as a
-machine holds one lab at a time), ``mesh`` (the adapter, reset to no policy
-around each test) and ``verdict`` (evidence and judgements of one check).
+Fixtures (the same on every target and mesh, resolved through
+``meshproof.registry``):
+- ``target``: the fixture topology on ``--target`` with ``--mesh`` installed
+  (and ``--mesh-defect``); one per session, or one per test package whose
+  conftest imports ``package_target`` (a machine holds one lab at a time);
+- ``mesh``: the adapter of ``--mesh`` on that target, reset to no policy
+  around each test;
+- ``verdict``: the evidence and judgements of one conformance check.
+``lab`` is the project's own tests' name for the target when they use the
+local lab's extra calls.
 
 Exit codes for CI: 0 every claimed check passed, 1 a check failed, 2 the
-suite could not run (target or mesh unusable, bad options).
+suite could not run (target or mesh unusable, bad options, interrupted).
 """
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from meshproof.errors import MeshproofError
-from meshproof.mesh.reference import ReferenceMesh
-from meshproof.targets.local.client import LocalTarget, stop_lab
+from meshproof import registry
+from meshproof.errors import MeshproofError, NotRoot
+from meshproof.mesh.base import MeshAdapter
+from meshproof.targets.base import Target
 
-MESHES = ("reference", "none")
-#: Seconds spent bringing labs up this session (the report splits bring-up from checks).
+#: Seconds spent bringing targets up this session (the report splits bring-up from checks).
 TIMINGS: dict[str, float] = {}
-#: How long a test package waits for another lab on this machine to finish.
-LAB_WAIT_S = float(os.environ.get("MESHPROOF_LAB_WAIT_S", "900"))
-TARGETS = ("local",)
+#: One adapter per target object (adapters keep state, e.g. the black box's resources).
+_ADAPTERS: dict[int, MeshAdapter] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("meshproof")
-    g.addoption("--target", default="local", help="where the topology runs: local")
-    g.addoption("--mesh", default="reference", help="mesh under test: reference")
+    g.addoption("--target", default="local",
+                help=f"where the topology runs: {', '.join(registry.TARGETS)}")
+    g.addoption("--mesh", default="reference",
+                help=f"mesh under test: {', '.join(registry.MESHES)}")
     g.addoption("--mesh-defect", default="", metavar="ID",
-                help="bring the reference mesh up with this defect (negative control)")
+                help="bring the mesh up with this defect (negative control)")
     g.addoption("--supported-features", default="", metavar="A,B",
                 help="check only these features (default: what the mesh claims)")
     g.addoption("--exempt-features", default="", metavar="A,B",
@@ -50,20 +57,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance(spec): a conformance check")
-    mesh, target = config.getoption("--mesh"), config.getoption("--target")
-    if mesh not in MESHES:
-        pytest.exit(f"unknown mesh {mesh!r}: meshes are {', '.join(MESHES)}", 2)
-    if target not in TARGETS:
-        pytest.exit(f"unknown or unavailable target {target!r}: targets are "
-                    f"{', '.join(TARGETS)} (kube is not available yet)", 2)
-    defect = config.getoption("--mesh-defect")
-    if defect:
-        from meshproof.mesh.defects import require
-
-        try:
-            require(defect)
-        except MeshproofError as exc:
-            pytest.exit(str(exc), 2)
+    try:
+        entry = registry.mesh_entry(config.getoption("--mesh"))
+        registry.target_entry(config.getoption("--target"))
+        registry.mesh_entry(entry.name, config.getoption("--target"))
+        registry.check_defect(entry, config.getoption("--mesh-defect"))
+    except MeshproofError as exc:
+        pytest.exit(str(exc), 2)
     from meshproof.conformance import plugin
 
     config.pluginmanager.register(plugin.ConformancePlugin(config), "meshproof-conformance")
@@ -71,53 +71,58 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.seed = random.SystemRandom().randrange(1, 2**31)
 
 
-def start_lab(**kw: object) -> Iterator[LocalTarget]:
-    """Start a lab for one package and always remove it (one lab per machine)."""
-    if os.geteuid() != 0:
-        pytest.skip("the netns lab needs root")
-    from meshproof.targets.local import lock
-
+def start_target(config: pytest.Config, **options: Any) -> Iterator[Target]:
+    """Bring the topology up for the options' target and mesh; always take it down."""
+    t0 = time.monotonic()
     try:
-        # One lab per machine: queue behind a lab that is running (bounded).
-        lock.wait_free(LAB_WAIT_S, say=lambda m: print(f"\nmeshproof: {m}", flush=True))
-        t0 = time.monotonic()
-        target = LocalTarget.start(**kw)  # type: ignore[arg-type]
+        target = registry.start_target(config.getoption("--target"),
+                                       options.pop("mesh", config.getoption("--mesh")),
+                                       options.pop("defect", config.getoption("--mesh-defect")),
+                                       **options)
     except MeshproofError as exc:
+        if isinstance(exc, NotRoot):
+            pytest.skip(str(exc))
         pytest.exit(f"the target could not be brought up: {exc}", 2)
     TIMINGS["bringup_s"] = TIMINGS.get("bringup_s", 0.0) + time.monotonic() - t0
     try:
         yield target
     finally:
-        stop_lab()
+        _ADAPTERS.pop(id(target), None)
+        target.down()
 
 
-def lab_from_options(request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
-    """The lab ``--mesh`` and ``--mesh-defect`` ask for."""
-    cfg = request.config
-    yield from start_lab(mesh=cfg.getoption("--mesh"), defect=cfg.getoption("--mesh-defect"))
-
-
-@pytest.fixture(scope="package", name="lab")
-def package_lab(request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
-    """A package's own lab: import it into the package's conftest.py as
-    ``from meshproof.pytest_plugin import package_lab  # noqa: F401``. pytest
+@pytest.fixture(scope="package", name="target")
+def package_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """A package's own target: import it into the package's conftest.py as
+    ``from meshproof.pytest_plugin import package_target  # noqa: F401``. pytest
     scopes a fixture to the package whose conftest holds it, so the lab is
     removed when that package ends and the next package can have another."""
-    yield from lab_from_options(request)
+    yield from start_target(request.config)
 
 
 @pytest.fixture(scope="session")
-def lab(request: pytest.FixtureRequest) -> Iterator[LocalTarget]:
-    """One lab for the session. A package that must have its own lab (a
-    machine holds one at a time, so packages needing different labs take
-    turns) overrides this with a package-scoped ``lab`` in its conftest.py:
-    pytest scopes a fixture to the package where it is defined."""
-    yield from lab_from_options(request)
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """One target for the session (packages needing their own override it)."""
+    yield from start_target(request.config)
 
 
 @pytest.fixture
-def mesh(lab: LocalTarget) -> Iterator[ReferenceMesh]:
-    m = ReferenceMesh(lab.pods())
+def lab(target: Target) -> Target:
+    """The project's own tests' name for the target (the local lab's extra calls)."""
+    return target
+
+
+def adapter(config: pytest.Config, target: Target) -> MeshAdapter:
+    """The session's adapter for ``target`` (built once: adapters keep state)."""
+    if id(target) not in _ADAPTERS:
+        entry = registry.mesh_entry(config.getoption("--mesh"))
+        _ADAPTERS[id(target)] = registry.adapter_for(entry, target)
+    return _ADAPTERS[id(target)]
+
+
+@pytest.fixture
+def mesh(request: pytest.FixtureRequest, target: Target) -> Iterator[MeshAdapter]:
+    m = adapter(request.config, target)
     m.wait_programmed(m.reset())
     yield m
     m.wait_programmed(m.reset())
@@ -125,4 +130,4 @@ def mesh(lab: LocalTarget) -> Iterator[ReferenceMesh]:
 
 # Conformance fixtures live with the conformance plugin; exposing them here
 # is what makes pytest find them (fixtures are read from plugin modules).
-from meshproof.conformance.plugin import _unclaimed_is_failure, verdict  # noqa: E402,F401
+from meshproof.conformance.plugin import _meshproof_gate, verdict  # noqa: E402,F401

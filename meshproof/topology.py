@@ -2,7 +2,8 @@
 
 - ``bookinfo`` (meshed): productpage, details, reviews-v1/v2/v3, ratings, client;
   services productpage, details, ratings, reviews (all versions) and
-  reviews-v1/v2/v3 (one version each: SMI TrafficSplit backends are services).
+  reviews-v1/v2/v3 (one version each: SMI TrafficSplit backends are services),
+  and ``sentinel`` (no endpoints: the black-box adapter's programmed signal).
 - ``team-a``/``team-b``/``team-c`` (meshed): ``echo`` and ``client`` each.
 - ``outside`` (not meshed): a ``client``, the plaintext / unmeshed caller.
 """
@@ -59,5 +60,8 @@ def fixture_topology(*, reviews_replicas: int = 1) -> Topology:
         *(ServiceSpec("bookinfo", f"reviews-{v}", {"app": "reviews", "version": v})
           for v in ("v1", "v2", "v3")),
         *(ServiceSpec(team, "echo", {"app": "echo"}) for team in TEAMS),
+        # No pod carries this label: the black-box adapter's sentinel fault lives on it
+        # (meshproof.mesh.blackbox), so no check's own traffic can meet it.
+        ServiceSpec("bookinfo", "sentinel", {"app": "meshproof-sentinel"}),
     ]
     return t

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+
 import pytest
 
-from meshproof.pytest_plugin import start_lab  # noqa: F401  (re-exported for packages)
 from meshproof.results import by_pod, statuses  # noqa: F401
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the netns lab needs root")

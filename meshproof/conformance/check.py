@@ -9,60 +9,39 @@ it catches, so the project's own tests can prove it fails on each of them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import allure
 import pytest
 
+from meshproof.conformance.spec import FEATURES, CheckSpec
+from meshproof.mesh.base import CAPABILITIES as MESH_CAPABILITIES
 from meshproof.mesh.defects import DEFECTS
+from meshproof.targets.base import CAPABILITIES as TARGET_CAPABILITIES
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Every feature a check may need; a mesh's claims() name a subset.
-FEATURES = {
-    "traffic-split": "SMI TrafficSplit by weight",
-    "traffic-split-match": "TrafficSplit limited to requests matching an HTTPRouteGroup",
-    "gamma-httproute": "Gateway API HTTPRoute with a Service parent (GAMMA)",
-    "mtls-strict": "STRICT mTLS refuses plaintext",
-    "mtls-permissive": "PERMISSIVE mTLS accepts plaintext and mTLS",
-    "mtls-workload-override": "a workload's mTLS mode beats its namespace's",
-    "xfcc-spiffe": "the server sees the caller's SPIFFE ID",
-    "server-identity": "clients verify the server's SPIFFE ID",
-    "cert-validation": "peers' certificates are validated (CA, expiry)",
-    "access-control": "SMI TrafficTarget access control, deny by default",
-    "access-control-routes": "access rules limited to paths and methods",
-    "retries": "retry policy (attempt counts, retriable statuses)",
-    "timeouts": "request timeouts",
-    "fault-injection": "abort and delay faults at a percentage",
-}
-
-
-@dataclass(frozen=True)
-class CheckSpec:
-    name: str
-    description: str
-    features: tuple[str, ...]
-    catches: tuple[str, ...]
-    intents: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(name: str, description: str, *, features: list[str], catches: list[str] = (),  # type: ignore[assignment]
-          intents: list[str] = ()) -> Callable[[F], F]:  # type: ignore[assignment]
-    """Mark a test function as conformance check ``name``."""
+def check(name: str, description: str, *, features: list[str],
+          catches: tuple[str, ...] | list[str] = (), intents: tuple[str, ...] | list[str] = (),
+          target_needs: tuple[str, ...] | list[str] = (),
+          mesh_needs: tuple[str, ...] | list[str] = ()) -> Callable[[F], F]:
+    """Mark a test function as conformance check ``name``. Every check probes, so
+    ``probe`` is always among the target capabilities it needs."""
     unknown = [f for f in features if f not in FEATURES]
     bad = [d for d in catches if d not in DEFECTS]
-    if unknown or bad:
-        raise ValueError(f"check {name}: unknown features {unknown} / defects {bad}")
+    needs = ("probe", *(c for c in target_needs if c != "probe"))
+    caps = [c for c in needs if c not in TARGET_CAPABILITIES]
+    caps += [c for c in mesh_needs if c not in MESH_CAPABILITIES]
+    if unknown or bad or caps:
+        raise ValueError(f"check {name}: unknown features {unknown} / defects {bad} / "
+                         f"capabilities {caps}")
     if name in REGISTRY:
         raise ValueError(f"check {name} is declared twice")
-    spec = CheckSpec(name, description, tuple(features), tuple(catches), tuple(intents))
+    spec = CheckSpec(name, description, tuple(features), tuple(catches), tuple(intents),
+                     needs, tuple(mesh_needs))
     REGISTRY[name] = spec
 
     def mark(fn: F) -> F:

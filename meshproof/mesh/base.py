@@ -1,22 +1,204 @@
-"""The mesh adapter interface (DESIGN.md): how a test drives any mesh.
+"""The mesh adapter interface (DESIGN.md): how a check drives any mesh.
 
-A test states an intent; the adapter turns it into the mesh's own resources
-(``apply``), waits until the mesh has programmed it (``wait_programmed``),
-and on failure hands over evidence (config dumps, stats, logs).
+A check states an intent; the adapter turns it into the mesh's own resources
+(``apply``, which returns an opaque ``Token``), waits until the mesh has
+programmed it (``wait_programmed(token)``), and on failure hands over
+evidence. What a mesh can do beyond that is declared, by name, in
+``capabilities()`` (``CAPABILITIES``), and a check needing one the adapter
+lacks is skipped with the reason. Adapters never import a target's engine:
+they get the ``Target`` they run on and use its interface.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
+from meshproof.errors import MeshproofError
 from meshproof.intent import Intent
+from meshproof.targets.base import Target
+from meshproof.targets.model import Pod, ProbeOrder, ProbeResult
+
+#: Optional capabilities a mesh adapter may declare, and what each means.
+CAPABILITIES = {
+    "issue-certificate": "issue a workload certificate for an identity with a given TTL",
+    "impersonate": "make one workload's sidecar serve another workload's valid identity",
+    "bypass-sidecar": "send from inside a pod around its sidecar (as the proxy's identity)",
+}
 
 
-class MeshAdapter(Protocol):
+class NotProgrammed(MeshproofError):
+    """The mesh did not program a change within its timeout (or refused it)."""
+
+    exit_code = 1
+
+
+class ConfigRejected(NotProgrammed):
+    """A sidecar NACKed the config: the mesh keeps serving the last good one."""
+
+
+@dataclass(frozen=True)
+class Token:
+    """What ``apply`` returns and ``wait_programmed`` accepts; opaque to checks."""
+
+    mesh: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class MeshInfo:
+    """What the report says about the mesh under test."""
+
     name: str
+    version: str
+    #: How "programmed" is decided: ``acked`` (per-proxy sync status) or ``sentinel``.
+    programmed_method: str
+    details: dict[str, str] = field(default_factory=dict)
 
-    def claims(self) -> frozenset[str]: ...
-    def apply(self, intent: Intent) -> int: ...
-    def wait_programmed(self, version: int, timeout: float = 10.0) -> float: ...
-    def remove(self, intent: Intent) -> int: ...
-    def evidence(self, pods: list[str]) -> dict[str, Any]: ...
+
+@dataclass(frozen=True)
+class IssuedCert:
+    """A workload certificate, its key and the mesh's root, as PEM."""
+
+    cert: str
+    key: str
+    root: str
+    identity: str
+
+
+@dataclass
+class Wait:
+    """One ``wait_programmed``: how long it took (the report shows them per check)."""
+
+    seconds: float
+    method: str
+
+
+class MeshAdapter(ABC):
+    """A mesh under test. Implementations: ``mesh.reference`` (ACK-driven),
+    ``mesh.blackbox`` (policy files and the sentinel method only)."""
+
+    #: Registry name (``--mesh``).
+    name: str = ""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        #: Every wait of this session, in order (the plugin slices them per check).
+        self.waits: list[Wait] = []
+
+    # ------------------------------------------------------------ declarations
+
+    @abstractmethod
+    def claims(self) -> frozenset[str]:
+        """Features (meshproof.conformance.check.FEATURES) this mesh implements."""
+
+    @abstractmethod
+    def describe(self) -> MeshInfo: ...
+
+    def capabilities(self) -> frozenset[str]:
+        """The subset of ``CAPABILITIES`` this adapter offers (none by default)."""
+        return frozenset()
+
+    def defects(self) -> frozenset[str]:
+        """Defect IDs this mesh can be brought up with (negative controls)."""
+        return frozenset()
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities()
+
+    # ------------------------------------------------------------ config
+
+    @abstractmethod
+    def apply(self, intent: Intent) -> Token: ...
+
+    @abstractmethod
+    def apply_all(self, intents: list[Intent]) -> Token:
+        """Apply several intents as one change (a policy file is atomic)."""
+
+    @abstractmethod
+    def remove(self, intent: Intent) -> Token: ...
+
+    @abstractmethod
+    def reset(self) -> Token:
+        """Back to no policy at all (the mesh's defaults)."""
+
+    def wait_programmed(self, token: Token, timeout: float = 10.0) -> float:
+        """Block until the change behind ``token`` is in force; returns the seconds it
+        took. Raises NotProgrammed (ConfigRejected for a NACK) otherwise."""
+        if token.mesh != self.name:
+            raise MeshproofError(f"a token of mesh {token.mesh!r} given to {self.name!r}")
+        t0 = time.monotonic()
+        self._wait(token, timeout)
+        took = time.monotonic() - t0
+        self.waits.append(Wait(took, self.describe().programmed_method))
+        return took
+
+    @abstractmethod
+    def _wait(self, token: Token, timeout: float) -> None: ...
+
+    # ------------------------------------------------------------ evidence and timing
+
+    def evidence(self, pods: list[Pod]) -> dict[str, Any]:
+        """Config dumps, proxy stats, logs of these pods' sidecars, for a failure."""
+        return {}
+
+    def timer_granularity_s(self) -> float:
+        """How early or late the data plane's timers may fire. Envoy-based meshes run
+        on libevent's coarse clock: one tick of the node's CLOCK_MONOTONIC_COARSE."""
+        return self.target.clock_tick_s()
+
+    # ------------------------------------------------------------ optional capabilities
+
+    def issue_certificate(self, identity: Pod, ttl_s: int) -> IssuedCert:
+        raise self._lacks("issue-certificate")
+
+    @contextmanager
+    def impersonate(self, pod: Pod, as_pod: Pod) -> Iterator[None]:
+        """While inside, ``pod``'s sidecar serves ``as_pod``'s valid identity."""
+        raise self._lacks("impersonate")
+        yield  # pragma: no cover
+
+    def bypass_probe(self, src: Pod, order: ProbeOrder) -> list[ProbeResult]:
+        """Send from ``src`` around its sidecar (what a compromised or careless process in
+        the pod could do): plaintext straight onto the pod network."""
+        raise self._lacks("bypass-sidecar")
+
+    def _lacks(self, capability: str) -> MeshproofError:
+        return MeshproofError(f"mesh {self.name!r} does not offer {capability!r}",
+                              "checks needing it are skipped for this mesh")
+
+
+class NoMesh(MeshAdapter):
+    """``--mesh none``: the topology without a mesh. Claims nothing, so every check is
+    skipped with its reason; applying an intent is an error."""
+
+    name = "none"
+
+    def claims(self) -> frozenset[str]:
+        return frozenset()
+
+    def describe(self) -> MeshInfo:
+        return MeshInfo("none", "-", "none")
+
+    def _refuse(self) -> Token:
+        raise MeshproofError("no mesh is installed: there is nothing to apply an intent to",
+                             "run with --mesh reference (or another mesh)")
+
+    def apply(self, intent: Intent) -> Token:
+        return self._refuse()
+
+    def apply_all(self, intents: list[Intent]) -> Token:
+        return self._refuse()
+
+    def remove(self, intent: Intent) -> Token:
+        return self._refuse()
+
+    def reset(self) -> Token:
+        return Token(self.name, None)
+
+    def _wait(self, token: Token, timeout: float) -> None:
+        return None

@@ -3,41 +3,59 @@
 Programmed means, for every sidecar: the control plane saw it ACK the
 policy's version for every xDS type (a NACK fails at once with Envoy's
 message), and its admin stats show nothing still warming (Envoy ACKs before
-warming ends). Only then may a test sample traffic.
+warming ends). Only then may a check sample traffic.
+
+The adapter talks to the control plane and the CA over their Unix sockets on
+the lab host and never imports the lab engine: operations that need the
+lab's process supervisor (an impostor identity) go through the target's
+``mesh_call``, which relays them to the mesh's own installer.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol, runtime_checkable
 
+from meshproof import __version__
 from meshproof.errors import MeshproofError, TargetError
 from meshproof.intent import Intent, Policy
-from meshproof.mesh.reference_local import CP_API_SOCKET, admin_socket
+from meshproof.mesh.base import (ConfigRejected, IssuedCert, MeshAdapter, MeshInfo,
+                                 NotProgrammed, Token)
+from meshproof.mesh.defects import IMPLEMENTED
+from meshproof.mesh.refpaths import CA_SOCKET, CP_API_SOCKET, TOKENS, admin_socket
+from meshproof.targets.base import Target
+from meshproof.targets.model import Pod, ProbeOrder, ProbeResult
 
-#: Features the reference mesh claims (conformance skips what a mesh does not claim).
+#: Features the reference mesh claims: all of them (a skip against it is a failure).
 CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
                     "traffic-split", "traffic-split-match", "xfcc-spiffe", "server-identity",
                     "cert-validation", "access-control", "access-control-routes", "retries",
                     "timeouts", "fault-injection", "gamma-httproute"})
 
 
-class ConfigRejected(MeshproofError):
-    """A sidecar NACKed the config: the mesh keeps serving the last good one."""
+@runtime_checkable
+class MeshHost(Protocol):
+    """A target that relays operations to the mesh installed in it (the local lab)."""
 
-    exit_code = 1
+    def mesh_call(self, op: str, **args: Any) -> Any: ...
 
 
-class ReferenceMesh:
-    name = "reference"
+def envoy_version() -> str:
+    try:
+        from refmesh.envoy_binary import envoy_version as read
 
-    def __init__(self, pods: list[dict[str, Any]]) -> None:
-        self.sidecars = sorted(p["key"] for p in pods if p["meshed"])
-        # The control plane holds the policy in force: start from it, so the CLI
-        # and a test session share one truth.
-        self.policy = Policy.from_dict(self._cp("GET", "/state").get("policy") or {})
+        return str(read())
+    except Exception as exc:  # the report says so rather than failing the run
+        return f"unknown ({type(exc).__name__})"
 
-    def _cp(self, method: str, url: str, body: Any = None) -> Any:
+
+class ControlPlaneClient:
+    """The reference control plane's JSON API (policy, state, per-sidecar status)."""
+
+    def request(self, method: str, url: str, body: Any = None) -> Any:
         from refmesh import unixhttp
 
         try:
@@ -49,74 +67,147 @@ class ReferenceMesh:
             raise MeshproofError(f"control plane refused {method} {url}: {answer}")
         return answer
 
+    def policy(self) -> Policy:
+        return Policy.from_dict(self.request("GET", "/state").get("policy") or {})
+
+    def push(self, policy: Policy) -> int:
+        """Replace the policy in force; returns the version the control plane gave it."""
+        return int(self.request("PUT", "/policy", policy.to_dict())["version"])
+
+
+class ReferenceMesh(MeshAdapter):
+    name = "reference"
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self.cp = ControlPlaneClient()
+        self.sidecars = sorted((p for p in target.pods() if p.meshed), key=lambda p: p.key)
+        # The control plane holds the policy in force: start from it, so the CLI and a
+        # test session share one truth.
+        self.policy = self.cp.policy()
+
+    # ------------------------------------------------------------ declarations
+
     def claims(self) -> frozenset[str]:
         return CLAIMS
 
-    def _push(self) -> int:
-        return int(self._cp("PUT", "/policy", self.policy.to_dict())["version"])
+    def describe(self) -> MeshInfo:
+        return MeshInfo(self.name, f"meshproof {__version__}", "acked",
+                        {"envoy": envoy_version()})
 
-    def apply(self, intent: Intent) -> int:
+    def capabilities(self) -> frozenset[str]:
+        caps = {"issue-certificate", "bypass-sidecar"}
+        if isinstance(self.target, MeshHost):
+            caps.add("impersonate")
+        return frozenset(caps)
+
+    def defects(self) -> frozenset[str]:
+        return IMPLEMENTED
+
+    # ------------------------------------------------------------ config
+
+    def _push(self) -> Token:
+        return Token(self.name, self.cp.push(self.policy))
+
+    def apply(self, intent: Intent) -> Token:
         self.policy = self.policy.with_intent(intent)
         return self._push()
 
-    def apply_all(self, intents: list[Intent]) -> int:
-        """Apply several intents as one change (one version): a file of policy is atomic."""
+    def apply_all(self, intents: list[Intent]) -> Token:
         policy = self.policy
         for intent in intents:
             policy = policy.with_intent(intent)
         self.policy = policy
         return self._push()
 
-    def remove(self, intent: Intent) -> int:
+    def remove(self, intent: Intent) -> Token:
         self.policy = self.policy.without(intent)
         return self._push()
 
-    def reset(self) -> int:
+    def reset(self) -> Token:
         self.policy = Policy()
         return self._push()
 
     def status(self) -> dict[str, Any]:
-        return self._cp("GET", "/status")
+        return dict(self.cp.request("GET", "/status"))
 
-    def wait_programmed(self, version: int, timeout: float = 10.0) -> float:
-        """Block until every sidecar runs ``version``; returns the seconds it took."""
+    def _wait(self, token: Token, timeout: float) -> None:
         from refmesh.admin import EnvoyAdmin
         from refmesh.controlplane import pending
 
-        t0 = time.monotonic()
-        deadline = t0 + timeout
+        version = int(token.value)
+        deadline = time.monotonic() + timeout
+        keys = [p.key for p in self.sidecars]
         while True:
-            status = self.status()
-            waiting = pending(status, version, self.sidecars)
+            waiting = pending(self.status(), version, keys)
             nacked = {n: why for n, why in waiting.items() if "NACK" in why}
             if nacked:
                 node, why = next(iter(nacked.items()))
                 raise ConfigRejected(f"sidecar {node} rejected version {version}: {why}",
                                      "the last good config keeps serving; fix the intent")
             if not waiting:
-                warming = {p: EnvoyAdmin(admin_socket(p), timeout=2).warming()
-                           for p in self.sidecars}
+                warming = {p.key: EnvoyAdmin(admin_socket(p.namespace, p.name),
+                                             timeout=2).warming() for p in self.sidecars}
                 if not any(warming.values()):
-                    return time.monotonic() - t0
-                waiting = {p: f"{n} resources warming" for p, n in warming.items() if n}
+                    return
+                waiting = {k: f"{n} resources warming" for k, n in warming.items() if n}
             if time.monotonic() > deadline:
                 first = "; ".join(f"{k}: {v}" for k, v in list(waiting.items())[:3])
-                raise TargetError(f"version {version} not programmed within {timeout}s: {first}")
+                raise NotProgrammed(f"version {version} not programmed within {timeout}s: "
+                                    f"{first}")
             time.sleep(0.01)
 
-    def evidence(self, pods: list[str]) -> dict[str, Any]:
+    # ------------------------------------------------------------ evidence
+
+    def evidence(self, pods: list[Pod]) -> dict[str, Any]:
         """Generated config and Envoy's own view (config dump, stats) of these sidecars."""
         from refmesh.admin import EnvoyAdmin
 
         out: dict[str, Any] = {"policy": self.policy.to_dict(), "cp_status": self.status()}
         for p in pods:
-            if p not in self.sidecars:
+            if not p.meshed:
                 continue
-            admin = EnvoyAdmin(admin_socket(p), timeout=5)
+            admin = EnvoyAdmin(admin_socket(p.namespace, p.name), timeout=5)
             try:
-                out[p] = {"generated": self._cp("GET", f"/config/{p}"),
-                          "config_dump": admin.config_dump(),
-                          "stats": admin.stats(r"(rbac|ssl|upstream_rq|downstream_cx)")}
-            except Exception as exc:
-                out[p] = {"error": f"{type(exc).__name__}: {exc}"}
+                out[p.key] = {"generated": self.cp.request("GET", f"/config/{p.key}"),
+                              "config_dump": admin.config_dump(),
+                              "stats": admin.stats(r"(rbac|ssl|upstream_rq|downstream_cx)")}
+            except Exception as exc:  # evidence must never hide the verdict
+                out[p.key] = {"error": f"{type(exc).__name__}: {exc}"}
         return out
+
+    # ------------------------------------------------------------ capabilities
+
+    def issue_certificate(self, identity: Pod, ttl_s: int) -> IssuedCert:
+        """A certificate for ``identity``'s workload from the mesh CA, as a pod's agent
+        would get it: a CSR plus that pod's bootstrap token (the CA's token book)."""
+        from refmesh import unixhttp
+
+        from meshproof.pki import csr_and_key
+
+        book = json.loads(TOKENS.read_text())
+        token = next((t for t, who in book.items()
+                      if (who["namespace"], who["service_account"])
+                      == (identity.namespace, identity.service_account)), None)
+        if token is None:
+            raise MeshproofError(f"no bootstrap token for {identity.identity}")
+        csr, key = csr_and_key(identity.identity)
+        status, body = unixhttp.request_json(CA_SOCKET, "POST", "/sign", {
+            "csr": csr, "token": token, "ttl_seconds": ttl_s}, timeout=10)
+        if status != 200:
+            raise MeshproofError(f"the mesh CA refused to sign {identity.identity}: {body}")
+        return IssuedCert(body["cert"], key, body["root"], identity.identity)
+
+    @contextmanager
+    def impersonate(self, pod: Pod, as_pod: Pod) -> Iterator[None]:
+        if not isinstance(self.target, MeshHost):
+            raise self._lacks("impersonate")
+        self.target.mesh_call("swap_identity", key=pod.key, as_pod=as_pod.key)
+        try:
+            yield
+        finally:
+            self.target.mesh_call("swap_identity", key=pod.key, as_pod=pod.key)
+
+    def bypass_probe(self, src: Pod, order: ProbeOrder) -> list[ProbeResult]:
+        """As the pod's proxy uid, which the capture rules exempt (as Istio's do)."""
+        return self.target.probe(src, order, in_sidecar=True)

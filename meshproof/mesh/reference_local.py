@@ -21,18 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from meshproof import paths
 from meshproof.errors import TargetError
 from meshproof.targets.local.lab import Lab
 from meshproof.targets.local.procs import ProcSpec
 from meshproof.targets.local.shell import run
+from meshproof.mesh import refpaths
+from meshproof.mesh.refpaths import ADS_SOCKET, CA_SOCKET, CP_API_SOCKET, MESH_DIR, TOKENS
 from meshproof.targets.model import Pod, Registry
 
-MESH_DIR = paths.RUN_DIR / "mesh"
-CA_SOCKET = MESH_DIR / "ca.sock"
-ADS_SOCKET = MESH_DIR / "ads.sock"
-CP_API_SOCKET = MESH_DIR / "cp-api.sock"
-TOKENS = MESH_DIR / "tokens.json"
 OUTBOUND_PORT = 15001
 INBOUND_PORT = 15006
 READY_TIMEOUT_S = 30.0
@@ -41,12 +37,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def sidecar_dir(pod: Pod) -> Path:
-    return paths.RUN_DIR / "pods" / pod.namespace / pod.name / "sidecar"
-
-
-def admin_socket(pod_key: str) -> Path:
-    ns, name = pod_key.split("/", 1)
-    return paths.RUN_DIR / "pods" / ns / name / "sidecar" / "admin.sock"
+    return refpaths.sidecar_dir(pod.namespace, pod.name)
 
 
 def capture_rules(proxy_uid: int) -> str:
@@ -200,6 +191,14 @@ class ReferenceMeshInstall:
             if time.monotonic() > deadline:
                 raise TargetError(f"{pod.key}'s Envoy did not take {identity.identity}")
             time.sleep(0.05)
+
+    def serve(self, lab: Lab, op: str, args: dict[str, Any]) -> Any:
+        """Operations the adapter asks of the installed mesh through ``Lab.mesh_call``."""
+        if op == "swap_identity":
+            self.swap_identity(lab.pod(str(args["key"])), lab.pod(str(args["as_pod"])))
+            return None
+        raise TargetError(f"the reference mesh's installer has no operation {op!r}",
+                          "operations: swap_identity")
 
     def install(self, progress: Progress) -> None:
         self.start_control()

@@ -1,37 +1,125 @@
-"""The target interface: what a test may ask of the place the topology runs.
+"""The target interface: what a check may ask of the place the topology runs.
 
-Tests never touch ip, iptables or kubectl: they go through this, so the same
-test runs on the local lab and on a cluster. A target declares what it can
-do in ``capabilities()``; a test that needs a missing capability is skipped
-with that reason (and the reference mesh on the lab supports them all).
+Checks never touch ip, iptables or kubectl: they go through this, so the same
+check runs on the local lab and on a cluster. Values crossing it are the
+dataclasses of ``meshproof.targets.model``. Pods are found by namespace,
+workload and ordinal (``pod("team-a", "client")``), never by a target's own
+naming. A target declares what it can do in ``capabilities()``; a check that
+needs a missing capability is skipped with the reason (on the local lab
+nothing is missing). Mesh operations (identities, certificates, config) are
+not here: they belong to the mesh adapter (``meshproof.mesh.base``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+
+from meshproof.errors import UnknownName
+from meshproof.targets.model import CaptureSummary, Pod, ProbeOrder, ProbeResult, ServiceInfo
+
+#: Capability names a target may declare (and checks may need).
+CAPABILITIES = {
+    "probe": "send HTTP requests from inside a pod",
+    "probe-tls": "a probe with client TLS credentials placed in the pod",
+    "probe-in-sidecar": "a probe from the sidecar's own identity (outside traffic capture)",
+    "put-file": "place a file in a pod, readable by its app",
+    "scale": "change a workload's replicas",
+    "kill-pod": "kill a pod and bring it back",
+    "components": "stop and start a named mesh component (sidecar, control plane, CA)",
+    "block": "drop all traffic between two pods and heal it",
+    "capture": "capture packets between two pods",
+    "clock": "report the node's coarse clock tick (timer granularity of event loops)",
+}
 
 
-@runtime_checkable
-class Target(Protocol):
-    name: str
+class Target(ABC):
+    """Where the fixture topology runs. Implementations: ``targets.local`` (netns lab)."""
 
-    def capabilities(self) -> list[str]: ...
-    def pods(self) -> list[dict[str, Any]]: ...
-    def services(self) -> list[dict[str, Any]]: ...
-    def client_pod(self, namespace: str) -> str: ...
-    def scale(self, workload: str, replicas: int) -> list[str]: ...
-    def kill_pod(self, pod: str) -> None: ...
-    def revive_pod(self, pod: str) -> None: ...
-    def components(self) -> dict[str, bool]: ...
+    #: Registry name (``--target``).
+    name: str = ""
+
+    @abstractmethod
+    def capabilities(self) -> frozenset[str]:
+        """The subset of ``CAPABILITIES`` this target honours."""
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities()
+
+    # ------------------------------------------------------------ what runs
+
+    @abstractmethod
+    def pods(self) -> list[Pod]: ...
+
+    @abstractmethod
+    def services(self) -> list[ServiceInfo]: ...
+
+    def pod(self, namespace: str, workload: str, ordinal: int = 0) -> Pod:
+        """The pod ``ordinal`` of ``workload`` in ``namespace`` (what checks send from)."""
+        for p in self.pods():
+            if (p.namespace, p.workload, p.ordinal) == (namespace, workload, ordinal):
+                return p
+        known = sorted(f"{p.namespace}/{p.workload}#{p.ordinal}" for p in self.pods())
+        raise UnknownName(f"no pod {ordinal} of workload {namespace}/{workload}",
+                          f"pods: {', '.join(known)}")
+
+    def workload_pods(self, namespace: str, workload: str) -> list[Pod]:
+        return sorted((p for p in self.pods()
+                       if (p.namespace, p.workload) == (namespace, workload)),
+                      key=lambda p: p.ordinal)
+
+    # ------------------------------------------------------------ traffic
+
+    @abstractmethod
+    def probe(self, src: Pod, order: ProbeOrder, *, in_sidecar: bool = False
+              ) -> list[ProbeResult]:
+        """Run ``order`` from ``src``; ``in_sidecar`` sends as the sidecar's uid/container,
+        which traffic capture exempts (capability ``probe-in-sidecar``)."""
+
+    @abstractmethod
+    def put_file(self, pod: Pod, name: str, content: str) -> str:
+        """Place ``content`` in ``pod`` readable by its app; returns the path in the pod."""
+
+    # ------------------------------------------------------------ faults
+
+    @abstractmethod
+    def scale(self, namespace: str, workload: str, replicas: int) -> list[Pod]: ...
+
+    @abstractmethod
+    def kill_pod(self, pod: Pod) -> None: ...
+
+    @abstractmethod
+    def revive_pod(self, pod: Pod) -> None: ...
+
+    @abstractmethod
+    def components(self) -> dict[str, bool]:
+        """Named processes the target can stop and start, and whether each runs."""
+
+    @abstractmethod
     def stop_component(self, name: str) -> None: ...
+
+    @abstractmethod
     def start_component(self, name: str) -> None: ...
-    def block(self, a: str, b: str) -> None: ...
-    def unblock(self, a: str, b: str) -> None: ...
-    def capture_start(self, src: str, dst: str) -> str: ...
-    def capture_stop(self, capture_id: str, marker: str = "") -> dict[str, Any]: ...
-    def bootstrap_token(self, pod: str) -> str: ...
-    def put_file(self, pod: str, name: str, content: str) -> str: ...
-    def swap_identity(self, pod: str, as_pod: str) -> None: ...
-    def probe(self, src: str, order: dict[str, Any], as_proxy_uid: bool = False
-              ) -> dict[str, Any]: ...
-    def down(self) -> dict[str, list[str]]: ...
+
+    @abstractmethod
+    def block(self, a: Pod, b: Pod) -> None: ...
+
+    @abstractmethod
+    def unblock(self, a: Pod, b: Pod) -> None: ...
+
+    # ------------------------------------------------------------ evidence
+
+    @abstractmethod
+    def capture_start(self, src: Pod, dst: Pod) -> str:
+        """Start capturing traffic between two pods; returns a capture id."""
+
+    @abstractmethod
+    def capture_stop(self, capture_id: str, marker: str = "") -> CaptureSummary: ...
+
+    @abstractmethod
+    def down(self) -> dict[str, list[str]]:
+        """Remove everything this target made for the run; returns what was removed."""
+
+    @abstractmethod
+    def clock_tick_s(self) -> float:
+        """Resolution of the node's CLOCK_MONOTONIC_COARSE: the timer granularity of
+        event loops that read it (Envoy's libevent does), for timing bounds."""

@@ -78,10 +78,13 @@ class Pod:
     ready: bool = False
     proxy_uid: int = 0
     port: int = APP_PORT
+    #: The pod's index within its workload (stable for the pod's life): how checks name it.
+    ordinal: int = 0
 
     @property
     def key(self) -> str:
-        """``namespace/name``: how tests and the CLI name a pod."""
+        """``namespace/name``: how the CLI and evidence name a pod (checks find pods by
+        namespace, workload and ordinal through ``Target.pod``, never by this string)."""
         return f"{self.namespace}/{self.name}"
 
     @property
@@ -132,3 +135,130 @@ class Registry:
             if s.namespace == namespace and s.name == name:
                 return s
         raise KeyError(f"{namespace}/{name}")
+
+
+# ---------------------------------------------------------------- typed values across the
+# target interface: what a check sends (ProbeOrder) and what comes back (ProbeResult,
+# CaptureSummary). Targets carry them as JSON on their own wire; these are the contract.
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """Client TLS for a probe: paths *inside the source pod* (see ``Target.put_file``)."""
+
+    cert: str
+    key: str
+    ca: str
+    server_name: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeOrder:
+    """A batch of HTTP/1.1 requests sent from one pod (fixtures/probe/probe.py runs it)."""
+
+    url: str
+    count: int = 1
+    concurrency: int = 1
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = ""
+    #: True: a new connection per request; False: pooled keep-alive connections.
+    fresh: bool = True
+    timeout_s: float = 5.0
+    #: Bound on the whole batch (every load or retry loop is bounded in count and time).
+    deadline_s: float = 60.0
+    keep_body: bool = True
+    tls: TLSFiles | None = None
+
+    def to_wire(self) -> dict[str, object]:
+        d: dict[str, object] = {
+            "url": self.url, "count": self.count, "concurrency": self.concurrency,
+            "method": self.method, "headers": dict(self.headers), "body": self.body,
+            "fresh": self.fresh, "timeout_s": self.timeout_s, "deadline_s": self.deadline_s,
+            "keep_body": self.keep_body}
+        if self.tls is not None:
+            d["tls"] = {"cert": self.tls.cert, "key": self.tls.key, "ca": self.tls.ca,
+                        "server_name": self.tls.server_name}
+        return d
+
+    @property
+    def budget_s(self) -> float:
+        """How long a caller waits for the batch's answer before calling it lost."""
+        return self.deadline_s + self.timeout_s + 30
+
+
+#: How a request without a response ended (the probe's own classification).
+ERROR_KINDS = ("refused", "reset", "timeout", "tls", "closed", "dns", "unreachable", "other")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One request's outcome: status 0 means no HTTP response (see ``error``)."""
+
+    status: int
+    latency_us: int
+    error: str | None = None
+    detail: str = ""
+    #: The response's ``x-*`` headers (the sample app reports version and pod in them).
+    headers: dict[str, str] = field(default_factory=dict)
+    body: object = None
+    #: The TLS peer's URI SAN, when the probe itself spoke TLS.
+    peer_uri: str | None = None
+
+    @property
+    def version(self) -> str:
+        """Which version of the backend answered (the sample app's ``x-version``)."""
+        return self.headers.get("x-version", "")
+
+    @property
+    def pod(self) -> str:
+        return self.headers.get("x-pod", "")
+
+    @property
+    def outcome(self) -> str:
+        """One word: the HTTP status, or how the request failed (refused, reset, ...)."""
+        return str(self.status) if self.status else str(self.error)
+
+    @property
+    def json(self) -> dict[str, object]:
+        """The body when it was a JSON object, else ``{}``."""
+        return self.body if isinstance(self.body, dict) else {}
+
+    @classmethod
+    def from_wire(cls, d: dict[str, object]) -> ProbeResult:
+        return cls(status=int(d.get("status") or 0),  # type: ignore[call-overload]
+                   latency_us=int(d.get("latency_us") or 0),  # type: ignore[call-overload]
+                   error=d.get("error"), detail=str(d.get("detail") or ""),  # type: ignore[arg-type]
+                   headers=dict(d.get("headers") or {}),  # type: ignore[call-overload]
+                   body=d.get("body"), peer_uri=d.get("peer_uri"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class CaptureSummary:
+    """What a packet capture between two pods saw: enough to judge encryption."""
+
+    packets: int
+    tcp_payload_bytes: int
+    tls_records: int
+    tls_handshakes: int
+    marker: str
+    marker_hits: int
+    #: Where the raw capture is kept (evidence), if the target keeps one.
+    pcap: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A service as a target lists it: address, port and the ready pods behind it."""
+
+    namespace: str
+    name: str
+    vip: str
+    port: int
+    target_port: int
+    selector: dict[str, str]
+    endpoints: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import pytest
 
 from meshproof.intent import AccessMode, AccessRule, Policy
 from meshproof.policy import PolicyError, load_files
 from meshproof.policy.advice import unenforced_rules
-from meshproof.policy.registry import registry_from_listings
-from meshproof.targets.model import Registry
+from meshproof.policy.registry import registry_from
+from meshproof.targets.model import Registry, ServiceInfo
 from tests.policy.conftest import BAD, EXAMPLES
 
 
 def test_registry_from_lab_listings_checks_like_the_model(registry: Registry) -> None:
-    """The shapes ``list_pods`` / ``list_services`` return (lab.py) round-trip."""
-    pods = [asdict(p) | {"key": p.key} for p in registry.pods]
-    services = [{"key": s.key, "vip": s.vip, "port": s.spec.port,
-                 "target_port": s.spec.target_port, "selector": s.spec.selector,
-                 "endpoints": []} for s in registry.services]
-    rebuilt = registry_from_listings(pods, services)
+    """A target's typed listings (Pod, ServiceInfo) round-trip into the model."""
+    services = [ServiceInfo(s.namespace, s.name, s.vip, s.spec.port, s.spec.target_port,
+                            dict(s.spec.selector)) for s in registry.services]
+    rebuilt = registry_from(registry.pods, services)
     assert [s.key for s in rebuilt.services] == [s.key for s in registry.services]
     assert load_files([EXAMPLES / "mtlsmode.yaml"], registry=rebuilt)
     with pytest.raises(PolicyError, match="reviews-v4 does not exist"):

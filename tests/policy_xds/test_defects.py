@@ -27,7 +27,7 @@ from meshproof.results import statuses
 from refmesh import unixhttp
 from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
 
-from meshproof.conformance.stats import design
+from meshproof.verdict.stats import design
 
 pytestmark = [pytest.mark.lab, pytest.mark.mesh]
 

@@ -45,3 +45,64 @@ def test_unknown_defect_exits_2():
     cp = pytest_run("-k", "split_100_0", "--mesh-defect", "gremlins")
     assert cp.returncode == 2, cp.stdout + cp.stderr
     assert "unknown defect 'gremlins'" in cp.stdout + cp.stderr
+
+
+# ---------------------------------------------------------------- the plugin driven by
+# test doubles (tests/unit/fakes.py: a FAKE target and FAKE meshes, no root, no lab)
+
+def fake_run(tmp_path: Path, mesh: str, *args: str, status: int = 503
+             ) -> tuple[subprocess.CompletedProcess[str], dict]:
+    import os
+
+    import yaml
+
+    report = tmp_path / "report.yaml"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_STATUS": str(status)}
+    cp = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-p", "no:cacheprovider",
+                         "-p", "tests.unit.fakes", "--target", "fake", "--mesh", mesh,
+                         "--conformance-report", str(report), "-rs", *args],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    return cp, (yaml.safe_load(report.read_text()) if report.exists() else {})
+
+
+def results(report: dict) -> dict[str, str]:
+    return {c["name"]: c["result"] for c in report["checks"]}
+
+
+def test_a_mesh_claiming_nothing_skips_every_check_with_its_reason(tmp_path):
+    cp, report = fake_run(tmp_path, "fake-nothing")
+    assert cp.returncode == 0, cp.stdout[-3000:] + cp.stderr[-2000:]
+    assert set(results(report).values()) == {"skipped"}, results(report)
+    reasons = {c["name"]: c["reason"] for c in report["checks"]}
+    assert "not claimed by mesh fake-nothing" in reasons["split-90-10"]
+    assert report["profiles"][0]["summary"]["result"] == "partial"
+
+
+def test_a_mesh_claiming_a_subset_gets_exactly_the_checks_it_claims(tmp_path):
+    cp, report = fake_run(tmp_path, "fake-faults")
+    ran = {n for n, r in results(report).items() if r != "skipped"}
+    from meshproof.conformance.check import REGISTRY
+    from tests.negative.test_defects import declared_checks
+
+    declared_checks()
+    claimed = {n for n, s in REGISTRY.items() if set(s.features) <= {"fault-injection"}}
+    assert ran == claimed, (ran, claimed, cp.stdout[-2000:])
+    # The FAKE target answers 503 to everything: "abort at 100% with 503" passes, the
+    # percentage checks fail: the verdicts are real even on a fake.
+    assert results(report)["fault-abort-all"] == "passed"
+    assert results(report)["fault-abort-percent"] == "failed"
+    assert cp.returncode == 1
+
+
+def test_a_target_without_capture_skips_the_wire_check_with_the_reason(tmp_path):
+    cp, report = fake_run(tmp_path, "fake-mtls", "-k", "wire_is_encrypted")
+    check = next(c for c in report["checks"] if c["name"] == "mtls-wire-encrypted")
+    assert check["result"] == "skipped", cp.stdout[-2000:]
+    assert "target capability capture (target fake lacks it)" in check["reason"]
+
+
+def test_mesh_capability_missing_skips_with_the_reason(tmp_path):
+    cp, report = fake_run(tmp_path, "fake-mtls", "-k", "strict_refuses_plaintext")
+    check = next(c for c in report["checks"] if c["name"] == "mtls-strict-refuses-plaintext")
+    assert check["result"] == "skipped", cp.stdout[-2000:]
+    assert "mesh capability bypass-sidecar (mesh fake-mtls lacks it)" in check["reason"]

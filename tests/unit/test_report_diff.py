@@ -1,19 +1,23 @@
-"""ConformanceReport shape and `meshproof diff`."""
+"""ConformanceReport shape, the interrupted report, and `meshproof diff` on good and bad input."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
-from meshproof import cli
-from meshproof.conformance.check import CheckSpec
-from meshproof.conformance.report import CheckResult, build_report, diff_reports
+from meshproof.conformance.spec import CheckSpec
+from meshproof.errors import ConfigError
+from meshproof.report.conformance import CheckResult, RunInfo, build_report
+from meshproof.report.diff import diff_reports, load_report
 
 SPEC = CheckSpec("split-90-10", "d", ("traffic-split",), ("weights-ignored",), ("TrafficSplit",))
-OPTS = {"mesh": "reference", "target": "local", "defect": "", "seed": 7}
+OTHER = CheckSpec("timeout-504-within-bound", "d", ("timeouts",), (), ("Timeout",))
+RUN = RunInfo(mesh="reference", target="local", seed=7, programmed_method="acked",
+              claims=frozenset({"traffic-split", "timeouts"}))
 
 
-def report(result: str) -> dict:
-    return build_report(OPTS, [CheckResult(SPEC, result, 1.0)], 10.0)
+def report(result: str, run: RunInfo = RUN) -> dict:
+    return build_report(run, [CheckResult(SPEC, result, 1.0, programmed_s=[0.02, 0.05])])
 
 
 def test_report_shape():
@@ -21,26 +25,68 @@ def test_report_shape():
     assert r["kind"] == "ConformanceReport"
     prof = r["profiles"][0]
     assert prof["summary"]["result"] == "success"
-    assert prof["summary"]["statistics"] == {"Passed": 1, "Failed": 0, "Skipped": 0}
+    assert prof["summary"]["statistics"] == {"Passed": 1, "Failed": 0, "Skipped": 0,
+                                             "NotRun": 0}
     assert "traffic-split" in prof["supportedFeatures"]
+    assert "mtls-strict" in prof["unsupportedFeatures"]
     assert r["run"]["seed"] == 7 and r["run"]["mesh"] == "reference"
+    assert r["run"]["programmed"] == {"method": "acked", "waits": 2, "p50_s": 0.05,
+                                      "max_s": 0.05}
     assert r["checks"][0]["catches"] == ["weights-ignored"]
 
 
-def test_diff_names_what_changed(tmp_path, capsys):
-    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    a.write_text(yaml.safe_dump(report("passed")))
-    b.write_text(yaml.safe_dump(report("failed")))
+def test_interrupted_report_says_so_and_lists_what_never_ran():
+    run = RunInfo(mesh="reference", target="local", interrupted=True)
+    r = build_report(run, [CheckResult(SPEC, "passed", 1.0),
+                           CheckResult(OTHER, "not-run", 0.0, reason="interrupted")])
+    summary = r["profiles"][0]["summary"]
+    assert summary["result"] == "interrupted" and r["run"]["interrupted"] is True
+    assert summary["notRunTests"] == ["timeout-504-within-bound"]
+    assert summary["statistics"]["Passed"] == 1
+
+
+def test_diff_names_what_changed():
     lines = diff_reports(report("passed"), report("failed"))
     assert "check split-90-10: passed -> failed" in lines
     assert "result: success -> failure" in lines
-    assert cli.main(["diff", str(a), str(b)]) == 1
-    assert "split-90-10: passed -> failed" in capsys.readouterr().out
-    assert cli.main(["diff", str(a), str(a)]) == 0
+    assert diff_reports(report("passed"), report("passed")) == []
 
 
-def test_diff_rejects_non_reports(tmp_path, capsys):
-    bad = tmp_path / "x.yaml"
-    bad.write_text("hello: 1\n")
-    assert cli.main(["diff", str(bad), str(bad)]) == 2
-    assert "not a meshproof ConformanceReport" in capsys.readouterr().err
+GOOD = yaml.safe_dump(report("passed"))
+MALFORMED = {
+    "empty": "",
+    "scalar": "42\n",
+    "list": "- 1\n- 2\n",
+    "wrong kind": "kind: Pod\n",
+    "no profiles": "kind: ConformanceReport\n",
+    "profiles not a list": "kind: ConformanceReport\nprofiles: 3\n",
+    "empty profiles": "kind: ConformanceReport\nprofiles: []\n",
+    "profile not a mapping": "kind: ConformanceReport\nprofiles: [1]\n",
+    "no summary": "kind: ConformanceReport\nprofiles: [{name: x}]\n",
+    "summary result not text": "kind: ConformanceReport\nprofiles: [{summary: {result: [1]}}]\n",
+    "features not a list": GOOD.replace("supportedFeatures:", "supportedFeatures: 7\n  x:"),
+    "checks not a list": GOOD + "checks: 5\n" if "checks:" not in GOOD else
+    GOOD.split("checks:")[0] + "checks: 5\n",
+    "check without name": GOOD.split("checks:")[0] + "checks: [{result: passed}]\n",
+    "check not a mapping": GOOD.split("checks:")[0] + "checks: [7]\n",
+    "run not a mapping": GOOD.replace("run:", "run: 3\nx:", 1),
+    "not yaml": "kind: [unclosed\n",
+    "binary": "\x00\x01\x02",
+    "deep nesting": "[" * 5000 + "]" * 5000,
+    "tabs": "kind:\tConformanceReport\n\t- x\n",
+    "alias bomb": "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\n"
+                  "c: &c [*b,*b,*b,*b,*b,*b,*b,*b]\nkind: Nope\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_reports_are_config_errors(name, tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text(MALFORMED[name])
+    with pytest.raises(ConfigError, match="ConformanceReport|not YAML"):
+        load_report(f)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read report"):
+        load_report(tmp_path / "nope.yaml")

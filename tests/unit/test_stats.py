@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from meshproof.conformance.stats import design, multi_design, prob_between
+from meshproof.verdict.stats import design, multi_design, prob_between
 
 
 @pytest.mark.parametrize("expected,margin", [(0.9, 0.1), (0.5, 0.1), (0.3, 0.1),
@@ -25,7 +25,7 @@ def test_smaller_sample_would_not_do():
     d = design(0.9, 0.1)
     smaller = d.n - 40
     # With the best band for the smaller n, a mesh at 80% passes too often.
-    from meshproof.conformance.stats import _band, _beta
+    from meshproof.verdict.stats import _band, _beta
     lo, hi, _ = _band(smaller, 0.9, 1e-4)
     assert _beta(smaller, 0.9, 0.1, lo, hi) > 1e-4
 

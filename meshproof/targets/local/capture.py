@@ -13,25 +13,12 @@ import signal
 import struct
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from meshproof.errors import TargetError
 from meshproof.targets.local.netns import FABRIC
-
-
-@dataclass
-class CaptureSummary:
-    packets: int
-    tcp_payload_bytes: int
-    tls_records: int
-    tls_handshakes: int
-    marker: str
-    marker_hits: int
-    pcap: str
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+from meshproof.targets.model import CaptureSummary
 
 
 class Capture:

@@ -13,14 +13,21 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshproof.errors import MeshproofError, TargetError
+from meshproof.targets.base import Target
 from meshproof.targets.local import cleanup, labd, lock
 from meshproof.targets.local.rpc import call, raise_error
 from meshproof.targets.local.shell import require_root
+from meshproof.targets.model import CaptureSummary, Pod, ProbeOrder, ProbeResult, ServiceInfo
+
+if TYPE_CHECKING:
+    from meshproof.registry import MeshEntry
 
 Progress = Callable[[str, int, int], None]
+#: How long a new run waits for another lab on this machine to finish.
+LAB_WAIT_S = float(os.environ.get("MESHPROOF_LAB_WAIT_S", "900"))
 
 
 def daemon_pid() -> int | None:
@@ -32,7 +39,9 @@ def daemon_pid() -> int | None:
     return pid if b"meshproof.targets.local.labd" in cmdline else None
 
 
-class LocalTarget:
+class LocalTarget(Target):
+    """The netns lab on this host, driven over labd's Unix socket."""
+
     name = "local"
 
     def __init__(self, sock: Path = labd.SOCKET) -> None:
@@ -105,32 +114,30 @@ class LocalTarget:
     def _call(self, method: str, timeout: float = 120.0, **args: Any) -> Any:
         return call(self.sock, method, args, timeout)
 
-    def info(self) -> dict[str, Any]:
-        return self._call("info")
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(self._call("capabilities"))
 
-    def capabilities(self) -> list[str]:
-        return self._call("capabilities")
+    def pods(self) -> list[Pod]:
+        return [_pod(p) for p in self._call("list_pods")]
 
-    def pods(self) -> list[dict[str, Any]]:
-        return self._call("list_pods")
+    def services(self) -> list[ServiceInfo]:
+        return [ServiceInfo(namespace=s["key"].split("/")[0], name=s["key"].split("/")[1],
+                            vip=s["vip"], port=int(s["port"]), target_port=int(s["target_port"]),
+                            selector=dict(s["selector"]), endpoints=tuple(s["endpoints"]))
+                for s in self._call("list_services")]
 
-    def services(self) -> list[dict[str, Any]]:
-        return self._call("list_services")
+    def scale(self, namespace: str, workload: str, replicas: int) -> list[Pod]:
+        self._call("scale", workload=f"{namespace}/{workload}", replicas=replicas)
+        return self.workload_pods(namespace, workload)
 
-    def client_pod(self, namespace: str) -> str:
-        return self._call("client_pod", namespace=namespace)
+    def kill_pod(self, pod: Pod) -> None:
+        self._call("kill_pod", key=pod.key)
 
-    def scale(self, workload: str, replicas: int) -> list[str]:
-        return self._call("scale", workload=workload, replicas=replicas)
-
-    def kill_pod(self, pod: str) -> None:
-        self._call("kill_pod", key=pod)
-
-    def revive_pod(self, pod: str) -> None:
-        self._call("revive_pod", key=pod)
+    def revive_pod(self, pod: Pod) -> None:
+        self._call("revive_pod", key=pod.key)
 
     def components(self) -> dict[str, bool]:
-        return self._call("components")
+        return dict(self._call("components"))
 
     def stop_component(self, name: str) -> None:
         self._call("stop_component", name=name)
@@ -138,26 +145,48 @@ class LocalTarget:
     def start_component(self, name: str) -> None:
         self._call("start_component", name=name)
 
-    def block(self, a: str, b: str) -> None:
-        self._call("block", a=a, b=b)
+    def block(self, a: Pod, b: Pod) -> None:
+        self._call("block", a=a.key, b=b.key)
 
-    def unblock(self, a: str, b: str) -> None:
-        self._call("unblock", a=a, b=b)
+    def unblock(self, a: Pod, b: Pod) -> None:
+        self._call("unblock", a=a.key, b=b.key)
 
-    def capture_start(self, src: str, dst: str) -> str:
-        return self._call("capture_start", src=src, dst=dst)
+    def capture_start(self, src: Pod, dst: Pod) -> str:
+        return str(self._call("capture_start", src=src.key, dst=dst.key))
 
-    def capture_stop(self, capture_id: str, marker: str = "") -> dict[str, Any]:
-        return self._call("capture_stop", cid=capture_id, marker=marker)
+    def capture_stop(self, capture_id: str, marker: str = "") -> CaptureSummary:
+        return CaptureSummary(**self._call("capture_stop", cid=capture_id, marker=marker))
 
-    def put_file(self, pod: str, name: str, content: str) -> str:
-        return self._call("put_file", key=pod, name=name, content=content)
+    def put_file(self, pod: Pod, name: str, content: str) -> str:
+        return str(self._call("put_file", key=pod.key, name=name, content=content))
 
-    def swap_identity(self, pod: str, as_pod: str) -> None:
-        self._call("swap_identity", key=pod, as_pod=as_pod)
+    def clock_tick_s(self) -> float:
+        return float(self._call("clock_tick_s"))
 
-    def bootstrap_token(self, pod: str) -> str:
-        return self._call("bootstrap_token", key=pod)
+    def probe(self, src: Pod, order: ProbeOrder, *, in_sidecar: bool = False
+              ) -> list[ProbeResult]:
+        answer = self.probe_raw(src.key, order.to_wire(), in_sidecar=in_sidecar,
+                                budget_s=order.budget_s)
+        return [ProbeResult.from_wire(r) for r in answer["results"]]
+
+    # ---------------------------------------------------------- the lab's own calls
+    # (not part of the target interface: the CLI, the load lab and the reference
+    # mesh's local installer use them)
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._call("info"))
+
+    def probe_raw(self, src: str, order: dict[str, Any], *, in_sidecar: bool = False,
+                  budget_s: float | None = None) -> dict[str, Any]:
+        """A probe order as JSON from pod key ``src`` (``meshproof probe`` prints it)."""
+        budget = budget_s if budget_s is not None else (
+            float(order.get("deadline_s", 60)) + float(order.get("timeout_s", 5)) + 30)
+        return dict(self._call("probe", timeout=budget, src=src, order=order,
+                               as_proxy_uid=in_sidecar))
+
+    def mesh_call(self, op: str, **args: Any) -> Any:
+        """An operation of the mesh installed in this lab (its installer serves it)."""
+        return self._call("mesh_call", op=op, args=args)
 
     def start_process(self, pod: str, name: str, argv: list[str], as_root: bool = True) -> None:
         self._call("start_process", pod=pod, name=name, argv=argv, as_root=as_root)
@@ -165,11 +194,21 @@ class LocalTarget:
     def stop_process(self, pod: str, name: str) -> None:
         self._call("stop_process", pod=pod, name=name)
 
-    def probe(self, src: str, order: dict[str, Any], as_proxy_uid: bool = False
-              ) -> dict[str, Any]:
-        budget = float(order.get("deadline_s", 60)) + float(order.get("timeout_s", 5)) + 30
-        return self._call("probe", timeout=budget, src=src, order=order,
-                          as_proxy_uid=as_proxy_uid)
+
+def start_target(mesh: MeshEntry, defect: str = "", *, reviews_replicas: int = 1,
+                 progress: Progress | None = None, topology: str = "fixture") -> LocalTarget:
+    """The registry's entry point: a lab with ``mesh`` installed (``--mesh none``: none).
+    One lab per machine: it first queues (bounded) behind a lab that is running."""
+    require_root()
+    lock.wait_free(LAB_WAIT_S, say=lambda m: print(f"\nmeshproof: {m}", flush=True))
+    return LocalTarget.start(mesh=mesh.installs, defect=defect,
+                             reviews_replicas=reviews_replicas, progress=progress,
+                             topology=topology)
+
+
+def _pod(d: dict[str, Any]) -> Pod:
+    fields = set(Pod.__dataclass_fields__)
+    return Pod(**{k: v for k, v in d.items() if k in fields})
 
 
 def stop_lab(timeout: float = 30.0) -> dict[str, list[str]]:

@@ -38,9 +38,9 @@ PROXY_UID_BASE = 20000
 APP_UID_BASE = 30000
 READY_TIMEOUT_S = 20.0
 
-CAPABILITIES = ("namespaces", "workloads", "services", "scale", "kill-pod", "probe",
-                "probe-tls", "probe-as-proxy-uid", "components", "block", "capture",
-                "bootstrap-token")
+#: What the lab honours of the target interface (meshproof.targets.base.CAPABILITIES): all.
+CAPABILITIES = ("probe", "probe-tls", "probe-in-sidecar", "put-file", "scale", "kill-pod",
+                "components", "block", "capture", "clock")
 
 Progress = Callable[[str, int, int], None]
 
@@ -167,7 +167,7 @@ class Lab:
         ns = self.namespaces[w.namespace]
         pod = Pod(namespace=w.namespace, name=name, workload=w.name, ip=netns.pod_ip(index),
                   labels={**w.labels, "app": w.app}, service_account=w.sa, meshed=ns.meshed,
-                  proxy_uid=PROXY_UID_BASE + index, port=w.port)
+                  proxy_uid=PROXY_UID_BASE + index, port=w.port, ordinal=ordinal)
         self.pods[pod.key] = pod
         self.pod_index[pod.key] = index
         self.tokens[pod.key] = secrets.token_hex(16)
@@ -270,13 +270,6 @@ class Lab:
                  "endpoints": [p.key for p in self.registry_obj().endpoints(s)]}
                 for s in self.services.values()]
 
-    def client_pod(self, namespace: str) -> str:
-        """The first ready ``client`` pod of a namespace: where probes start from."""
-        for p in self.workload_pods(f"{namespace}/client"):
-            if p.ready:
-                return p.key
-        raise TargetError(f"no ready client pod in {namespace}")
-
     def scale(self, workload: str, replicas: int) -> list[str]:
         if not 0 <= replicas <= 50:
             raise ConfigError(f"replicas must be 0..50, got {replicas}")
@@ -370,18 +363,17 @@ class Lab:
         f.chmod(0o600)
         return str(f)
 
-    def swap_identity(self, key: str, as_pod: str) -> None:
-        """Make pod ``key``'s sidecar serve ``as_pod``'s (valid) identity: an impostor.
-
-        Only meaningful with a mesh installed; ``as_pod == key`` restores it.
-        """
+    def mesh_call(self, op: str, args: dict[str, Any]) -> Any:
+        """An operation the installed mesh serves in this lab (e.g. the reference mesh's
+        impostor identity swap): the lab only relays it, the mesh's installer owns it."""
         if self.mesh_install is None:
-            raise TargetError("no mesh is installed in this lab")
-        self.mesh_install.swap_identity(self.pod(key), self.pod(as_pod))
+            raise TargetError("no mesh is installed in this lab",
+                              "start it with a mesh, e.g. 'meshproof up --mesh reference'")
+        return self.mesh_install.serve(self, op, args)
 
-    def bootstrap_token(self, key: str) -> str:
-        self.pod(key)
-        return self.tokens[key]
+    def clock_tick_s(self) -> float:
+        """CLOCK_MONOTONIC_COARSE's resolution here (id 6; Python names no constant)."""
+        return time.clock_getres(6)
 
     def capture_start(self, src: str, dst: str) -> str:
         """Capture traffic between ``src`` and ``dst`` (seen on ``dst``'s link)."""
@@ -397,7 +389,7 @@ class Lab:
         cap = self.captures.pop(cid, None)
         if cap is None:
             raise UnknownName(f"no capture {cid!r}")
-        return cap.stop(marker).to_dict()
+        return asdict(cap.stop(marker))
 
     # ------------------------------------------------------------ probes
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from meshproof import paths
 from meshproof.errors import MeshproofError
+from meshproof.registry import local_installer
 from meshproof.targets.local.lab import Lab
 from meshproof.targets.local.rpc import encode_error
 from meshproof.topology import fixture_topology
@@ -27,12 +28,13 @@ SOCKET = paths.RUN_DIR / "labd.sock"
 PIDFILE = paths.RUN_DIR / "labd.pid"
 LOG = paths.RUN_DIR / "labd.log"
 
-#: The Lab methods the daemon serves (the target interface, plus mesh hooks).
+#: The Lab methods the daemon serves (the target interface, the lab's own calls, and
+#: ``mesh_call``, relayed to the installed mesh).
 METHODS = frozenset({
-    "capabilities", "list_pods", "list_services", "client_pod", "scale", "kill_pod",
-    "revive_pod", "delete_pod", "components", "stop_component", "start_component", "block",
-    "unblock", "capture_start", "capture_stop", "bootstrap_token", "probe", "info",
-    "start_process", "stop_process", "put_file", "swap_identity",
+    "capabilities", "list_pods", "list_services", "scale", "kill_pod", "revive_pod",
+    "delete_pod", "components", "stop_component", "start_component", "block", "unblock",
+    "capture_start", "capture_stop", "probe", "info", "start_process", "stop_process",
+    "put_file", "mesh_call", "clock_tick_s",
 })
 
 
@@ -92,7 +94,8 @@ class Daemon:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="meshproof-labd")
-    ap.add_argument("--mesh", default="none", choices=["none", "reference"])
+    ap.add_argument("--mesh", default="none",
+                    help="a mesh with a local installer (meshproof.registry)")
     ap.add_argument("--defect", default="")
     ap.add_argument("--reviews-replicas", type=int, default=1)
     ap.add_argument("--topology", default="fixture", choices=["fixture", "load"])
@@ -117,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         lab.up(topology,
                progress=lambda msg, done, total: emit(
                    {"progress": msg, "done": done, "total": total}))
-        if args.mesh == "reference":
-            from meshproof.mesh.reference_local import install
+        install = local_installer(args.mesh)
+        if install is not None:
             install(lab, defect=args.defect,
                     progress=lambda msg, d, t: emit({"progress": msg, "done": d, "total": t}))
     except MeshproofError as exc:

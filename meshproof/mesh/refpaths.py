@@ -1,0 +1,26 @@
+"""Where the reference mesh's processes listen on a lab host (no lab import here).
+
+The adapter (harness side) and the installer (lab side) both need these; keeping
+them apart from the installer lets the adapter import without the lab engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from meshproof import paths
+
+MESH_DIR = paths.RUN_DIR / "mesh"
+CA_SOCKET = MESH_DIR / "ca.sock"
+ADS_SOCKET = MESH_DIR / "ads.sock"
+CP_API_SOCKET = MESH_DIR / "cp-api.sock"
+#: The CA's token book: bootstrap token -> identity (root-only, 0600).
+TOKENS = MESH_DIR / "tokens.json"
+
+
+def sidecar_dir(namespace: str, name: str) -> Path:
+    return paths.RUN_DIR / "pods" / namespace / name / "sidecar"
+
+
+def admin_socket(namespace: str, name: str) -> Path:
+    return sidecar_dir(namespace, name) / "admin.sock"

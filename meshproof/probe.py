@@ -1,0 +1,77 @@
+"""Sending a check's traffic and summarising what came back (any target, any mesh).
+
+``send`` runs one bounded batch from a pod through the target interface;
+``summary`` turns results into the compact evidence a verdict attaches to the
+report (requests sent, responses by backend and by outcome, latency), so a
+failure shows what the probe actually saw. No pytest, no lab: chaos
+experiments and the CLI use this too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from meshproof.targets.base import Target
+from meshproof.targets.model import Pod, ProbeOrder, ProbeResult, TLSFiles
+
+#: Concurrency for sampling: enough to keep n in the thousands quick, low
+#: enough that the sample app and sidecars are far from saturation.
+CONCURRENCY = 16
+
+
+def order(url: str, count: int = 1, *, headers: dict[str, str] | None = None,
+          method: str = "GET", fresh: bool = True, timeout_s: float = 5.0,
+          concurrency: int = CONCURRENCY, tls: TLSFiles | None = None) -> ProbeOrder:
+    """A probe order whose whole-batch deadline grows with its size (bounded)."""
+    return ProbeOrder(url=url, count=count, concurrency=max(1, min(concurrency, count)),
+                      method=method, headers=tuple(sorted((headers or {}).items())),
+                      fresh=fresh, timeout_s=timeout_s, deadline_s=30 + count * 0.05,
+                      tls=tls)
+
+
+def send(target: Target, src: Pod, url: str, count: int = 1, **kw: Any) -> list[ProbeResult]:
+    """``count`` requests from pod ``src`` to ``url`` (keywords as for ``order``)."""
+    return target.probe(src, order(url, count, **kw))
+
+
+def summary(results: list[ProbeResult], by: str = "x-version") -> dict[str, Any]:
+    """Evidence: how many were sent, what answered, how they ended."""
+    backends = Counter(r.headers.get(by, "-") for r in results if r.status)
+    latencies = [r.latency_us for r in results]
+    return {"sent": len(results), "by_backend": dict(sorted(backends.items())),
+            "outcomes": dict(sorted(Counter(r.outcome for r in results).items())),
+            "latency_ms_p50": _pct(latencies, 0.5) / 1000,
+            "latency_ms_max": max(latencies, default=0) / 1000}
+
+
+def _pct(values: list[int], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return float(s[min(len(s) - 1, int(q * len(s)))])
+
+
+def denied(r: ProbeResult) -> bool:
+    """Denied means HTTP 403, or the connection refused or reset (DESIGN.md)."""
+    return r.status == 403 or (r.status == 0 and r.error in ("refused", "reset", "closed"))
+
+
+def denial_kind(results: list[ProbeResult]) -> dict[str, int]:
+    """How denial looked: ``403``, ``reset``, ``refused`` or ``closed``, with counts."""
+    return dict(Counter("403" if r.status == 403 else str(r.error)
+                        for r in results if denied(r)))
+
+
+def all_ok(results: list[ProbeResult]) -> bool:
+    """Every request answered 200 (and there was at least one)."""
+    return bool(results) and all(r.status == 200 for r in results)
+
+
+def all_denied(results: list[ProbeResult]) -> bool:
+    return bool(results) and all(denied(r) for r in results)
+
+
+def denial_evidence(results: list[ProbeResult]) -> dict[str, Any]:
+    """``summary`` plus how the denial looked."""
+    return {**summary(results), "denied_as": denial_kind(results)}
