@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from meshproof.errors import ConfigError
-from meshproof.intent import HTTPMatch, Intent
+from meshproof.intent import Backend, HTTPMatch, Intent
 from meshproof.policy.errors import FieldError
-from meshproof.targets.model import Registry
+from meshproof.policy.limits import UINT32_MAX
+from meshproof.targets.model import SERVICE_PORT, Registry
 
 T = TypeVar("T")
 #: What a kind's reader returns: each intent with the field to blame if it clashes.
@@ -43,6 +44,25 @@ class Context:
                              f"services in {namespace}: {', '.join(known) or 'none'}")
         return f"{namespace}/{name}"
 
+    def service_ports(self, namespace: str, name: str) -> tuple[int, ...]:
+        """The ports a service exposes: from the registry, else the fixture port (80)."""
+        if self.registry is None:
+            return (SERVICE_PORT,)
+        return tuple(sorted({s.spec.port for s in self.registry.services
+                             if s.namespace == namespace and s.name == name})) or (SERVICE_PORT,)
+
+    def port(self, namespace: str, name: str, port: int, at: str) -> None:
+        """A route on ``port`` of a service: honoured when the service has that port.
+
+        Every fixture service has one port, so a route on it covers all of its
+        traffic; a route on another port would apply to nothing, or (if the
+        port were dropped) to the wrong traffic, so it is refused.
+        """
+        ports = self.service_ports(namespace, name)
+        if port not in ports:
+            raise FieldError(at, f"service {namespace}/{name} has no port {port}",
+                             f"its ports: {', '.join(map(str, ports))} (or omit port)")
+
     def namespace(self, namespace: str, at: str) -> str:
         """A namespace, checked against the registry (a service or pod must be in it)."""
         if self.registry is not None and not any(
@@ -68,6 +88,17 @@ class Context:
                              "load the HTTPRouteGroup together with what references it "
                              "(same file, or the same 'apply -f' set), in the same namespace")
         return group
+
+
+def check_weights(backends: list[Backend], at: str) -> None:
+    """At least one weight > 0, and a sum Envoy can program (uint32)."""
+    total = sum(b.weight for b in backends)
+    if total <= 0:
+        raise FieldError(at, "no backend has a weight > 0",
+                         "give at least one backend a positive weight")
+    if total > UINT32_MAX:
+        raise FieldError(at, f"the weights add up to {total}, more than {UINT32_MAX}",
+                         "weights are relative: scale them down (e.g. to percentages)")
 
 
 def build(at: str, factory: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -18,7 +18,7 @@ Mapping decisions (docs/policy.md says the same to users):
 from __future__ import annotations
 
 from meshproof.intent import Backend, HTTPMatch, Timeout, TrafficSplit
-from meshproof.policy.context import Context, Produced, build
+from meshproof.policy.context import Context, Produced, build, check_weights
 from meshproof.policy.duration import parse_duration_ms
 from meshproof.policy.errors import FieldError
 from meshproof.policy.fields import Obj
@@ -29,11 +29,24 @@ from meshproof.policy.resource import Resource
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 _REF = frozenset({"group", "kind", "name", "namespace", "port"})
-_RULE = frozenset({"matches", "backendRefs", "timeouts", "filters", "name"})
+_RULE = frozenset({"matches", "backendRefs", "timeouts", "name"})
+#: Gateway API fields meshproof does not map, with what to do instead.
+_UNSUPPORTED_SPEC = {"hostnames": "remove hostnames: a GAMMA route applies to its parent "
+                                  "Service"}
+_UNSUPPORTED_RULE = {"filters": "remove filters (header rewrites, mirrors, redirects)",
+                     "retry": "use the Retry kind (policy.meshproof.dev/v1alpha1)",
+                     "sessionPersistence": "remove sessionPersistence"}
+_UNSUPPORTED_REF = {"sectionName": "name the Service and, if needed, its port"}
+_UNSUPPORTED_BACKEND = {"filters": "remove the backend's filters"}
+#: Gateway API's range for a backendRef weight.
+_MAX_WEIGHT = 1_000_000
 
 
 def _service_ref(item: object, at: str, default_ns: str, what: str) -> tuple[Obj, str, str]:
-    ref = Obj(item, at, _REF | ({"weight"} if what == "backend" else set()), {"name"})
+    """A parent or backend Service reference; its port, if given, must be the Service's."""
+    unsupported = {**_UNSUPPORTED_REF, **(_UNSUPPORTED_BACKEND if what == "backend" else {})}
+    ref = Obj(item, at, _REF | ({"weight"} if what == "backend" else set()), {"name"},
+              unsupported)
     kind = ref.text("kind", "Service")
     if kind != "Service":
         raise FieldError(ref.at("kind"), f"{what} kind {quoted(kind)} is not supported",
@@ -46,15 +59,22 @@ def _service_ref(item: object, at: str, default_ns: str, what: str) -> tuple[Obj
     return ref, ref.name("namespace", default_ns), ref.name("name")
 
 
+def _check_port(ref: Obj, ns: str, name: str, ctx: Context) -> None:
+    if ref.has("port"):
+        ctx.port(ns, name, ref.integer("port"), ref.at("port"))
+
+
 def read_http_route(res: Resource, ctx: Context) -> Produced:
-    spec = Obj(res.spec, "spec", {"parentRefs", "rules", "hostnames"}, {"parentRefs"})
-    if spec.has("hostnames"):
-        raise FieldError(spec.at("hostnames"), "hostnames are not used on Service parents",
-                         "remove hostnames: a GAMMA route applies to its parent Service")
+    spec = Obj(res.spec, "spec", {"parentRefs", "rules"}, {"parentRefs"}, _UNSUPPORTED_SPEC)
     parents = []
     for at, item in spec.items("parentRefs", nonempty=True):
         ref, ns, name = _service_ref(item, at, res.namespace, "parent")
-        parents.append(ctx.service(ns, name, ref.at("name")))
+        parent = ctx.service(ns, name, ref.at("name"))
+        _check_port(ref, ns, name, ctx)
+        if parent in parents:
+            raise FieldError(ref.at("name"), f"parent {parent} is listed twice",
+                             "list each parent Service once")
+        parents.append(parent)
     rules = spec.items("rules")
     if len(rules) > 1:
         raise FieldError(rules[1][0], f"the route has {len(rules)} rules; meshproof maps one",
@@ -63,10 +83,7 @@ def read_http_route(res: Resource, ctx: Context) -> Produced:
     if not rules:
         return []
     at, item = rules[0]
-    rule = Obj(item, at, _RULE)
-    if rule.has("filters"):
-        raise FieldError(rule.at("filters"), "filters are not supported",
-                         "remove filters (header rewrites, mirrors, redirects)")
+    rule = Obj(item, at, _RULE, unsupported=_UNSUPPORTED_RULE)
     match = _rule_match(rule)
     produced: Produced = []
     for parent in parents:
@@ -99,13 +116,13 @@ def _backends(rule: Obj, namespace: str, ctx: Context) -> list[Backend]:
                              f"({namespace})", "backends must be Services in the parent's "
                              "namespace (ReferenceGrant is not supported)")
         ctx.service(ns, name, ref.at("name"))
+        _check_port(ref, ns, name, ctx)
         if any(b.service == name for b in backends):
             raise FieldError(ref.at("name"), f"backend {name} is listed twice",
                              "merge the weights of duplicate backends")
-        backends.append(Backend(name, ref.integer("weight", 1, lo=0, hi=1_000_000)))
-    if backends and sum(b.weight for b in backends) <= 0:
-        raise FieldError(rule.at("backendRefs"), "no backend has a weight > 0",
-                         "give at least one backendRef a positive weight")
+        backends.append(Backend(name, ref.integer("weight", 1, lo=0, hi=_MAX_WEIGHT)))
+    if backends:
+        check_weights(backends, rule.at("backendRefs"))
     return backends
 
 

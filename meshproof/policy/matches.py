@@ -13,12 +13,18 @@ from meshproof.intent import HTTPMatch
 from meshproof.policy.errors import FieldError
 from meshproof.policy.fields import Obj
 from meshproof.policy.preview import text as quoted
-from meshproof.policy.regex import check_re2, escape
+from meshproof.policy.limits import MAX_MATCH_CHARS
+from meshproof.policy.regex import check_re2, escape, starts_with_slash
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-#: A header value containing one of these was written as a regex; SMI examples do that.
-_REGEX_CHARS = set("*+?^$[](){}|\\")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+#: A header value using one of these was written as a regex (SMI examples do:
+#: ``.*Firefox.*``). Parentheses, dots and ``+`` are ordinary text in a real
+#: User-Agent, so they alone do not make a value a regex.
+_REGEX_SYNTAX = re.compile(r"[*?\[\]{}|\\]|\.\+|^\^|\$$")
+#: What an HTTP field value may hold (RFC 9110): visible characters, spaces
+#: and tabs inside; no CR, LF, NUL or other controls (a request cannot carry them).
+_FIELD_VALUE = re.compile(r"(?:[^\x00-\x20\x7f](?:[^\x00-\x08\x0a-\x1f\x7f]*[^\x00-\x20\x7f])?)?")
 
 SMI_MATCH_FIELDS = frozenset({"name", "pathRegex", "methods", "headers"})
 
@@ -33,8 +39,31 @@ def method(value: str, at: str, star: bool = False) -> str:
 
 def header_name(name: str, at: str) -> str:
     if not _TOKEN.fullmatch(name):
-        raise FieldError(at, f"{quoted(name)} is not a header name")
+        raise FieldError(at, f"{quoted(name)} is not a header name",
+                         "a header name is letters, digits and !#$%&'*+.^_`|~- (at most 256)")
     return name.lower()
+
+
+def header_value(value: str, at: str) -> str:
+    """An exact header value a request can carry (else the match could never hold)."""
+    if len(value) > MAX_MATCH_CHARS:
+        raise FieldError(at, f"header value of {len(value)} characters is longer than "
+                         f"{MAX_MATCH_CHARS}", "Envoy refuses request headers that long")
+    if not _FIELD_VALUE.fullmatch(value):
+        raise FieldError(at, f"header value {quoted(value)} has a control character (CR, LF, "
+                         "NUL, ...) or leading/trailing whitespace",
+                         "no request carries such a value (HTTP trims the whitespace): "
+                         "write the value as it arrives")
+    return value
+
+
+def path_regex(pattern: str, at: str) -> str:
+    """A full-path RE2 regex that can match a path (paths start with '/')."""
+    check_re2(pattern, at)
+    if not starts_with_slash(pattern):
+        raise FieldError(at, f"path regex {quoted(pattern)} cannot match a path: paths start "
+                         "with '/'", "start the regex with '/', e.g. '/reviews/.*'")
+    return pattern
 
 
 def smi_match(m: Obj) -> HTTPMatch:
@@ -45,7 +74,7 @@ def smi_match(m: Obj) -> HTTPMatch:
     header matches only, so a value that looks like a regex is refused
     rather than silently compared as text.
     """
-    path = check_re2(m.text("pathRegex"), m.at("pathRegex")) if m.has("pathRegex") else ""
+    path = path_regex(m.text("pathRegex"), m.at("pathRegex")) if m.has("pathRegex") else ""
     methods = []
     for i, name in enumerate(m.strs("methods")):
         at = f"{m.at('methods')}[{i}]"
@@ -58,11 +87,11 @@ def smi_match(m: Obj) -> HTTPMatch:
     headers = []
     for name, value in m.string_map("headers").items():
         at = f"{m.at('headers')}.{name}"
-        if _REGEX_CHARS & set(value):
+        if _REGEX_SYNTAX.search(value):
             raise FieldError(at, f"header value {quoted(value)} looks like a regular expression",
                              "meshproof matches SMI header values exactly; write the exact "
-                             "value (e.g. 'jason')")
-        headers.append((header_name(name, at), value))
+                             "value (e.g. 'jason'); ( ) . + are plain text")
+        headers.append((header_name(name, at), header_value(value, at)))
     return _match(path, methods, headers, m.path)
 
 
@@ -94,7 +123,7 @@ def gateway_path_regex(kind: str, value: str, at: str) -> str:
     if kind == "PathPrefix":
         prefix = value.rstrip("/")
         return f"{escape(prefix)}(/.*)?" if prefix else ""
-    return check_re2(value, at)
+    return path_regex(value, at)
 
 
 def gateway_match(value: object, at: str) -> HTTPMatch:
@@ -115,5 +144,6 @@ def gateway_match(value: object, at: str) -> HTTPMatch:
         if h.text("type", "Exact", ("Exact", "RegularExpression")) != "Exact":
             raise FieldError(h.at("type"), "header matches of type RegularExpression are not "
                                            "supported", "use type: Exact")
-        headers.append((header_name(h.text("name"), h.at("name")), h.text("value")))
+        headers.append((header_name(h.text("name"), h.at("name")),
+                        header_value(h.text("value"), h.at("value"))))
     return _match(path, methods, headers, at)

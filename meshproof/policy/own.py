@@ -15,6 +15,7 @@ from meshproof.policy.context import Context, Produced, build
 from meshproof.policy.duration import parse_duration_ms
 from meshproof.policy.errors import FieldError
 from meshproof.policy.fields import Obj
+from meshproof.policy.limits import UINT32_MAX
 from meshproof.policy.preview import text as quoted
 from meshproof.policy.matches import SMI_MATCH_FIELDS, smi_match
 from meshproof.policy.resource import Resource
@@ -104,7 +105,8 @@ def read_outlier_detection(res: Resource, ctx: Context) -> Produced:
                                   "maxEjectionPercent"}, {"service"})
     service = _service(res, spec, ctx)
     defaults = OutlierDetection(service)
-    kw = {"consecutive_5xx": spec.integer("consecutive5xx", defaults.consecutive_5xx, lo=1),
+    kw = {"consecutive_5xx": spec.integer("consecutive5xx", defaults.consecutive_5xx, lo=1,
+                                          hi=UINT32_MAX),
           "max_ejection_percent": spec.integer("maxEjectionPercent",
                                                defaults.max_ejection_percent, lo=0, hi=100)}
     for key, attr in (("interval", "interval_ms"), ("baseEjectionTime", "base_ejection_ms")):

@@ -18,9 +18,10 @@ Mapping decisions (docs/policy.md says the same to users):
 from __future__ import annotations
 
 from meshproof.intent import AccessRule, Backend, HTTPMatch, TrafficSplit
-from meshproof.policy.context import Context, Produced, RouteGroup, build
+from meshproof.policy.context import Context, Produced, RouteGroup, build, check_weights
 from meshproof.policy.errors import FieldError
 from meshproof.policy.fields import Obj
+from meshproof.policy.limits import UINT32_MAX
 from meshproof.policy.preview import text as quoted
 from meshproof.policy.matches import SMI_MATCH_FIELDS, smi_match
 from meshproof.policy.resource import Resource
@@ -64,10 +65,8 @@ def read_traffic_split(res: Resource, ctx: Context) -> Produced:
     for at, item in spec.items("backends", nonempty=True):
         b = Obj(item, at, {"service", "weight"}, {"service", "weight"})
         name = ctx.service(res.namespace, b.name("service"), b.at("service"))
-        backends.append(Backend(name.split("/")[1], b.integer("weight", lo=0)))
-    if sum(b.weight for b in backends) <= 0:
-        raise FieldError(spec.at("backends"), "no backend has a weight > 0",
-                         "give at least one backend a positive weight")
+        backends.append(Backend(name.split("/")[1], b.integer("weight", lo=0, hi=UINT32_MAX)))
+    check_weights(backends, spec.at("backends"))
     found: list[tuple[str, HTTPMatch]] = []
     for at, item in spec.items("matches"):
         group, _ = _group_ref(item, at, res, ctx, with_matches=False)

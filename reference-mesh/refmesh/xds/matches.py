@@ -5,6 +5,12 @@ side: which requests take a split or a fault) and an RBAC ``permission``
 (destination side: which requests an AccessRule allows). Keeping both
 translations here means a path regex means the same thing on both sides:
 RE2 full match on the path without its query string.
+
+A regex that may be bigger than Envoy's default RE2 program-size limit (100:
+a GAMMA path of 95 characters already is) carries the limit the policy
+loader enforces (``meshproof.policy.limits.RE2_MAX_PROGRAM_SIZE``)
+explicitly; a refused regex would NACK the whole route config. Smaller ones
+keep Envoy's default, so their config is what it always was.
 """
 
 from __future__ import annotations
@@ -12,6 +18,18 @@ from __future__ import annotations
 from typing import Any
 
 from meshproof.intent import HTTPMatch
+from meshproof.policy.limits import RE2_MAX_PROGRAM_SIZE
+from meshproof.policy.regex import estimated_program_size
+
+#: Envoy's default ``re2.max_program_size.error_level``.
+ENVOY_DEFAULT_PROGRAM_SIZE = 100
+
+
+def safe_regex(pattern: str) -> dict[str, Any]:
+    """An Envoy RegexMatcher; with the mesh's limit where the default might not do."""
+    if estimated_program_size(pattern) <= ENVOY_DEFAULT_PROGRAM_SIZE:
+        return {"regex": pattern}
+    return {"google_re2": {"max_program_size": RE2_MAX_PROGRAM_SIZE}, "regex": pattern}
 
 
 def _methods_regex(methods: tuple[str, ...]) -> str:
@@ -22,8 +40,8 @@ def header_matchers(m: HTTPMatch) -> list[dict[str, Any]]:
     """Route header matchers (ANDed by Envoy) for a match's methods and exact headers."""
     out: list[dict[str, Any]] = []
     if m.methods:
-        out.append({"name": ":method", "string_match": {"safe_regex": {
-            "regex": _methods_regex(m.methods)}}})
+        out.append({"name": ":method", "string_match": {
+            "safe_regex": safe_regex(_methods_regex(m.methods))}})
     for name, value in m.headers:
         out.append({"name": name.lower(), "string_match": {"exact": value}})
     return out
@@ -43,10 +61,10 @@ def route_match(*ms: HTTPMatch | None) -> dict[str, Any]:
             continue
         if m.path_regex:
             if "safe_regex" not in match:
-                match["safe_regex"] = {"regex": m.path_regex}
+                match["safe_regex"] = safe_regex(m.path_regex)
             else:
-                headers.append({"name": ":path", "string_match": {"safe_regex": {
-                    "regex": f"(?:{m.path_regex})(?:\\?.*)?"}}})
+                headers.append({"name": ":path", "string_match": {
+                    "safe_regex": safe_regex(f"(?:{m.path_regex})(?:\\?.*)?")}})
         headers.extend(header_matchers(m))
     if "safe_regex" not in match:
         match["prefix"] = "/"
@@ -64,7 +82,7 @@ def rbac_permission(m: HTTPMatch) -> dict[str, Any]:
     rules: list[dict[str, Any]] = []
     if m.path_regex:
         # url_path ignores the query string, like the route side's safe_regex.
-        rules.append({"url_path": {"path": {"safe_regex": {"regex": m.path_regex}}}})
+        rules.append({"url_path": {"path": {"safe_regex": safe_regex(m.path_regex)}}})
     rules.extend({"header": h} for h in header_matchers(m))
     if not rules:
         return {"any": True}
