@@ -28,7 +28,14 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 STREAMS = ("upstream", "downstream")
 
-Emit = Callable[[bytes], Awaitable[None]]
+Emit = Callable[[bytes, float], Awaitable[None]]
+
+# Bytes a toxic's inbox holds before its feeder waits. Go gives the latency
+# toxic a 1024-chunk channel (GetBufferSize) of reads from io.Copy's 32 KiB
+# buffer, others an unbuffered one: 32 MiB lets a 100 ms toxic carry
+# ~300 MB/s; about one read stands for "unbuffered".
+LATENCY_BUFFER_BYTES = 1024 * 32 * 1024
+DEFAULT_BUFFER_BYTES = 64 * 1024
 
 
 class LinkControl(Protocol):
@@ -125,40 +132,71 @@ class Stage:
         self.link = link
         self.state = state
         self._timers: list[asyncio.TimerHandle] = []
+        self._interrupted = False
+        self._wake: asyncio.Future[bool] | None = None
 
     def start(self) -> None:
         """Called once when the stage joins the link."""
 
     async def process(self, data: bytes, ts: float, emit: Emit) -> None:
-        await emit(data)
+        await emit(data, ts)
 
     async def on_eof(self) -> None:
         """Called when the source half-closed, before the close is passed on."""
 
     def stop(self, removed: bool) -> None:
+        """Updated or removed: cut any sleep short, so the chunk in hand goes on (Go's stub.Interrupt)."""
+        self._interrupted = True
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(False)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped meanwhile; False when cut short."""
+        if self._interrupted:
+            return False
+        if seconds <= 0:
+            return True
+        loop = asyncio.get_running_loop()
+        self._wake = wake = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, wake)
+        try:
+            return await wake
+        finally:
+            timer.cancel()
+            self._wake = None
 
     def _later(self, ms: int, reset: bool) -> None:
         loop = asyncio.get_running_loop()
         self._timers.append(loop.call_later(max(ms, 0) / 1000, self.link.close_connection, reset))
 
 
+def _resolve(wake: "asyncio.Future[bool]") -> None:
+    if not wake.done():
+        wake.set_result(True)
+
+
 class Latency(Stage):
     def delay_s(self) -> float:
+        """latency + a uniform draw from [-jitter, jitter), as Go's rand.Int63n(2*jitter) - jitter."""
         latency, jitter = self.a["latency"], self.a["jitter"]
         if jitter > 0:
-            latency += random.randint(-jitter, jitter)
-        return max(latency, 0) / 1000
+            latency += random.randrange(-jitter, jitter)
+        return latency / 1000
 
     async def process(self, data: bytes, ts: float, emit: Emit) -> None:
-        # Delay from the read time, so a stream is shifted, not serialised.
-        loop = asyncio.get_running_loop()
-        wait = ts + self.delay_s() - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        await emit(data)
+        """Go's LatencyToxic.Pipe: sleep the delay minus the chunk's age, then stamp ts + sleep.
+
+        Measuring from the timestamp pipelines a stream (each chunk waits only
+        its own remainder); stamping ts + sleep makes the next latency toxic
+        measure from about when this one let the chunk go, so two add up.
+        """
+        sleep = self.delay_s() - (asyncio.get_running_loop().time() - ts)
+        if await self._sleep(sleep):
+            ts += sleep
+        await emit(data, ts)
 
 
 class Bandwidth(Stage):
@@ -170,22 +208,20 @@ class Bandwidth(Stage):
     async def process(self, data: bytes, ts: float, emit: Emit) -> None:
         rate = self.a["rate"] * 1000  # bytes per second
         if rate <= 0:
-            await emit(data)
+            await emit(data, ts)
             return
         loop = asyncio.get_running_loop()
         piece = max(rate // 100, 1)
         for off in range(0, len(data), piece):
             part = data[off : off + piece]
             self._next = max(self._next, loop.time()) + len(part) / rate
-            wait = self._next - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            await emit(part)
+            await self._sleep(self._next - loop.time())
+            await emit(part, ts)
 
 
 class SlowClose(Stage):
     async def on_eof(self) -> None:
-        await asyncio.sleep(max(self.a["delay"], 0) / 1000)
+        await self._sleep(self.a["delay"] / 1000)
 
 
 class Timeout(Stage):
@@ -221,7 +257,7 @@ class ResetPeer(Stage):
 
     async def on_eof(self) -> None:
         self._arm()
-        await asyncio.sleep(max(self.a["timeout"], 0) / 1000 + 1)
+        await self._sleep(max(self.a["timeout"], 0) / 1000 + 1)
 
 
 class Slicer(Stage):
@@ -246,9 +282,9 @@ class Slicer(Stage):
         cuts = self.cuts(len(data))
         delay = max(self.a["delay"], 0) / 1e6
         for i in range(1, len(cuts)):
-            await emit(data[cuts[i - 1] : cuts[i]])
+            await emit(data[cuts[i - 1] : cuts[i]], ts)
             if delay and i < len(cuts) - 1:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
 
 
 class LimitData(Stage):
@@ -257,7 +293,7 @@ class LimitData(Stage):
         left = max(self.a["bytes"] - sent, 0)
         part = data[:left]
         if part:
-            await emit(part)
+            await emit(part, ts)
             self.state.transmitted[self.toxic.name] = sent + len(part)
         if self.a["bytes"] - self.state.transmitted.get(self.toxic.name, 0) <= 0:
             self.link.close_connection(False)
@@ -278,6 +314,11 @@ STAGES: dict[str, type[Stage]] = {
 def roll(toxic: Toxic) -> bool:
     """Whether this toxic applies to one link (upstream: rand.Float32() < toxicity)."""
     return random.random() < toxic.toxicity
+
+
+def buffer_bytes(toxic: Toxic) -> int:
+    """The capacity of this toxic's inbox on every link (Go's ToxicWrapper.BufferSize)."""
+    return LATENCY_BUFFER_BYTES if toxic.type == "latency" else DEFAULT_BUFFER_BYTES
 
 
 def new_stage(toxic: Toxic, link: LinkControl, state: LinkState) -> Stage:

@@ -9,7 +9,7 @@ import time
 from typing import Callable, Iterator
 
 import pytest
-from toxtcp import TcpServer, port_of, recv_all
+from toxtcp import CountingSink, TcpServer, port_of, recv_all
 
 from meshproof.toxiproxy.client import ToxiproxyClient
 
@@ -242,3 +242,46 @@ def test_backpressure_bounds_buffering(client: ToxiproxyClient, proxied) -> None
     # an unbounded proxy would accept all 256 MB.
     print(f"backpressure: sender pushed {sent / 2**20:.1f} MiB")
     assert sent < 64 * 2**20, f"sender pushed {sent / 2**20:.1f} MiB into a stalled path"
+
+
+def test_stacked_latency_adds_up(client: ToxiproxyClient, proxied) -> None:  # type: ignore[no-untyped-def]
+    """Go's latency toxic stamps each chunk with when it let it go, so two 100 ms toxics make 200 ms."""
+    port = proxied(_echo)
+    client.add_toxic("p", "latency", {"latency": 100}, name="first")
+    client.add_toxic("p", "latency", {"latency": 100}, name="second")
+    p50 = statistics.median(_rtts(port, 7))
+    assert 0.180 <= p50 <= 0.220, f"p50 {p50 * 1000:.1f} ms, want 200 +/- 10%"
+
+
+def test_latency_across_directions_adds_up(client: ToxiproxyClient, proxied) -> None:  # type: ignore[no-untyped-def]
+    port = proxied(_echo)
+    client.add_toxic("p", "latency", {"latency": 60}, stream="upstream")
+    client.add_toxic("p", "latency", {"latency": 40}, stream="downstream")
+    p50 = statistics.median(_rtts(port, 7))
+    assert 0.090 <= p50 <= 0.110, f"p50 {p50 * 1000:.1f} ms, want 100 +/- 10%"
+
+
+STREAM_BYTES = 64 * 2**20
+
+
+def _send_bulk(port: int, sink: CountingSink) -> float:
+    """Send 64 MiB through ``port``; bytes per second from the first to the last byte the sink got."""
+    chunk = b"b" * 2**16
+    with _connect(port, timeout=10) as s:
+        for _ in range(STREAM_BYTES // len(chunk)):
+            s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR)
+        assert int(s.recv(64) or b"0") == STREAM_BYTES
+    return STREAM_BYTES / (sink.last - sink.first)
+
+
+def test_latency_toxic_does_not_throttle_a_stream(client: ToxiproxyClient, proxied) -> None:  # type: ignore[no-untyped-def]
+    """A 100 ms latency toxic delays a bulk stream; it must still carry >= 100 MB/s (Go pipelines its chunks)."""
+    sink = CountingSink()
+    port = proxied(sink.handle)
+    client.add_toxic("p", "latency", {"latency": 100}, stream="upstream")
+    t0 = time.perf_counter()
+    rate = _send_bulk(port, sink)
+    assert sink.first - t0 >= 0.095, "the stream's first byte must still be delayed 100 ms"
+    print(f"bulk stream under 100 ms latency: {rate / 1e6:.0f} MB/s")
+    assert rate >= 100e6, f"{rate / 1e6:.0f} MB/s under a 100 ms latency toxic, want >= 100"

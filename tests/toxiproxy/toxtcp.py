@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Callable
 
 
@@ -56,6 +57,22 @@ def echo(conn: socket.socket) -> None:
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while data := conn.recv(65536):
         conn.sendall(data)
+
+
+class CountingSink:
+    """A server handler that counts bytes until EOF, answers the count, and notes when data came."""
+
+    def __init__(self) -> None:
+        self.first = self.last = 0.0
+
+    def handle(self, conn: socket.socket) -> None:
+        n = 0
+        while data := conn.recv(1 << 20):
+            if not n:
+                self.first = time.perf_counter()
+            n += len(data)
+        self.last = time.perf_counter()
+        conn.sendall(str(n).encode())
 
 
 def recv_all(sock: socket.socket, limit: int = 1 << 26) -> bytes:
