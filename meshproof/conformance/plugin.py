@@ -42,6 +42,7 @@ class ConformancePlugin:
         self.verdicts: dict[str, Verdict] = {}
         self.specs: list[CheckSpec] = []
         self.interrupted = False
+        self.why = ""
         self.mesh: MeshAdapter | None = None
         self._waits_at: dict[str, int] = {}
 
@@ -145,13 +146,17 @@ class ConformancePlugin:
     # ------------------------------------------------------------ the end
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        """Ctrl-C, SIGTERM, or pytest.exit (the target could not come up): the checks
+        left are ``not-run`` with this reason, and the report says ``interrupted``."""
         self.interrupted = True
+        self.why = ("interrupted (Ctrl-C)" if excinfo.typename == "KeyboardInterrupt"
+                    else str(excinfo.value).splitlines()[0][:200])
 
     def _all_results(self) -> list[CheckResult]:
         """Every selected check: those that never ran are ``not-run``."""
         out = list(self.results.values())
         out += [CheckResult(spec=s, result="not-run", duration_s=0.0,
-                            reason="the run was interrupted before it" if self.interrupted
+                            reason=f"never ran: {self.why}" if self.interrupted
                             else "never ran")
                 for s in self.specs if s.name not in self.results]
         return out

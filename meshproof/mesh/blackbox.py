@@ -110,7 +110,7 @@ class ReferenceBlackbox(ReferenceMesh):
         want = sentinel_status(int(token.value))
         deadline = time.monotonic() + timeout
         pods = [p for p in self.target.pods() if p.meshed and p.ready]
-        with ThreadPoolExecutor(max_workers=min(16, len(pods) or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=min(8, len(pods) or 1)) as pool:
             results = list(pool.map(lambda p: self._converge(p, want, deadline), pods))
         late = [msg for msg in results if msg]
         if late:

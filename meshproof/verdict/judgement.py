@@ -8,12 +8,24 @@ The failing judgement, not the last one, is what a FAIL line shows.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from meshproof.targets.model import Pod
 from meshproof.verdict.stats import Design
+
+
+def _default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON data (dicts, lists, numbers, text): what reports hold."""
+    return json.loads(json.dumps(value, default=_default))
 
 
 def _allure() -> Any:
@@ -54,6 +66,7 @@ class Verdict:
             self.pods[p.key] = p
 
     def _record(self, line: str, entry: dict[str, Any]) -> bool:
+        entry = plain(entry)  # evidence may hold dataclasses (a CaptureSummary, ...)
         self.note(line)
         self.step(line)
         self.judgements.append(entry)

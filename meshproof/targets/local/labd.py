@@ -82,8 +82,13 @@ class Daemon:
                     self.wfile.write(json.dumps(answer).encode() + b"\n")
                     self.wfile.flush()
 
+        class Server(socketserver.ThreadingUnixStreamServer):
+            # Callers fan out (one probe per meshed pod at once): a Unix socket's
+            # connect() fails with EAGAIN, not a wait, when the backlog (5) is full.
+            request_queue_size = 128
+
         SOCKET.unlink(missing_ok=True)
-        self.server = socketserver.ThreadingUnixStreamServer(str(SOCKET), Handler)
+        self.server = Server(str(SOCKET), Handler)
         self.server.daemon_threads = True
         os.chmod(SOCKET, 0o600)
 
