@@ -63,39 +63,67 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     _check_target(args.target)
+    from meshproof.targets.local import cleanup
     from meshproof.targets.local.client import stop_lab
 
     removed = stop_lab()
-    n = sum(len(v) for v in removed.values())
-    print(f"lab down: removed {len(removed['netns'])} netns, {len(removed['processes'])} "
-          f"processes, {n} resources in all")
+    left = {k: v for k, v in cleanup.leftovers().items() if v}
+    n = cleanup.count(removed)
+    if n:
+        print(f"lab down: removed {len(removed['netns'])} netns, {len(removed['processes'])} "
+              f"processes, {n} resources in all")
+    else:
+        print("lab down: nothing to remove (no lab and no leftovers)")
+    if left:
+        print("meshproof: could not remove "
+              + ", ".join(f"{k}: {' '.join(v)}" for k, v in left.items())
+              + "\n  hint: run 'meshproof down' again; its log names what failed",
+              file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     _check_target(args.target)
-    from meshproof.targets.local import cleanup
+    from meshproof.targets.local import cleanup, lock
     from meshproof.targets.local.client import LocalTarget
 
-    if not LocalTarget.running():
-        left = cleanup.leftovers()
-        if any(left.values()):
-            print("no lab running, but leftovers exist (run 'meshproof down'):")
-            for k, v in left.items():
-                if v:
-                    print(f"  {k}: {len(v)}")
-            return 1
-        print("no lab running")
+    if LocalTarget.running():
+        try:
+            t = LocalTarget.attach()
+            info = t.info()
+            ready = info.get("phase", "ready") == "ready"
+            pods, services = (t.pods(), t.services()) if ready else ([], [])
+        except (MeshproofError, OSError):
+            ready = False  # it began its teardown (or went away) while we asked
+        if ready:
+            print(f"lab running (pid {info['pid']}), mesh={info['mesh']}"
+                  + (f", defect={info['defect']}" if info["defect"] else "")
+                  + (f", dies with pid {info['owner_pid']}" if info.get("owner_pid") else ""))
+            for p in pods:
+                print(f"  {p.key:<32} {p.ip:<15} {'ready' if p.ready else 'NOT READY'}"
+                      f"{'  meshed' if p.meshed else ''}")
+            for s in services:
+                print(f"  svc {s.key:<28} {s.vip}:{s.port} -> {len(s.endpoints)} endpoint(s)")
+            return 0
+    state = lock.holder_state()  # a living lab says its phase there, socket or not
+    if state is not None:
+        pid, phase = state
+        who = f"pid {pid}" if pid > 0 else "pid unknown"
+        if phase == "stopping":
+            print(f"a lab is stopping ({who}): it removes everything it made")
+        elif phase == "ready":
+            print(f"a lab is running ({who}) but does not answer on its socket")
+        else:
+            print(f"a lab is starting ({who}): 'meshproof status' again shows it once up")
         return 0
-    t = LocalTarget.attach()
-    info = t.info()
-    print(f"lab running (pid {info['pid']}), mesh={info['mesh']}"
-          + (f", defect={info['defect']}" if info["defect"] else ""))
-    for p in t.pods():
-        print(f"  {p.key:<32} {p.ip:<15} {'ready' if p.ready else 'NOT READY'}"
-              f"{'  meshed' if p.meshed else ''}")
-    for s in t.services():
-        print(f"  svc {s.key:<28} {s.vip}:{s.port} -> {len(s.endpoints)} endpoint(s)")
+    left = {k: v for k, v in cleanup.leftovers().items() if v}
+    if left:
+        print("no lab running, but a killed run left things behind (run 'meshproof down'):")
+        for k, v in left.items():
+            print(f"  {k}: {len(v)}")
+        return 1
+    print("no lab running")
     return 0
 
 

@@ -61,7 +61,12 @@ def is_zombie(pid: int) -> bool:
         return False
 
 
-def leftovers() -> dict[str, list[str]]:
+#: What a sweep looks for and reports, by kind: netns names, pids, /etc/netns dirs, run-dir entries.
+KINDS = ("netns", "processes", "etc_netns", "run_dir")
+Report = dict[str, list[str]]
+
+
+def leftovers() -> Report:
     """What a sweep would remove now (``meshproof status`` shows it)."""
     etc = [str(p) for p in netns.NETNS_ETC.glob(f"{netns.PREFIX}*")] \
         if netns.NETNS_ETC.exists() else []
@@ -70,8 +75,31 @@ def leftovers() -> dict[str, list[str]]:
             "etc_netns": etc, "run_dir": run}
 
 
-def sweep() -> dict[str, list[str]]:
-    """Remove every leftover; returns what was removed (for the log)."""
+def gone(before: Report, after: Report) -> Report:
+    """What ``before`` listed and ``after`` no longer does: what was really removed.
+
+    Counting what was found is not counting what was removed (a teardown
+    that ran first leaves a later sweep nothing to find, and something that
+    would not die is still there): reports are always before minus after.
+    """
+    return {k: [x for x in before.get(k, []) if x not in set(after.get(k, []))] for k in KINDS}
+
+
+def merge(*reports: Report) -> Report:
+    """The union of several reports (each item once, first seen first)."""
+    out: Report = {k: [] for k in KINDS}
+    for r in reports:
+        for k in KINDS:
+            out[k] += [x for x in r.get(k, []) if x not in out[k]]
+    return out
+
+
+def count(report: Report) -> int:
+    return sum(len(report.get(k, [])) for k in KINDS)
+
+
+def sweep() -> Report:
+    """Remove every leftover; returns what was really removed (found, and gone after)."""
     found = leftovers()
     kill_all([int(p) for p in found["processes"]])
     ours = netns.list_ours()
@@ -83,4 +111,4 @@ def sweep() -> dict[str, list[str]]:
         shutil.rmtree(paths.RUN_DIR, ignore_errors=True)
     if lock.holder() is None:  # a killed run's lock file (the flock itself died with it)
         lock.LOCK_PATH.unlink(missing_ok=True)
-    return found
+    return gone(found, leftovers())

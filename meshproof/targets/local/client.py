@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +29,19 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int], None]
 #: How long a new run waits for another lab on this machine to finish.
 LAB_WAIT_S = float(os.environ.get("MESHPROOF_LAB_WAIT_S", "900"))
+
+
+#: ``LocalTarget.start(owner_pid=CALLER)``: the lab dies with the calling process.
+CALLER = -1
+
+
+def _default_owner() -> int | None:
+    """Who a lab dies with when the starter does not say: the calling process, except the
+    ``meshproof up`` command, whose whole job is a lab that outlives it (its ``cmd_up``
+    does not pass ``owner_pid=None`` itself yet; once it does, this exception can go)."""
+    argv = sys.argv
+    cli = Path(argv[0]).name == "meshproof" or argv[0].endswith(os.path.join("meshproof", "cli.py"))
+    return None if cli and "up" in argv[1:] else os.getpid()
 
 
 def daemon_pid() -> int | None:
@@ -62,8 +76,13 @@ class LocalTarget(Target):
     @classmethod
     def start(cls, mesh: str = "none", defect: str = "", reviews_replicas: int = 1,
               progress: Progress | None = None, timeout: float = 180.0,
-              topology: str = "fixture") -> LocalTarget:
-        """Start the lab daemon and wait until the topology is ready."""
+              topology: str = "fixture", owner_pid: int | None = CALLER) -> LocalTarget:
+        """Start the lab daemon and wait until the topology is ready.
+
+        The lab dies with ``owner_pid`` (default: this process, so a killed
+        harness leaves nothing behind); ``None`` detaches it, for a lab
+        meant to outlive its starter (``meshproof up``).
+        """
         require_root()
         if cls.running():
             raise TargetError("a lab is already running",
@@ -74,6 +93,9 @@ class LocalTarget(Target):
             argv += ["--defect", defect]
         if topology != "fixture":
             argv += ["--topology", topology]
+        owner = _default_owner() if owner_pid == CALLER else owner_pid
+        if owner is not None:
+            argv += ["--owner-pid", str(owner)]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 start_new_session=True, text=True)
         deadline = time.monotonic() + timeout
@@ -212,23 +234,42 @@ def _pod(d: dict[str, Any]) -> Pod:
 
 
 def stop_lab(timeout: float = 30.0) -> dict[str, list[str]]:
-    """Stop the lab if one lives (also one still starting), then sweep whatever is left."""
+    """Stop the lab if one lives (also one starting or stopping), then sweep what is left.
+
+    Returns what was really removed, by kind (``cleanup.KINDS``): everything
+    present when we began and gone now, plus what the lab's own teardown
+    says it removed (things made after we looked). A lab's own teardown
+    runs first, so counting only what the final sweep found would say
+    "removed 0" of a lab that was there.
+    """
     require_root()
+    before = cleanup.leftovers()
+    by_lab: dict[str, list[str]] = {}
     pid = daemon_pid()
     if pid is None:
         holder = lock.holder()
         pid = holder if holder not in (None, -1, os.getpid()) else None
     if pid is not None:
         try:
-            call(labd.SOCKET, "down", timeout=5)
-        except MeshproofError:
-            os.kill(pid, 15)  # still starting: SIGTERM makes labd roll back
+            answer = call(labd.SOCKET, "down", {"wait_s": timeout}, timeout=timeout + 5)
+            if isinstance(answer, dict):
+                by_lab = answer.get("removed") or {}
+        except (MeshproofError, OSError):
+            _signal(pid, signal.SIGTERM)  # starting (no socket yet): SIGTERM makes labd roll back
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         if _alive(pid):
-            os.kill(pid, 9)
-    return cleanup.sweep()
+            _signal(pid, signal.SIGKILL)
+    swept = cleanup.sweep()
+    return cleanup.merge(cleanup.gone(before, cleanup.leftovers()), by_lab, swept)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass  # it finished on its own
 
 
 def _alive(pid: int) -> bool:
