@@ -30,6 +30,9 @@ MAX_INT_DIGITS = 30
 #: Problems kept (and printed) per load; the total is still counted and said.
 MAX_PROBLEMS_KEPT = 1000
 MAX_PROBLEMS_SHOWN = 20
+#: Problems after which reading stops: 200,000 broken documents are one
+#: mistake repeated, and counting them all would take seconds.
+MAX_PROBLEMS_COUNTED = 10_000
 
 #: Envoy's integer fields are uint32 (weights, outlier counts); weighted
 #: clusters also refuse a sum of weights above this.

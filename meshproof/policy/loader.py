@@ -28,7 +28,7 @@ from meshproof.intent import Intent
 from meshproof.policy import gamma, own, smi
 from meshproof.policy.context import Context, Produced
 from meshproof.policy.errors import FieldError, Location, PolicyError, Problem
-from meshproof.policy.limits import MAX_DOCUMENTS, MAX_PROBLEMS_KEPT
+from meshproof.policy.limits import MAX_DOCUMENTS, MAX_PROBLEMS_COUNTED, MAX_PROBLEMS_KEPT
 from meshproof.policy.preview import text as quoted
 from meshproof.policy.resource import Resource, locate, read_envelope
 from meshproof.policy.sources import STDIN, STDIN_NAME, read_source, read_stream
@@ -124,6 +124,10 @@ class _Load:
             if isinstance(item, Problem):
                 self.problem(item)
                 continue
+            if self.total >= MAX_PROBLEMS_COUNTED:
+                self.problem(Problem(Location(source, item[0]), "", f"reading stopped after "
+                                     f"{MAX_PROBLEMS_COUNTED} problems", "fix the first ones"))
+                return
             index, doc = item
             self.documents += 1
             if self.documents > MAX_DOCUMENTS:

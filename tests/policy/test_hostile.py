@@ -1,0 +1,98 @@
+"""Hostile inputs: the CLI refuses each with exit 2 and a located message, in
+under 2 s and 200 MB, or accepts it and Envoy then accepts the mesh's config.
+
+Each case runs ``meshproof apply --dry-run -f FILE`` in its own process,
+with an address-space limit (so a regression fails instead of swapping the
+machine) and its peak RSS and wall time measured by ``wait4``: checked, not
+assumed.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.policy.conftest import ROOT
+from tests.policy.hostile import accepted, refused
+
+MAX_SECONDS = 2.0
+MAX_RSS_MB = 200
+#: Address space for the child: well above the RSS bound (Python maps more than it
+#: touches), well below what a runaway would take.
+ADDRESS_SPACE = 1 << 30
+
+
+def _limit() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def run_cli(*args: str) -> tuple[int, str, str, float, float]:
+    """(exit code, stdout, stderr, wall seconds, peak RSS in MB) of one CLI run."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        p = subprocess.Popen([sys.executable, "-m", "meshproof.cli", *args], cwd=ROOT,
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             preexec_fn=_limit)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.monotonic() - start
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (p.returncode, out.read().decode(errors="replace"),
+                err.read().decode(errors="replace"), wall, usage.ru_maxrss / 1024)
+
+
+REFUSED = refused()
+ACCEPTED = accepted()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("hostile")
+    for name, text in REFUSED + ACCEPTED:
+        data = text.encode("utf-8") if name != "not-utf8" else b"kind: \xff\xfe\n"
+        (d / f"{name}.yaml").write_bytes(data)
+    return d
+
+
+@pytest.mark.parametrize("name", [n for n, _ in REFUSED])
+def test_hostile_input_is_refused_quickly_and_located(name: str, corpus: Path) -> None:
+    path = corpus / f"{name}.yaml"
+    code, out, err, wall, rss = run_cli("apply", "--dry-run", "-f", str(path))
+    assert code == 2, (out[-500:], err[-2000:])
+    assert err.startswith(f"meshproof: {path}: document "), err[:500]
+    assert "Traceback" not in err and "hint:" in err
+    assert len(err) < 20_000, f"error text of {len(err)} bytes"
+    assert wall < MAX_SECONDS, f"{wall:.2f} s"
+    assert rss < MAX_RSS_MB, f"peak RSS {rss:.0f} MB"
+
+
+def test_dev_zero_and_a_directory_are_refused_before_reading(tmp_path: Path) -> None:
+    for path in ("/dev/zero", str(tmp_path)):
+        code, _, err, wall, _ = run_cli("apply", "--dry-run", "-f", path)
+        assert code == 2 and err.startswith(f"meshproof: {path}: document 0: "), err
+        assert wall < MAX_SECONDS
+
+
+def test_an_oversized_file_is_refused_without_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(40 * 2**20)  # sparse: 40 MB of NULs, no disk used
+    code, _, err, wall, _ = run_cli("apply", "--dry-run", "-f", str(big))
+    assert code == 2 and "is larger than 32 MiB" in err, err
+    assert wall < MAX_SECONDS
+
+
+@pytest.mark.parametrize("name", [n for n, _ in ACCEPTED])
+def test_boundary_input_is_accepted(name: str, corpus: Path) -> None:
+    code, out, err, wall, _ = run_cli("apply", "--dry-run", "-f", str(corpus / f"{name}.yaml"))
+    assert code == 0, err
+    assert "valid, nothing applied" in out
+    assert wall < MAX_SECONDS
