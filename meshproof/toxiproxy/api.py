@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from meshproof.toxiproxy import errors as E
+from meshproof.toxiproxy import gojson
 from meshproof.toxiproxy.errors import ApiError
-from meshproof.toxiproxy.proxy import NetnsFor, Proxy, check_new
-from meshproof.toxiproxy.toxics import parse_new_toxic
+from meshproof.toxiproxy.proxy import NetnsFor, Proxy, ProxySpec, check_new, parse_spec, resolved_listen
 
-VERSION = "2.12.0-meshproof"
+# Exactly Go's release string: clients compare versions, and "2.12.0-x" sorts below 2.12.0.
+VERSION = "2.12.0"
 
 
 @dataclass
@@ -28,7 +29,8 @@ class Response:
 
 
 def _json(status: int, value: object) -> Response:
-    return Response(status, json.dumps(value).encode(), [("Content-Type", "application/json")])
+    # allow_nan=False: a NaN or infinity must never reach a client as invalid JSON.
+    return Response(status, json.dumps(value, allow_nan=False).encode(), [("Content-Type", "application/json")])
 
 
 def _error(err: ApiError) -> Response:
@@ -45,16 +47,10 @@ def _plain(status: int, text: str) -> Response:
 
 
 def _decode(body: bytes) -> object:
-    try:
-        return json.loads(body.decode("utf-8")) if body.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise E.BAD_REQUEST_BODY.wrap(str(exc)) from exc
-
-
-def _require_eof(body: bytes) -> None:
-    """Go's Decoder on an empty body fails with EOF."""
+    """The request's JSON as Go's decoder reads it; an empty body fails with EOF, as Go's Decoder does."""
     if not body.strip():
         raise E.BAD_REQUEST_BODY.wrap("EOF")
+    return gojson.loads(body)
 
 
 ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
@@ -112,18 +108,16 @@ class Api:
 
     # ---- proxies
     async def proxy_index(self, body: bytes) -> Response:
-        return _json(200, {n: p.with_toxics() for n, p in self.proxies.items()})
+        # Go marshals a map: keys in sorted order.
+        return _json(200, {n: self.proxies[n].with_toxics() for n in sorted(self.proxies)})
 
     async def proxy_create(self, body: bytes) -> Response:
-        _require_eof(body)
-        data = _decode(body)
-        if not isinstance(data, dict):
-            raise E.BAD_REQUEST_BODY.wrap("expected a JSON object")
-        check_new(data.get("name"), data.get("upstream"))
-        if data["name"] in self.proxies:
+        spec = parse_spec(_decode(body), "Proxy", ProxySpec("", "", "", True))
+        check_new(spec)
+        if spec.name in self.proxies:
             raise E.PROXY_ALREADY_EXISTS
-        proxy = Proxy(data["name"], str(data.get("listen") or ""), data["upstream"], self.netns_for)
-        if data.get("enabled", True) is not False:
+        proxy = Proxy(spec.name, spec.listen, spec.upstream, self.netns_for)
+        if spec.enabled:
             await proxy.start()
         self.proxies[proxy.name] = proxy
         return _json(201, proxy.with_toxics())
@@ -133,16 +127,8 @@ class Api:
 
     async def proxy_update(self, body: bytes, proxy: str) -> Response:
         p = self._get(proxy)
-        _require_eof(body)
-        data = _decode(body)
-        if not isinstance(data, dict):
-            raise E.BAD_REQUEST_BODY.wrap("expected a JSON object")
-        listen = data.get("listen", p.listen)
-        upstream = data.get("upstream", p.upstream)
-        enabled = data.get("enabled", p.enabled)
-        if not isinstance(listen, str) or not isinstance(upstream, str) or not isinstance(enabled, bool):
-            raise E.BAD_REQUEST_BODY.wrap("listen and upstream must be strings, enabled a boolean")
-        await p.update(listen, upstream, enabled)
+        spec = parse_spec(_decode(body), "Proxy", ProxySpec(p.name, p.listen, p.upstream, p.enabled))
+        await p.update(spec.listen, spec.upstream, spec.enabled)
         return _json(200, p.with_toxics())
 
     async def proxy_delete(self, body: bytes, proxy: str) -> Response:
@@ -152,39 +138,47 @@ class Api:
         return Response(204)
 
     async def populate(self, body: bytes) -> Response:
+        """Go's Populate: proxies applied in order; on an error, the ones applied so far (or null) with it."""
         try:
-            proxies = await self._populate(body)
+            specs = self._populate_specs(body)
         except ApiError as err:
             return _json(err.status, {**err.body(), "proxies": None})
-        return _json(201, {"proxies": [p.with_toxics() for p in proxies]})
+        done: list[Proxy] = []
+        for spec in specs:
+            try:
+                done.append(await self._add_or_replace(spec))
+            except ApiError as err:
+                return _json(err.status, {**err.body(), "proxies": [p.with_toxics() for p in done] or None})
+        return _json(201, {"proxies": [p.with_toxics() for p in done] or None})
 
-    async def _populate(self, body: bytes) -> list[Proxy]:
-        _require_eof(body)
+    def _populate_specs(self, body: bytes) -> list[ProxySpec]:
+        """Decode and check every entry before changing anything (Go's PopulateJson first loop)."""
         data = _decode(body)
-        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        if not isinstance(data, list):
             raise E.BAD_REQUEST_BODY.wrap("expected a JSON array of proxies")
-        names: set[str] = set()
-        for i, d in enumerate(data):  # validate everything before changing anything
-            check_new(d.get("name"), d.get("upstream"), f" at proxy {i + 1}")
-            if d["name"] in names:
-                raise E.internal(f'duplicate proxy name "{d["name"]}"')
-            names.add(d["name"])
-        out = []
-        for d in data:
-            listen = str(d.get("listen") or "")
-            existing = self.proxies.get(d["name"])
-            if existing is not None and existing.listen == listen and existing.upstream == d["upstream"]:
-                out.append(existing)
-                continue
-            if existing is not None:
-                existing.stop()
-                del self.proxies[d["name"]]
-            proxy = Proxy(d["name"], listen, d["upstream"], self.netns_for)
-            if d.get("enabled") is not False:
-                await proxy.start()
-            self.proxies[proxy.name] = proxy
-            out.append(proxy)
-        return out
+        # Go's populate struct embeds Proxy in an unnamed struct: errors name it "".
+        specs = [parse_spec(d, "", ProxySpec("", "", "", True)) for d in data]
+        for i, spec in enumerate(specs):
+            check_new(spec, f" at proxy {i + 1}")
+        return specs
+
+    async def _add_or_replace(self, spec: ProxySpec) -> Proxy:
+        """Go's AddOrReplace: keep a proxy whose listen (resolved) and upstream match, else stop it and start anew.
+
+        A name given twice is no error: the later entry replaces the earlier
+        one unless it matches it. A proxy that fails to start leaves the one
+        it replaced stopped but listed, as in Go.
+        """
+        existing = self.proxies.get(spec.name)
+        if existing is not None:
+            if existing.listen == await resolved_listen(spec.listen) and existing.upstream == spec.upstream:
+                return existing
+            existing.stop()
+        proxy = Proxy(spec.name, spec.listen, spec.upstream, self.netns_for)
+        if spec.enabled:
+            await proxy.start()
+        self.proxies[proxy.name] = proxy
+        return proxy
 
     async def reset(self, body: bytes) -> Response:
         for p in self.proxies.values():
@@ -197,9 +191,7 @@ class Api:
         return _json(200, self._get(proxy).toxic_array())
 
     async def toxic_create(self, body: bytes, proxy: str) -> Response:
-        p = self._get(proxy)
-        _require_eof(body)
-        toxic = p.add_toxic(parse_new_toxic(_decode(body)))
+        toxic = self._get(proxy).add_toxic(_decode(body))
         return _json(200, toxic.to_json())
 
     async def toxic_show(self, body: bytes, proxy: str, toxic: str) -> Response:
@@ -212,7 +204,6 @@ class Api:
         p = self._get(proxy)
         if toxic not in p.toxics:
             raise E.TOXIC_NOT_FOUND
-        _require_eof(body)
         return _json(200, p.update_toxic(toxic, _decode(body)).to_json())
 
     async def toxic_delete(self, body: bytes, proxy: str, toxic: str) -> Response:

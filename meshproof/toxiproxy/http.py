@@ -65,6 +65,26 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     return await reader.readexactly(int(length))
 
 
+async def _answer_expect(writer: asyncio.StreamWriter, version: str, headers: dict[str, str]) -> bool:
+    """Go's net/http on ``Expect``: 100 Continue before a body is read, 417 (and close) for anything else.
+
+    Without the interim answer, curl and other clients wait a second for it
+    before they send the body. False: the connection is done.
+    """
+    expect = headers.get("expect")
+    if expect is None:
+        return True
+    if expect.lower() == "100-continue":
+        has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+        if version == "HTTP/1.1" and has_body:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+        return True
+    writer.write(_response(417, [], b"", False))
+    await writer.drain()
+    return False
+
+
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, str, dict[str, str]]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -90,6 +110,8 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
             timeout = READ_TIMEOUT_S if first else IDLE_TIMEOUT_S
             try:
                 method, target, version, headers = await asyncio.wait_for(_read_request(reader), timeout)
+                if not await _answer_expect(writer, version, headers):
+                    return
                 body = await asyncio.wait_for(_read_body(reader, headers), READ_TIMEOUT_S)
             except _BadRequest as exc:
                 writer.write(_response(exc.status, [("Content-Type", "text/plain")], f"{exc}\n".encode(), False))

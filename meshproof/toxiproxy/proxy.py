@@ -6,19 +6,20 @@ import asyncio
 import ipaddress
 import socket
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Callable
 
 from meshproof.netns_socket import socket_in_netns
+from meshproof.toxiproxy import gojson
 from meshproof.toxiproxy.errors import (
     BAD_REQUEST_BODY,
     MISSING_FIELD,
-    TOXIC_ALREADY_EXISTS,
     TOXIC_NOT_FOUND,
     ApiError,
     internal,
 )
 from meshproof.toxiproxy.link import Connection, Endpoint
-from meshproof.toxiproxy.toxics import STREAMS, Toxic, parse_attributes, parse_toxicity
+from meshproof.toxiproxy.toxics import STREAMS, Toxic, parse_attributes, parse_new_toxic, parse_toxicity
 
 NetnsFor = Callable[[str], "str | None"]
 CONNECT_TIMEOUT_S = 10.0
@@ -190,7 +191,7 @@ class Proxy:
     def chains(self) -> dict[str, list[Toxic]]:
         out: dict[str, list[Toxic]] = {s: [] for s in STREAMS}
         for toxic in self.toxics.values():
-            out[toxic.stream].append(toxic)
+            out[toxic.direction].append(toxic)
         return out
 
     def toxic_array(self) -> list[dict[str, object]]:
@@ -203,9 +204,8 @@ class Proxy:
         for conn in list(self._conns):
             conn.apply(chains)
 
-    def add_toxic(self, toxic: Toxic) -> Toxic:
-        if toxic.name in self.toxics:
-            raise TOXIC_ALREADY_EXISTS
+    def add_toxic(self, body: object) -> Toxic:
+        toxic = parse_new_toxic(body, self.toxics)
         self._generation += 1
         toxic.generation = self._generation
         self.toxics[toxic.name] = toxic
@@ -235,12 +235,62 @@ class Proxy:
         self._push()
 
 
-def check_new(name: object, upstream: object, where: str = "") -> None:
-    """Upstream's required-field checks for create and populate."""
-    if not isinstance(name, str) or not name:
+@dataclass
+class ProxySpec:
+    """A proxy's fields as a request gives them."""
+
+    name: str
+    listen: str
+    upstream: str
+    enabled: bool
+
+
+def parse_spec(data: object, struct: str, defaults: ProxySpec) -> ProxySpec:
+    """Decode proxy fields like Go into ``struct`` (its name only shows in errors): strict types, null keeps the default."""
+    if not isinstance(data, dict):
+        raise BAD_REQUEST_BODY.wrap("expected a JSON object")
+    return ProxySpec(
+        gojson.optional(data, "name", gojson.string, f"{struct}.name", defaults.name),
+        gojson.optional(data, "listen", gojson.string, f"{struct}.listen", defaults.listen),
+        gojson.optional(data, "upstream", gojson.string, f"{struct}.upstream", defaults.upstream),
+        gojson.optional(data, "enabled", gojson.boolean, f"{struct}.enabled", defaults.enabled),
+    )
+
+
+def check_new(spec: ProxySpec, where: str = "") -> None:
+    """Go's required-field checks for create and populate."""
+    if not spec.name:
         raise MISSING_FIELD.wrap(f"name{where}")
-    if not isinstance(upstream, str) or not upstream:
+    if not spec.upstream:
         raise MISSING_FIELD.wrap(f"upstream{where}")
 
 
-__all__ = ["ApiError", "NetnsFor", "Proxy", "check_new", "join_hostport", "split_hostport"]
+async def resolved_listen(listen: str) -> str:
+    """``listen`` as Go's net.ResolveTCPAddr(...).String() writes it, to compare with a running proxy's address.
+
+    Go's populate keeps a proxy whose listen resolves to the address it
+    already listens on (``localhost:8080`` is ``127.0.0.1:8080``), and
+    reports a listen it cannot resolve as an error (500).
+    """
+    if not listen:
+        return ":0"
+    try:
+        host, port = split_hostport(listen)
+    except ValueError as exc:
+        raise internal(f"address {listen}: missing port in address") from exc
+    if not host:
+        return f":{port}"
+    try:
+        ipaddress.ip_address(host)
+        return join_hostport(host, port)
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise internal(f"lookup {host}: no such host") from exc
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)  # Go prefers an IPv4 address
+    return join_hostport(str(infos[0][4][0]), port)
+
+
+__all__ = ["ApiError", "NetnsFor", "Proxy", "ProxySpec", "check_new", "join_hostport", "parse_spec", "split_hostport"]

@@ -11,9 +11,16 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol
+from typing import Awaitable, Callable, Container, Protocol
 
-from meshproof.toxiproxy.errors import BAD_REQUEST_BODY, INVALID_STREAM, INVALID_TOXIC_TYPE, ApiError
+from meshproof.toxiproxy import gojson
+from meshproof.toxiproxy.errors import (
+    BAD_REQUEST_BODY,
+    INVALID_STREAM,
+    INVALID_TOXIC_TYPE,
+    TOXIC_ALREADY_EXISTS,
+    ApiError,
+)
 
 # Attribute names and their zero values, per type (toxics/*.go json tags).
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -55,6 +62,11 @@ class Toxic:
     attributes: dict[str, int]
     generation: int = 0
 
+    @property
+    def direction(self) -> str:
+        """The link the toxic runs on; ``stream`` keeps the client's spelling, as Go's wrapper does."""
+        return self.stream.lower()
+
     def to_json(self) -> dict[str, object]:
         tox = self.toxicity
         return {
@@ -66,50 +78,53 @@ class Toxic:
         }
 
 
-def _int_attr(key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BAD_REQUEST_BODY.wrap(f"attribute {key!r} must be a number, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise BAD_REQUEST_BODY.wrap(f"attribute {key!r} must be a whole number, got {value!r}")
-    return int(value)
+# Go struct and field types behind each toxic's attributes (toxics/*.go), for error messages.
+GO_TYPES: dict[str, tuple[str, str]] = {
+    "noop": ("NoopToxic", "int64"),
+    "latency": ("LatencyToxic", "int64"),
+    "bandwidth": ("BandwidthToxic", "int64"),
+    "slow_close": ("SlowCloseToxic", "int64"),
+    "timeout": ("TimeoutToxic", "int64"),
+    "reset_peer": ("ResetToxic", "int64"),
+    "slicer": ("SlicerToxic", "int"),
+    "limit_data": ("LimitDataToxic", "int64"),
+}
 
 
 def parse_attributes(type_: str, raw: object, base: dict[str, int] | None = None) -> dict[str, int]:
     """Merge JSON attributes into ``base``; unknown keys are ignored, as Go's decoder does."""
     attrs = dict(base) if base is not None else {k: 0 for k in ATTRIBUTES[type_]}
+    struct_name, go_type = GO_TYPES[type_]
     if raw is None:
         return attrs
     if not isinstance(raw, dict):
-        raise BAD_REQUEST_BODY.wrap("attributes must be a JSON object")
+        raise gojson.type_error(gojson.what(raw), f"{struct_name}.attributes", f"toxics.{struct_name}")
     for key in ATTRIBUTES[type_]:
-        if key in raw and raw[key] is not None:
-            attrs[key] = _int_attr(key, raw[key])
+        if raw.get(key) is not None:
+            attrs[key] = gojson.integer(raw[key], f"{struct_name}.attributes.{key}", go_type)
     return attrs
 
 
 def parse_toxicity(raw: object, default: float) -> float:
-    if raw is None:
-        return default
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise BAD_REQUEST_BODY.wrap(f"toxicity must be a number, got {raw!r}")
-    return float(raw)
+    """Go keeps toxicity as a float32; JSON null or absence keeps ``default``."""
+    return default if raw is None else gojson.float32(raw, "ToxicWrapper.toxicity")
 
 
-def parse_new_toxic(body: object) -> Toxic:
-    """A toxic from a POST /proxies/{proxy}/toxics body, with upstream's defaults and checks."""
+def parse_new_toxic(body: object, taken: Container[str]) -> Toxic:
+    """A toxic from a POST /proxies/{proxy}/toxics body, checked in the order of Go's AddToxicJson."""
     if not isinstance(body, dict):
         raise BAD_REQUEST_BODY.wrap("expected a JSON object")
-    stream = body.get("stream") or "downstream"
-    if not isinstance(stream, str) or stream.lower() not in STREAMS:
-        raise INVALID_STREAM
-    stream = stream.lower()
-    type_ = body.get("type")
-    name = body.get("name") or f"{type_ if isinstance(type_, str) else ''}_{stream}"
-    if not isinstance(name, str):
-        raise BAD_REQUEST_BODY.wrap("name must be a string")
-    if not isinstance(type_, str) or type_ not in ATTRIBUTES:
-        raise INVALID_TOXIC_TYPE
+    name = gojson.optional(body, "name", gojson.string, "ToxicWrapper.name", "")
+    type_ = gojson.optional(body, "type", gojson.string, "ToxicWrapper.type", "")
+    stream = gojson.optional(body, "stream", gojson.string, "ToxicWrapper.stream", "downstream")
     toxicity = parse_toxicity(body.get("toxicity"), 1.0)
+    if stream.lower() not in STREAMS:
+        raise INVALID_STREAM
+    name = name or f"{type_}_{stream}"  # Go formats the stream as given, case and all
+    if type_ not in ATTRIBUTES:
+        raise INVALID_TOXIC_TYPE
+    if name in taken:
+        raise TOXIC_ALREADY_EXISTS
     return Toxic(name, type_, stream, toxicity, parse_attributes(type_, body.get("attributes")))
 
 
