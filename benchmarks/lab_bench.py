@@ -21,6 +21,7 @@ from report import write_report  # benchmarks/report.py (script dir is on sys.pa
 
 from meshproof import paths
 from meshproof.targets.local import netns
+from meshproof import registry
 from meshproof.targets.local.client import LocalTarget, stop_lab
 from meshproof.targets.local.lab import Lab
 
@@ -29,7 +30,7 @@ def bring_up(rounds: int) -> dict[str, float]:
     times, pod_ms = [], []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        target = LocalTarget.start()
+        target = registry.start_target("local", "none")
         times.append(time.perf_counter() - t0)
         target.down()
     # Pod creation alone (netns + veth + routes + hosts), measured in-process.
@@ -92,7 +93,7 @@ def app_rps(seconds: float = 5.0) -> dict[str, float]:
 
 def lab_memory() -> dict[str, float]:
     """Sum of RSS of every process of an idle lab (no mesh)."""
-    target = LocalTarget.start()
+    target = registry.start_target("local", "none")
     try:
         from meshproof.targets.local.cleanup import owned_pids
         total = 0

@@ -25,6 +25,7 @@ from report import write_report  # benchmarks/report.py (script dir is on sys.pa
 
 from meshproof.intent import TrafficSplit
 from meshproof.load.procstat import argv, sample
+from meshproof import registry
 from meshproof.mesh.reference import ReferenceMesh
 from meshproof.targets.local.cleanup import owned_pids
 from meshproof.targets.local.client import LocalTarget, stop_lab
@@ -34,7 +35,7 @@ def bring_up(mesh: str, rounds: int) -> list[float]:
     times = []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        LocalTarget.start(mesh=mesh)
+        registry.start_target("local", mesh)
         times.append(time.perf_counter() - t0)
         stop_lab()
     return times
@@ -48,7 +49,7 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 def convergence(target: LocalTarget, flips: int) -> tuple[ReferenceMesh, dict[str, float]]:
-    mesh = ReferenceMesh(target.pods())
+    mesh = ReferenceMesh(target)
     splits = [TrafficSplit("bookinfo/reviews", (("reviews-v1", 100), ("reviews-v2", 0))),
               TrafficSplit("bookinfo/reviews", (("reviews-v1", 0), ("reviews-v2", 100)))]
     # Warm-up: the first policy builds the routes; not counted.
@@ -56,8 +57,8 @@ def convergence(target: LocalTarget, flips: int) -> tuple[ReferenceMesh, dict[st
     ms = []
     for i in range(flips):
         t0 = time.perf_counter()
-        version = mesh.apply(splits[i % 2])
-        mesh.wait_programmed(version, timeout=60)
+        token = mesh.apply(splits[i % 2])
+        mesh.wait_programmed(token, timeout=60)
         ms.append((time.perf_counter() - t0) * 1000)
     return mesh, {"sidecars": len(mesh.sidecars), "flips": len(ms),
                   "converge_ms_p50": statistics.median(ms),
@@ -115,7 +116,8 @@ def main() -> int:
         out["bringup_ratio_reference_over_none"] = \
             out["bringup_reference_s_p50"] / out["bringup_none_s_p50"]
         t0 = time.perf_counter()
-        target = LocalTarget.start(mesh="reference", reviews_replicas=args.reviews_replicas)
+        target = registry.start_target("local", "reference",
+                                       reviews_replicas=args.reviews_replicas)
         out["bringup_50_sidecars_s"] = time.perf_counter() - t0
         out["pods"] = len(target.pods())
         mesh, conv = convergence(target, args.flips)

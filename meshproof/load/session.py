@@ -17,6 +17,7 @@ from meshproof.load.runner import ScenarioRun, pin
 from meshproof.load.settings import LoadSettings
 from meshproof.load.topology import CLIENT_POD, MESH_NS, PLAIN_NS
 from meshproof.targets.local import lock, netns
+from meshproof import registry
 from meshproof.targets.local.client import LocalTarget, stop_lab
 
 POLL_S = 15.0
@@ -48,8 +49,8 @@ class LoadSession:
             wait_for_machine(max(0.0, deadline - time.monotonic()), self.log)
             t0 = time.monotonic()
             try:
-                self.target = LocalTarget.start(mesh="reference", defect=self.defect,
-                                                topology="load")
+                self.target = registry.start_target(  # type: ignore[assignment]
+                    "local", "reference", self.defect, topology="load")
                 break
             except TargetError as exc:
                 if "another lab" not in str(exc) or time.monotonic() > deadline:
@@ -86,14 +87,15 @@ class LoadSession:
         """TLS handshakes each meshed sidecar saw: proof the meshed path is mTLS."""
         from refmesh.admin import EnvoyAdmin
 
-        from meshproof.mesh.reference_local import admin_socket
+        from meshproof.mesh.refpaths import admin_socket
 
         out = {}
         assert self.target is not None
         for p in self.target.pods():
-            if p["meshed"]:
-                stats = EnvoyAdmin(admin_socket(p["key"]), timeout=5).stats(r"ssl\.handshake$")
-                out[p["key"]] = sum(stats.values())
+            if p.meshed:
+                stats = EnvoyAdmin(admin_socket(p.namespace, p.name),
+                                   timeout=5).stats(r"ssl\.handshake$")
+                out[p.key] = sum(stats.values())
         return out
 
     def measure(self, settings: LoadSettings, command: str) -> dict[str, Any]:

@@ -115,12 +115,12 @@ def test_envoy_fault_delay_in_p50_overhead_matches_the_wire(session: LoadSession
     """
     from meshproof.intent import Fault
     from meshproof.mesh.reference import ReferenceMesh
-    from meshproof.mesh.reference_local import admin_socket
+    from meshproof.mesh.refpaths import admin_socket
     from refmesh.admin import EnvoyAdmin
 
     assert session.target is not None
-    mesh = ReferenceMesh(session.target.pods())
-    client = EnvoyAdmin(admin_socket(f"{MESH_NS}/{CLIENT_POD}"), timeout=5)
+    mesh = ReferenceMesh(session.target)
+    client = EnvoyAdmin(admin_socket(MESH_NS, CLIENT_POD), timeout=5)
     delays = r"outbound_reviews\.load-mesh\..*fault\.delays_injected$"
     settings = LoadSettings(
         scenarios=(ScenarioSettings("single-hop", FAULT_RATE, 4.0, FAULT_ROUNDS),),

@@ -1,78 +1,88 @@
-"""The reference mesh on real traffic: splits, mTLS modes, identity, the wire, the CA."""
+"""The reference mesh on real traffic: the app through the mesh, the CA, endpoints,
+evidence, and both adapters (ACK-driven and black box) on the same lab."""
 
 from __future__ import annotations
 
-import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+import json
 
-from meshproof.mesh.reference_local import CA_SOCKET
-from meshproof.results import statuses
+import pytest
+
+from meshproof.intent import TrafficSplit
+from meshproof.mesh.blackbox import ReferenceBlackbox, sentinel_status, SENTINEL_URL
+from meshproof.mesh.refpaths import CA_SOCKET, TOKENS
+from meshproof.pki import csr_and_key
+from meshproof.probe import send
 
 pytestmark = [pytest.mark.lab, pytest.mark.mesh]
 
-ECHO_B = {"url": "http://echo.team-b/echo", "timeout_s": 2}
-
 
 def reviews_versions(lab, count: int) -> list[str]:
-    ans = lab.probe("bookinfo/client-0", {"url": "http://reviews/reviews/0", "count": count})
-    return [r["headers"].get("x-version", f"error:{r['error']}") for r in ans["results"]]
+    return [r.version or f"error:{r.error}"
+            for r in send(lab, lab.pod("bookinfo", "client"), "http://reviews/reviews/0", count)]
 
 
 def test_productpage_works_through_the_mesh(lab, mesh):
-    ans = lab.probe("bookinfo/client-0", {"url": "http://productpage/", "count": 20,
-                                          "concurrency": 2})
-    assert statuses(ans) == [200] * 20
-    assert all(r["body"]["ok"] for r in ans["results"])
-
-
-
-
-
-
-
-
-
-
-
-
-def _csr(spiffe: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "meshproof")]))
-           .add_extension(x509.SubjectAlternativeName(
-               [x509.UniformResourceIdentifier(spiffe)]), critical=True)
-           .sign(key, hashes.SHA256()))
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
+    results = send(lab, lab.pod("bookinfo", "client"), "http://productpage/", 20, concurrency=2)
+    assert [r.status for r in results] == [200] * 20
+    assert all(r.json["ok"] for r in results)
 
 
 def test_ca_refuses_a_csr_for_a_foreign_identity(lab, mesh):
     from refmesh import unixhttp
 
-    token = lab.bootstrap_token("team-a/client-0")
-    own = "spiffe://cluster.local/ns/team-a/sa/client"
+    client = lab.pod("team-a", "client")
+    book = json.loads(TOKENS.read_text())
+    token = next(t for t, who in book.items()
+                 if (who["namespace"], who["service_account"]) == ("team-a", "client"))
     status, body = unixhttp.request_json(CA_SOCKET, "POST", "/sign",
-                                         {"csr": _csr(own), "token": token})
-    assert status == 200 and body["spiffe_id"] == own
-    status, body = unixhttp.request_json(
-        CA_SOCKET, "POST", "/sign",
-        {"csr": _csr("spiffe://cluster.local/ns/team-b/sa/echo"), "token": token})
+                                         {"csr": csr_and_key(client.identity)[0], "token": token})
+    assert status == 200 and body["spiffe_id"] == client.identity
+    other = lab.pod("team-b", "echo").identity
+    status, body = unixhttp.request_json(CA_SOCKET, "POST", "/sign",
+                                         {"csr": csr_and_key(other)[0], "token": token})
     assert status == 403, body
 
 
+def test_adapter_issues_a_certificate_for_an_identity(lab, mesh):
+    issued = mesh.issue_certificate(lab.pod("team-a", "client"), ttl_s=60)
+    assert issued.identity == "spiffe://cluster.local/ns/team-a/sa/client"
+    assert "BEGIN CERTIFICATE" in issued.cert and "BEGIN CERTIFICATE" in issued.root
+
+
 def test_killed_sidecar_pod_leaves_endpoints_and_comes_back(lab, mesh):
-    lab.kill_pod("bookinfo/reviews-v3-0")
+    v3 = lab.pod("bookinfo", "reviews-v3")
+    lab.kill_pod(v3)
     try:
         assert "v3" not in set(reviews_versions(lab, 30))
     finally:
-        lab.revive_pod("bookinfo/reviews-v3-0")
+        lab.revive_pod(v3)
     seen = set(reviews_versions(lab, 60))
     assert seen == {"v1", "v2", "v3"}, seen  # P(v3 unseen | uniform) = (2/3)^60 < 1e-10
 
 
 def test_evidence_has_config_dump(lab, mesh):
-    ev = mesh.evidence(["team-b/echo-0"])
-    assert ev["team-b/echo-0"]["config_dump"]["configs"]
-    assert "listeners" in ev["team-b/echo-0"]["generated"]
+    echo = lab.pod("team-b", "echo")
+    ev = mesh.evidence([echo])
+    assert ev[echo.key]["config_dump"]["configs"]
+    assert "listeners" in ev[echo.key]["generated"]
+
+
+def test_blackbox_programs_through_files_and_the_sentinel(lab, mesh):
+    """The black box sees its sentinel from every meshed pod once programmed, a split it
+    applied takes effect, and its wait fails (bounded) when the sentinel never comes."""
+    bb = ReferenceBlackbox(lab)
+    try:
+        token = bb.apply(TrafficSplit("bookinfo/reviews", (("reviews-v2", 100),)))
+        took = bb.wait_programmed(token, timeout=10)
+        assert 0 < took < 10 and bb.waits[-1].method == "sentinel"
+        assert "kind: TrafficSplit" in bb.files[-1] and "kind: FaultInjection" in bb.files[-1]
+        assert set(reviews_versions(lab, 20)) == {"v2"}
+        for p in (p for p in lab.pods() if p.meshed):
+            assert send(lab, p, SENTINEL_URL)[0].status == sentinel_status(bb.generation)
+        # A token whose sentinel was never published cannot be seen: NotProgrammed, bounded.
+        from meshproof.mesh.base import NotProgrammed, Token
+
+        with pytest.raises(NotProgrammed, match="sentinel"):
+            bb.wait_programmed(Token(bb.name, bb.generation + 1), timeout=1)
+    finally:
+        bb.wait_programmed(bb.reset())

@@ -34,11 +34,17 @@ CAUGHT_ELSEWHERE = {
 }
 
 
-def run_suite(defect: str, report: Path, *extra: str) -> tuple[int, dict]:
+#: Both ways of driving the reference mesh: every defect must fail its checks in each.
+MODES = ("reference", "reference-blackbox")
+
+
+def run_suite(defect: str, report: Path, *extra: str, mesh: str = "reference"
+              ) -> tuple[int, dict]:
     cp = subprocess.run(
         [sys.executable, "-m", "pytest", str(ROOT / "conformance"), "-q", "-p",
-         "no:cacheprovider", "--mesh-defect", defect, "--conformance-report", str(report),
-         *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
+         "no:cacheprovider", "--mesh", mesh, "--mesh-defect", defect,
+         "--conformance-report", str(report), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
     data = yaml.safe_load(report.read_text()) if report.exists() else {}
     return cp.returncode, data | {"_output": cp.stdout[-3000:] + cp.stderr[-2000:]}
 
@@ -64,20 +70,24 @@ def test_every_defect_is_caught_somewhere():
         sorted(set(DEFECTS) - caught - set(CAUGHT_ELSEWHERE)))
 
 
+@pytest.mark.parametrize("mesh", MODES)
 @pytest.mark.parametrize("defect", sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE)))
-def test_defect_fails_the_checks_that_declare_it(defect, tmp_path):
-    code, report = run_suite(defect, tmp_path / "report.yaml", "--catching", defect)
+def test_defect_fails_the_checks_that_declare_it(defect, mesh, tmp_path):
+    code, report = run_suite(defect, tmp_path / "report.yaml", "--catching", defect, mesh=mesh)
     results = catching(report)
     assert results, f"no check declares {defect}\n{report['_output']}"
     assert code == 1, report["_output"]
     assert set(results.values()) == {"failed"}, (results, report["_output"])
-    assert report["run"]["defect"] == defect
+    assert report["run"]["defect"] == defect and report["run"]["mesh"] == mesh
+    assert report["run"]["programmed"]["method"] == (
+        "sentinel" if mesh == "reference-blackbox" else "acked")
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mesh", MODES)
 @pytest.mark.parametrize("defect", sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE)))
-def test_defect_matrix_confined(defect, tmp_path):
-    code, report = run_suite(defect, tmp_path / "report.yaml")
+def test_defect_matrix_confined(defect, mesh, tmp_path):
+    code, report = run_suite(defect, tmp_path / "report.yaml", mesh=mesh)
     results = catching(report)
     expect_fail = {name for name, spec in declared_checks().items()
                    if defect in spec.catches}

@@ -22,7 +22,8 @@ import pytest
 
 from meshproof.intent import (AccessMode, AccessRule, HTTPMatch, MTLSMode, Retry, Timeout,
                               TrafficSplit)
-from meshproof.mesh.reference_local import CP_API_SOCKET
+from meshproof.mesh.base import Token
+from meshproof.mesh.refpaths import CP_API_SOCKET
 from meshproof.results import statuses
 from refmesh import unixhttp
 from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
@@ -40,7 +41,7 @@ def _set_defects(mesh, defects: list[str]) -> None:  # type: ignore[no-untyped-d
     status, answer = unixhttp.request_json(CP_API_SOCKET, "PUT", "/state",
                                            {"options": options}, timeout=5)
     assert status == 200, answer
-    mesh.wait_programmed(int(answer["version"]))
+    mesh.wait_programmed(Token(mesh.name, int(answer["version"])))
 
 
 @contextmanager
@@ -62,7 +63,7 @@ def test_weights_ignored_fails_the_90_10_band(lab, mesh):
     mesh.wait_programmed(mesh.apply(TrafficSplit(
         "bookinfo/reviews", (("reviews-v1", 90), ("reviews-v2", 10)))))
     with injected(mesh, "weights-ignored"):
-        seen = _versions(lab.probe("bookinfo/client-0", {"url": "http://reviews/reviews/0",
+        seen = _versions(lab.probe_raw("bookinfo/client-0", {"url": "http://reviews/reviews/0",
                                                          "count": n, "concurrency": 4}))
     assert not lo <= seen["v2"] <= hi, seen
 
@@ -72,7 +73,7 @@ def test_match_ignored_sends_unmatched_requests_to_v3(lab, mesh):
         "bookinfo/reviews-v1", (("reviews-v3", 100),),
         match=HTTPMatch(headers=(("end-user", "jason"),)))))
     with injected(mesh, "match-ignored"):
-        seen = _versions(lab.probe("bookinfo/client-0", {"url": "http://reviews-v1/reviews/0",
+        seen = _versions(lab.probe_raw("bookinfo/client-0", {"url": "http://reviews-v1/reviews/0",
                                                          "count": 5}))
     assert seen == {"v3": 5}, seen
 
@@ -80,17 +81,17 @@ def test_match_ignored_sends_unmatched_requests_to_v3(lab, mesh):
 def test_retries_dropped_gives_one_attempt(lab, mesh):
     mesh.wait_programmed(mesh.apply(Retry("team-b/echo", 2, retry_on=("5xx",))))
     with injected(mesh, "retries-dropped"):
-        lab.probe("team-a/client-0", {"url": f"{ECHO_B}/counter/reset", "method": "POST"})
-        assert statuses(lab.probe("team-a/client-0",
+        lab.probe_raw("team-a/client-0", {"url": f"{ECHO_B}/counter/reset", "method": "POST"})
+        assert statuses(lab.probe_raw("team-a/client-0",
                                   {"url": f"{ECHO_B}/flaky/dropped?fail=100"})) == [503]
-        ans = lab.probe("team-a/client-0", {"url": f"{ECHO_B}/counter/dropped"})
+        ans = lab.probe_raw("team-a/client-0", {"url": f"{ECHO_B}/counter/dropped"})
     assert ans["results"][0]["body"]["attempts"] == 1, ans
 
 
 def test_timeouts_dropped_waits_for_the_app(lab, mesh):
     mesh.wait_programmed(mesh.apply(Timeout("team-b/echo", 300)))
     with injected(mesh, "timeouts-dropped"):
-        ans = lab.probe("team-a/client-0", {"url": f"{ECHO_B}/delay/600"})
+        ans = lab.probe_raw("team-a/client-0", {"url": f"{ECHO_B}/delay/600"})
     r = ans["results"][0]
     assert r["status"] == 200 and r["latency_us"] >= 600_000, r
 
@@ -100,14 +101,14 @@ def test_authz_open_lets_team_c_in(lab, mesh):
         AccessMode("smi", "team-b"),
         AccessRule("team-b/a-to-echo", "team-b/echo", ("team-a/client",))]))
     with injected(mesh, "authz-open"):
-        ans = lab.probe("team-c/client-0", {"url": f"{ECHO_B}/echo", "count": 3})
+        ans = lab.probe_raw("team-c/client-0", {"url": f"{ECHO_B}/echo", "count": 3})
     assert statuses(ans) == [200] * 3, ans
 
 
 def test_plaintext_accepted_under_strict(lab, mesh):
     mesh.wait_programmed(mesh.apply(MTLSMode("STRICT", namespace="team-b")))
     with injected(mesh, "plaintext-accepted"):
-        ans = lab.probe("outside/client-0", {"url": f"{ECHO_B}/echo", "count": 3,
+        ans = lab.probe_raw("outside/client-0", {"url": f"{ECHO_B}/echo", "count": 3,
                                              "timeout_s": 2})
     assert statuses(ans) == [200] * 3, ans
 
@@ -116,10 +117,10 @@ def test_slow_proxy_adds_its_delay_to_every_request(lab, mesh):
     """Median latency of 30 pooled requests rises by at least 80 % of the defect's delay
     (3 ms; the healthy median here is ~1 ms, its run-to-run drift well under 1 ms)."""
     order = {"url": f"{ECHO_B}/echo", "count": 30, "fresh": False}
-    lab.probe("team-a/client-0", order)  # warm-up: connections and TLS
+    lab.probe_raw("team-a/client-0", order)  # warm-up: connections and TLS
     healthy = statistics.median(r["latency_us"] for r in
-                                lab.probe("team-a/client-0", order)["results"])
+                                lab.probe_raw("team-a/client-0", order)["results"])
     with injected(mesh, "slow-proxy"):
         slow = statistics.median(r["latency_us"] for r in
-                                 lab.probe("team-a/client-0", order)["results"])
+                                 lab.probe_raw("team-a/client-0", order)["results"])
     assert slow - healthy >= 0.8 * SLOW_PROXY_DELAY_MS * 1000, (healthy, slow)

@@ -1,0 +1,60 @@
+"""Layout rules a reviewer would otherwise check by hand: neutral checks, layers that
+import alone, and no import cycles hidden by pytest loading the plugin first."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKS = sorted((ROOT / "conformance").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", CHECKS, ids=lambda p: p.name)
+def test_checks_name_no_lab_pod_and_import_no_target_or_mesh_engine(path):
+    text = path.read_text()
+    assert not re.search(r"[\"'][\w-]+/[\w-]+-\d+[\"']", text), "a pod named by a lab string"
+    for banned in ("meshproof.targets.local", "refmesh", "meshproof.mesh.reference",
+                   "as_proxy_uid", "bootstrap_token", "swap_identity"):
+        assert banned not in text, banned
+
+
+def modules() -> list[str]:
+    out = []
+    for f in sorted((ROOT / "meshproof").rglob("*.py")):
+        rel = f.relative_to(ROOT).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        out.append(".".join(parts))
+    return out
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """Each module imported first, alone (import cycles show only that way)."""
+    code = ("import importlib, sys\nbad = []\nfor m in sys.argv[1:]:\n"
+            "    import subprocess\n"
+            "    r = subprocess.run([sys.executable, '-c', f'import {m}'], capture_output=True,"
+            " text=True)\n"
+            "    bad += [f'{m}: {r.stderr.strip().splitlines()[-1]}'] if r.returncode else []\n"
+            "print('\\n'.join(bad)); sys.exit(1 if bad else 0)")
+    mods = [m for m in modules() if not m.endswith("__main__")]
+    cp = subprocess.run([sys.executable, "-c", code, *mods], capture_output=True, text=True,
+                        timeout=300, cwd=ROOT)
+    assert cp.returncode == 0, cp.stdout
+
+
+@pytest.mark.parametrize("layer", ["meshproof.probe", "meshproof.verdict.judgement",
+                                   "meshproof.verdict.stats", "meshproof.report.conformance",
+                                   "meshproof.report.diff", "meshproof.mesh.reference",
+                                   "meshproof.mesh.blackbox", "meshproof.registry"])
+def test_layers_import_without_pytest_or_the_lab(layer):
+    code = (f"import sys, {layer}\n"
+            "bad = [m for m in sys.modules if m == 'pytest' or m.startswith('_pytest')"
+            " or m.startswith('meshproof.targets.local')]\n"
+            "assert not bad, bad")
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=60, cwd=ROOT)
+    assert cp.returncode == 0, cp.stderr
