@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import socket
 import statistics
+import threading
 import time
 from typing import Callable, Iterator
 
@@ -285,3 +287,33 @@ def test_latency_toxic_does_not_throttle_a_stream(client: ToxiproxyClient, proxi
     assert sink.first - t0 >= 0.095, "the stream's first byte must still be delayed 100 ms"
     print(f"bulk stream under 100 ms latency: {rate / 1e6:.0f} MB/s")
     assert rate >= 100e6, f"{rate / 1e6:.0f} MB/s under a 100 ms latency toxic, want >= 100"
+
+
+def test_toxic_churn_keeps_every_byte_in_order(client: ToxiproxyClient, proxied) -> None:  # type: ignore[no-untyped-def]
+    """Adding, updating and removing toxics mid-stream must neither drop, duplicate nor reorder data."""
+    port = proxied(_echo)
+    payload = os.urandom(8 * 2**20)
+    got = bytearray()
+    with _connect(port, timeout=10) as s:
+
+        def send() -> None:
+            for off in range(0, len(payload), 2**16):
+                s.sendall(payload[off : off + 2**16])
+            s.shutdown(socket.SHUT_WR)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        for i in range(12):
+            stream = ("upstream", "downstream")[i % 2]
+            client.add_toxic("p", "latency", {"latency": 5}, stream=stream, name=f"lat{i}")
+            client.add_toxic("p", "slicer", {"average_size": 4096, "size_variation": 1000}, stream=stream, name=f"sl{i}")
+            client.update_toxic("p", f"lat{i}", {"latency": 2})
+            if i >= 2:
+                client.remove_toxic("p", f"lat{i - 2}")
+                client.remove_toxic("p", f"sl{i - 2}")
+            got += s.recv(2**20)
+        client.reset()
+        while data := s.recv(2**20):
+            got += data
+        sender.join(5)
+    assert len(got) == len(payload) and bytes(got) == payload
