@@ -299,9 +299,15 @@ class ControlPlane:
     def _persist(self) -> None:
         if not self.state_dir:
             return
+        # Root only (0700 dir, 0600 file): the state is every node's config in one file,
+        # which the authenticated ADS socket refuses to hand to anyone but the node itself.
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)
         tmp = self.state_dir / ".state.json.tmp"
-        tmp.write_text(json.dumps(self.state.to_dict()))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(self.state.to_dict()))
+        os.chmod(tmp, 0o600)
         os.replace(tmp, self.state_dir / "state.json")
 
     def _broadcast(self) -> None:
