@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Benchmark of `make conformance`: wall time, bring-up vs checks, N consecutive runs.
+"""Benchmark of `make conformance`: wall time, bring-up vs checks, N consecutive runs,
+for each way of driving the mesh, side by side.
 
-Runs the conformance suite N times exactly as `make conformance` does
-(pytest with the reports), one after the other, and reports each run's wall
-time, its bring-up and check time (from the run's ConformanceReport), and
-passes/failures. Writes reports/bench/conformance.json.
+Runs the conformance suite N times per mesh mode exactly as `make conformance`
+does (`meshproof conformance` with the reports), the modes interleaved
+(A B A B ...: these machines drift, only neighbours compare), and reports each
+run's wall time, its bring-up and check time and the programmed waits (from
+the run's ConformanceReport), and passes/failures. Writes
+reports/bench/conformance.json.
 Usage (root): .venv/bin/python benchmarks/conformance_bench.py [--runs 10]
+              [--meshes reference,reference-blackbox]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from report import write_report  # benchmarks/report.py (script dir is on sys.path)
@@ -24,40 +29,58 @@ from report import write_report  # benchmarks/report.py (script dir is on sys.pa
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_run(i: int, work: Path) -> dict[str, float]:
-    rep = work / f"run-{i}.yaml"
+def one_run(i: int, mesh: str, work: Path) -> dict[str, Any]:
+    reports = work / f"{mesh}-{i}"
     t0 = time.monotonic()
-    cp = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-q", "-p",
-                         "no:cacheprovider", f"--junitxml={work / f'junit-{i}.xml'}",
-                         f"--alluredir={work / f'allure-{i}'}", f"--conformance-report={rep}"],
+    cp = subprocess.run([sys.executable, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
+                         "--reports", str(reports), "--", "-q"],
                         cwd=ROOT, capture_output=True, text=True, timeout=1200)
     wall = time.monotonic() - t0
+    rep = reports / "conformance-report.yaml"
     doc = yaml.safe_load(rep.read_text()) if rep.exists() else {}
     stats = doc.get("profiles", [{}])[0].get("summary", {}).get("statistics", {})
     failed = doc.get("profiles", [{}])[0].get("summary", {}).get("failedTests", [])
-    print(f"run {i + 1}: exit {cp.returncode}, {wall:5.1f} s, passed {stats.get('Passed')}, "
-          f"failed {stats.get('Failed')} {failed or ''}", flush=True)
+    waits = [w for c in doc.get("checks", []) for w in c.get("programmed_s", [])]
+    print(f"run {i + 1} {mesh}: exit {cp.returncode}, {wall:5.1f} s, passed "
+          f"{stats.get('Passed')}, failed {stats.get('Failed')} {failed or ''}", flush=True)
     return {"exit": cp.returncode, "wall_s": wall, "bringup_s": doc["run"]["bringup_s"],
             "checks_s": doc["run"]["checks_s"], "passed": stats.get("Passed", 0),
-            "failed": stats.get("Failed", 0)}
+            "failed": stats.get("Failed", 0), "waits": waits}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
+    waits = sorted(w for r in runs for w in r["waits"])
+    return {"runs": float(len(runs)),
+            "runs_all_passed": float(sum(r["exit"] == 0 for r in runs)),
+            "checks_failed_total": float(sum(r["failed"] for r in runs)),
+            "checks_per_run": float(runs[0]["passed"] + runs[0]["failed"]),
+            "wall_s_p50": statistics.median(r["wall_s"] for r in runs),
+            "wall_s_max": max(r["wall_s"] for r in runs),
+            "bringup_s_p50": statistics.median(r["bringup_s"] for r in runs),
+            "checks_s_p50": statistics.median(r["checks_s"] for r in runs),
+            "programmed_wait_ms_p50": 1000 * (statistics.median(waits) if waits else 0.0),
+            "programmed_wait_ms_max": 1000 * (max(waits) if waits else 0.0)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--meshes", default="reference,reference-blackbox")
     args = ap.parse_args()
+    meshes = [m for m in args.meshes.split(",") if m]
+    by_mesh: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
     with tempfile.TemporaryDirectory(prefix="mp-confbench-") as d:
-        runs = [one_run(i, Path(d)) for i in range(args.runs)]
-    out = {"runs": float(len(runs)),
-           "runs_all_passed": float(sum(r["exit"] == 0 for r in runs)),
-           "checks_failed_total": float(sum(r["failed"] for r in runs)),
-           "checks_per_run": float(runs[0]["passed"] + runs[0]["failed"]),
-           "wall_s_p50": statistics.median(r["wall_s"] for r in runs),
-           "wall_s_max": max(r["wall_s"] for r in runs),
-           "bringup_s_p50": statistics.median(r["bringup_s"] for r in runs),
-           "checks_s_p50": statistics.median(r["checks_s"] for r in runs)}
+        for i in range(args.runs):
+            for m in meshes:  # interleaved: neighbours share the machine's mood
+                by_mesh[m].append(one_run(i, m, Path(d)))
+    out: dict[str, float] = {}
+    for m, runs in by_mesh.items():
+        out.update({f"{m}.{k}": v for k, v in summarise(runs).items()})
+    if len(meshes) == 2:
+        a, b = meshes
+        out[f"wall_ratio_{b}_over_{a}"] = out[f"{b}.wall_s_p50"] / out[f"{a}.wall_s_p50"]
     write_report("conformance", out)
-    return 0 if out["runs_all_passed"] == out["runs"] else 1
+    return 0 if all(out[f"{m}.runs_all_passed"] == out[f"{m}.runs"] for m in meshes) else 1
 
 
 if __name__ == "__main__":

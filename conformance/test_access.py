@@ -68,3 +68,47 @@ def test_route_rule(target, mesh, verdict):
           verdict.exact("POST /echo denied", all_denied(post), denial_evidence(post)),
           verdict.exact("GET /status/200 denied", all_denied(other), denial_evidence(other))]
     assert all(ok), verdict.lines
+
+
+@check("access-deny-without-any-rule", "under access mode smi a destination that no "
+       "TrafficTarget names is closed to every caller; the first rule for it opens it to "
+       "exactly its source", features=["access-control"], catches=["deny-only-with-rules"],
+       intents=["AccessMode", "AccessRule"])
+def test_deny_without_any_rule(target, mesh, verdict):
+    url = "http://echo.team-c/echo"
+    c = echo(target, "team-c")
+    verdict.touch(c)
+    before = send(target, client(target, "team-a"), url, N)
+    mesh.wait_programmed(mesh.apply(AccessMode("smi", namespace="team-c")))
+    callers = {ns: send(target, client(target, ns), url, N)
+               for ns in ("team-a", "team-b", "team-c", OUTSIDE)}
+    mesh.wait_programmed(mesh.apply(
+        AccessRule("team-c/allow-team-a", "team-c/echo", ("team-a/client",))))
+    opened = send(target, client(target, "team-a"), url, N)
+    still = send(target, client(target, "team-b"), url, N)
+    ok = [verdict.exact("team-c's echo answers before (positive control)", all_ok(before),
+                        summary(before))]
+    ok += [verdict.exact(f"{ns} -> team-c denied with no rule at all", all_denied(r),
+                         denial_evidence(r)) for ns, r in callers.items()]
+    ok += [verdict.exact("the first rule lets team-a in", all_ok(opened), summary(opened)),
+           verdict.exact("... and nobody else", all_denied(still), denial_evidence(still))]
+    assert all(ok), verdict.lines
+
+
+@check("access-route-path-exact", "a rule for path /echo allows exactly /echo: a longer "
+       "path, a prefix of it and another case are denied", features=["access-control",
+       "access-control-routes"], catches=["route-path-prefix"],
+       intents=["AccessMode", "AccessRule", "HTTPRouteGroup"])
+def test_route_path_exact(target, mesh, verdict):
+    mesh.wait_programmed(mesh.apply_all([
+        AccessMode("smi", namespace="team-b"),
+        AccessRule("team-b/exact-echo", "team-b/echo", ("team-a/client",),
+                   (HTTPMatch(path_regex="/echo"),))]))
+    verdict.touch(echo(target, "team-b"))
+    a = client(target, "team-a")
+    exact = send(target, a, "http://echo.team-b/echo", N)
+    ok = [verdict.exact("/echo allowed", all_ok(exact), summary(exact))]
+    for path in ("/echo/more", "/echoes", "/ech", "/ECHO", "/Echo"):
+        r = send(target, a, f"http://echo.team-b{path}", N)
+        ok.append(verdict.exact(f"{path} denied", all_denied(r), denial_evidence(r)))
+    assert all(ok), verdict.lines

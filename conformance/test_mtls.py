@@ -74,6 +74,30 @@ def test_workload_mode_beats_namespace_mode(target, mesh, verdict):
                          all_ok(plain), summary(plain)), verdict.lines
 
 
+@check("mtls-workload-strict-over-namespace",
+       "a workload's STRICT beats its namespace's PERMISSIVE (the other direction of the "
+       "precedence rule): plaintext refused by that workload, accepted by its neighbour",
+       features=["mtls-workload-override"], catches=["workload-strict-ignored"],
+       intents=["MTLSMode"])
+def test_workload_strict_beats_namespace_permissive(target, mesh, verdict):
+    mesh.wait_programmed(mesh.apply_all([
+        MTLSMode("PERMISSIVE", namespace="team-b"),
+        MTLSMode("STRICT", namespace="team-b", workload="echo")]))
+    verdict.touch(echo(target, "team-b"))
+    out, a = client(target, OUTSIDE), client(target, "team-a")
+    plain = send(target, out, ECHO_B, N, timeout_s=2)
+    meshed = send(target, a, ECHO_B, N)
+    # team-b's client is the same namespace's other workload: PERMISSIVE there.
+    neighbour = send(target, out, f"http://{client(target, 'team-b').ip}:9080/echo", N)
+    ok = [verdict.exact("meshed caller accepted (positive control)", all_ok(meshed),
+                        summary(meshed)),
+          verdict.exact("plaintext refused by the STRICT workload", all_denied(plain),
+                        denial_evidence(plain)),
+          verdict.exact("plaintext accepted by the namespace's other workload (PERMISSIVE)",
+                        all_ok(neighbour), summary(neighbour))]
+    assert all(ok), verdict.lines
+
+
 @check("mtls-caller-identity", "the server sees the caller's SPIFFE ID; an unmeshed caller "
        "cannot forge one", features=["xfcc-spiffe"], intents=[])
 def test_app_sees_the_callers_spiffe_id(target, mesh, verdict):

@@ -53,7 +53,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     with bar:
         target = registry.start_target(args.target, args.mesh, args.defect,
                                        reviews_replicas=args.reviews_replicas,
-                                       progress=update)
+                                       progress=update, detached=True)
     pods = target.pods()
     print(f"lab up: {len(pods)} pods, mesh={args.mesh}"
           + (f", defect={args.defect}" if args.defect else "")

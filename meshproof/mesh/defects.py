@@ -23,6 +23,11 @@ DEFECTS: dict[str, str] = {
     "fail-open-without-sidecar": "traffic bypasses a missing sidecar",
     "config-lost-on-cp-outage": "sidecars drop their config when the control plane goes away",
     "slow-proxy": "the sidecar adds latency to every request",
+    "workload-strict-ignored": "a workload's STRICT mode does not beat its namespace's "
+                               "PERMISSIVE",
+    "deny-only-with-rules": "deny by default holds only for destinations some access rule "
+                            "names",
+    "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
 }
 
 #: Defects the reference mesh can inject in this version. These are injected by
@@ -32,7 +37,7 @@ DEFECTS: dict[str, str] = {
 IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
-    "slow-proxy",
+    "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
 })
 
 

@@ -149,6 +149,9 @@ class ReferenceMeshInstall:
         netns = self.lab.netns_of(pod)
         run(["iptables-restore", "--noflush"], netns=netns, input=capture_rules(pod.proxy_uid))
         sds, admin = d / "sds.sock", d / "admin.sock"
+        # The CA must know the pod's token before its agent asks (a scaled-up pod's agent
+        # was refused "unknown bootstrap token" until the next registry push).
+        self.write_tokens()
         self.lab.sup.start(self._agent_spec(pod, pod))
         cfg = write_bootstrap(d / "envoy.json", bootstrap(
             pod.key, SidecarPaths(str(ADS_SOCKET), str(sds), str(admin)),

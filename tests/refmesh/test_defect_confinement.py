@@ -50,6 +50,12 @@ SPEC: dict[str, tuple[str, list[str]]] = {
         + r"allow_expired_certificate$",
         r"^listeners/virtualInbound/filter_chains/0/" + _VALIDATION
         + r"allow_expired_certificate$"]),
+    "workload-strict-ignored": ("boundaries", [r"^listeners/virtualInbound/filter_chains/1/"]),
+    "deny-only-with-rules": ("boundaries", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+                                            r"typed_per_filter_config/envoy\.filters\.http\.rbac/"]),
+    "route-path-prefix": ("matched", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+                                      r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
+                                      r"rbac/rules/policies/"]),
     "slow-proxy": ("matched", [_ROUTE + r"typed_per_filter_config/envoy\.filters\.http\.fault/"
                                r"(@type|delay/.*)$"]),
 }
@@ -58,6 +64,16 @@ SPEC: dict[str, tuple[str, list[str]]] = {
 def _policy(which: str):  # type: ignore[no-untyped-def]
     from meshproof.intent import Backend, TrafficSplit
 
+    if which == "boundaries":  # workload STRICT in a PERMISSIVE namespace; smi without rules
+        import dataclasses
+
+        from meshproof.intent import AccessMode, MTLSMode
+
+        base = full_policy()
+        return dataclasses.replace(
+            base, mtls=base.mtls + (MTLSMode("PERMISSIVE", "bookinfo"),
+                                    MTLSMode("STRICT", "bookinfo", "reviews-v1")),
+            access_modes=base.access_modes + (AccessMode("smi", "bookinfo"),))
     if which == "weighted":  # a 0-weight backend too: "ignored" weights give it traffic
         return full_policy(TrafficSplit(SPLIT.service, (Backend("reviews-v1", 90),
                                                         Backend("reviews-v2", 0))))

@@ -35,15 +35,6 @@ LAB_WAIT_S = float(os.environ.get("MESHPROOF_LAB_WAIT_S", "900"))
 CALLER = -1
 
 
-def _default_owner() -> int | None:
-    """Who a lab dies with when the starter does not say: the calling process, except the
-    ``meshproof up`` command, whose whole job is a lab that outlives it (its ``cmd_up``
-    does not pass ``owner_pid=None`` itself yet; once it does, this exception can go)."""
-    argv = sys.argv
-    cli = Path(argv[0]).name == "meshproof" or argv[0].endswith(os.path.join("meshproof", "cli.py"))
-    return None if cli and "up" in argv[1:] else os.getpid()
-
-
 def daemon_pid() -> int | None:
     try:
         pid = int(labd.PIDFILE.read_text())
@@ -93,7 +84,7 @@ class LocalTarget(Target):
             argv += ["--defect", defect]
         if topology != "fixture":
             argv += ["--topology", topology]
-        owner = _default_owner() if owner_pid == CALLER else owner_pid
+        owner = os.getpid() if owner_pid == CALLER else owner_pid
         if owner is not None:
             argv += ["--owner-pid", str(owner)]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -218,14 +209,17 @@ class LocalTarget(Target):
 
 
 def start_target(mesh: MeshEntry, defect: str = "", *, reviews_replicas: int = 1,
-                 progress: Progress | None = None, topology: str = "fixture") -> LocalTarget:
+                 progress: Progress | None = None, topology: str = "fixture",
+                 detached: bool = False) -> LocalTarget:
     """The registry's entry point: a lab with ``mesh`` installed (``--mesh none``: none).
-    One lab per machine: it first queues (bounded) behind a lab that is running."""
+    One lab per machine: it first queues (bounded) behind a lab that is running. The lab
+    dies with the calling process unless ``detached`` (``meshproof up``: a lab that
+    outlives the command)."""
     require_root()
     lock.wait_free(LAB_WAIT_S, say=lambda m: print(f"\nmeshproof: {m}", flush=True))
     return LocalTarget.start(mesh=mesh.installs, defect=defect,
                              reviews_replicas=reviews_replicas, progress=progress,
-                             topology=topology)
+                             topology=topology, owner_pid=None if detached else CALLER)
 
 
 def _pod(d: dict[str, Any]) -> Pod:

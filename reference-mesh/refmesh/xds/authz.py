@@ -10,6 +10,7 @@ certificate, so a plaintext caller (no principal) is denied.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from meshproof.intent import AccessMode, AccessRule, Policy
@@ -32,8 +33,13 @@ def _principal(identity: str) -> dict[str, Any]:
     return {"authenticated": {"principal_name": {"exact": spiffe_id(ns, sa)}}}
 
 
-def rbac_policy(rule: AccessRule) -> dict[str, Any]:
-    return {"permissions": ([rbac_permission(r) for r in rule.routes] or [{"any": True}]),
+def rbac_policy(rule: AccessRule, defects: frozenset[str] = frozenset()) -> dict[str, Any]:
+    routes = rule.routes
+    if "route-path-prefix" in defects:
+        # A rule's path matched as a prefix, not the whole path: /echo allows /echo-admin.
+        routes = tuple(dataclasses.replace(r, path_regex=r.path_regex + ".*")
+                       if r.path_regex and not r.path_regex.endswith(".*") else r for r in routes)
+    return {"permissions": ([rbac_permission(r) for r in routes] or [{"any": True}]),
             "principals": [_principal(s) for s in rule.sources]}
 
 
@@ -48,13 +54,16 @@ def rbac_base_filter() -> dict[str, Any]:
     return {"name": RBAC_FILTER, "typed_config": {"@type": _RBAC_TYPE}}
 
 
-def rbac_per_route(policy: Policy, pod: Pod) -> dict[str, Any] | None:
+def rbac_per_route(policy: Policy, pod: Pod, defects: frozenset[str] = frozenset()
+                   ) -> dict[str, Any] | None:
     """The inbound route's RBAC config for ``pod``, or None when its namespace is permissive."""
     if access_mode(policy.access_modes, pod.namespace) != "smi":
         return None
     me = f"{pod.namespace}/{pod.service_account}"
-    policies = {r.name: rbac_policy(r) for r in sorted(policy.access_rules, key=lambda r: r.name)
+    policies = {r.name: rbac_policy(r, defects) for r in sorted(policy.access_rules, key=lambda r: r.name)
                 if r.destination == me}
+    if not policies and "deny-only-with-rules" in defects:
+        return None  # deny by default only where some rule names the destination
     rules: dict[str, Any] = {"action": "ALLOW"}
     if policies:
         rules["policies"] = policies

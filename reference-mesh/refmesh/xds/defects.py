@@ -15,6 +15,11 @@ the generated xDS with and without each and check the diff's paths):
 - ``server-identity-unchecked``: upstream TLS does not pin the server's SAN.
 - ``expired-cert-served``: every validation context accepts expired peer
   certificates (``allow_expired_certificate``).
+- ``workload-strict-ignored``: a workload-scoped STRICT does not beat its namespace's
+  PERMISSIVE (precedence wrong in the direction the first checks did not test).
+- ``deny-only-with-rules``: under access mode smi, a destination no AccessRule names
+  gets no RBAC at all (deny by default only where some rule exists).
+- ``route-path-prefix``: an access rule's path is matched as a prefix of the path.
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).
@@ -29,7 +34,7 @@ from __future__ import annotations
 XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
-    "slow-proxy",
+    "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
 })
 
 #: The slow-proxy defect's added latency per request and per caller sidecar:

@@ -98,7 +98,12 @@ class SidecarResources:
 
 
 def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeValue:
-    return effective_mtls(list(policy.mtls), pod.namespace, pod.workload, opts.default_mtls)
+    modes = list(policy.mtls)
+    if "workload-strict-ignored" in opts.defect_set:
+        # Precedence wrong in one direction: a workload's STRICT never beats its
+        # namespace's PERMISSIVE (its PERMISSIVE still beats STRICT).
+        modes = [m for m in modes if not (m.workload and m.mode is MTLSModeValue.STRICT)]
+    return effective_mtls(modes, pod.namespace, pod.workload, opts.default_mtls)
 
 
 def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
@@ -127,7 +132,7 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     ib = inbound_app_cluster(opts)
     r.clusters[ib["name"]] = ib
     r.listeners[names.VIRTUAL_OUTBOUND] = virtual_outbound(opts)
-    rbac = None if "authz-open" in defects else rbac_per_route(policy, pod)
+    rbac = None if "authz-open" in defects else rbac_per_route(policy, pod, defects)
     ir = inbound_route(opts, rbac)
     r.routes[ir["name"]] = ir
     r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(workload_mtls(pod, policy, opts), opts)
@@ -283,6 +288,9 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions) -> dict[str, Any]
             {"name": "envoy.filters.listener.tls_inspector", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}},
         ],
+        # No listener-level field may depend on the mode: a change outside the filter
+        # chains makes Envoy drain the whole listener, killing callers' pooled mTLS
+        # connections mid-request (a correct mesh 503ing on a mode change). Only the
+        # plaintext chain comes and goes, so Envoy updates the filter chains in place.
         "filter_chains": chains,
-        "metadata": {"filter_metadata": {"meshproof": {"mtls_mode": mode.value}}},
     }
