@@ -86,3 +86,33 @@ def test_blackbox_programs_through_files_and_the_sentinel(lab, mesh):
             bb.wait_programmed(Token(bb.name, bb.generation + 1), timeout=1)
     finally:
         bb.wait_programmed(bb.reset())
+
+
+def test_pooled_requests_survive_mtls_mode_changes(lab, mesh):
+    """A correct mesh never fails an in-flight or pooled request on a policy change: a
+    caller keeps pooled mTLS connections busy while team-b flips STRICT <-> PERMISSIVE
+    six times; every request answers 200, and the server's sidecar updated its inbound
+    listener in place (no whole-listener drain) each time."""
+    import threading
+
+    from refmesh.admin import EnvoyAdmin
+
+    from meshproof.intent import MTLSMode
+    from meshproof.mesh.refpaths import admin_socket
+
+    echo = lab.pod("team-b", "echo")
+    admin = EnvoyAdmin(admin_socket(echo.namespace, echo.name), timeout=5)
+    in_place = r"listener_manager\.listener_in_place_updated$"
+    before = sum(admin.stats(in_place).values())
+    results: list = []
+    sender = threading.Thread(target=lambda: results.extend(send(
+        lab, lab.pod("team-a", "client"), "http://echo.team-b/echo", 1500, fresh=False,
+        concurrency=4)))
+    sender.start()
+    for i in range(6):
+        mesh.wait_programmed(mesh.apply(MTLSMode("STRICT" if i % 2 == 0 else "PERMISSIVE",
+                                                 namespace="team-b")))
+    sender.join(120)
+    outcomes = {r.outcome for r in results}
+    assert len(results) == 1500 and outcomes == {"200"}, outcomes
+    assert sum(admin.stats(in_place).values()) - before >= 6
