@@ -30,7 +30,7 @@ DEFECTS: dict[str, str] = {
     "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
 }
 
-#: Defects the reference mesh can inject in this version. These are injected by
+#: Defects the reference mesh can inject in this version. The xDS ones are injected by
 #: the control plane's xDS builders (refmesh.xds.defects; passed in as the
 #: state option ``{"defects": [ID]}`` by reference_local.install); each one's
 #: xDS diff is confined to what it names (tests/refmesh/test_defect_confinement.py).
@@ -38,6 +38,8 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
+    "fail-open-without-sidecar", "config-lost-on-cp-outage",
 })
 
 

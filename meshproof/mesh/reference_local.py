@@ -32,6 +32,8 @@ from meshproof.targets.model import Pod, Registry
 OUTBOUND_PORT = 15001
 INBOUND_PORT = 15006
 READY_TIMEOUT_S = 30.0
+#: Defects of the lab's wiring rather than of xDS (see ``lab_defect``).
+LAB_DEFECTS = frozenset({"fail-open-without-sidecar", "config-lost-on-cp-outage"})
 
 Progress = Callable[[str, int, int], None]
 
@@ -203,10 +205,54 @@ class ReferenceMeshInstall:
         raise TargetError(f"the reference mesh's installer has no operation {op!r}",
                           "operations: swap_identity")
 
+    # ---------------------------------------------------------- lab-level defects (negative
+    # controls for the chaos experiments; each touches only what its name says)
+
+    def lab_defect(self, reg: Registry) -> None:
+        """Lab listener, registered only under a lab-level defect."""
+        if self.defect == "fail-open-without-sidecar":
+            self._fail_open()
+        elif self.defect == "config-lost-on-cp-outage":
+            self._config_lost_on_cp_outage()
+
+    def _fail_open(self) -> None:
+        """``fail-open-without-sidecar``: while a pod's sidecar is not running, its capture
+        rules let inbound traffic to the app port through to the app (plaintext, no
+        policy), as a CNI or init script that "fails open" would."""
+        bypassed: set[str] = getattr(self, "_bypassed", set())
+        self._bypassed = bypassed
+        for pod in [p for p in self.lab.pods.values() if p.meshed]:
+            down = not self.lab.sup.alive(f"{pod.key}/sidecar")
+            if down == (pod.key in bypassed):
+                continue
+            rule = ["MESH_INBOUND", "-p", "tcp", "--dport", str(pod.port), "-j", "RETURN"]
+            argv = (["iptables", "-w", "5", "-t", "nat", "-I", rule[0], "1", *rule[1:]] if down
+                    else ["iptables", "-w", "5", "-t", "nat", "-D", *rule])
+            run(argv, netns=self.lab.netns_of(pod), check=False)
+            (bypassed.add if down else bypassed.discard)(pod.key)
+
+    def _config_lost_on_cp_outage(self) -> None:
+        """``config-lost-on-cp-outage``: when the control plane goes away, every sidecar is
+        restarted, so it comes back with its bootstrap only (no listeners, no clusters)
+        until the control plane returns: the dynamic config is lost."""
+        cp_up = self.lab.sup.alive("controlplane")
+        if cp_up:
+            self._cp_loss_handled = False
+            return
+        if getattr(self, "_cp_loss_handled", False):
+            return
+        self._cp_loss_handled = True
+        for pod in [p for p in self.lab.pods.values() if p.meshed]:
+            name = f"{pod.key}/sidecar"
+            if self.lab.sup.alive(name):
+                self.lab.sup.restart(name)
+
     def install(self, progress: Progress) -> None:
         self.start_control()
         self.lab.mesh_install = self
         self.lab.listeners.append(self.sync)
+        if self.defect in LAB_DEFECTS:
+            self.lab.listeners.append(self.lab_defect)
         self.lab.injectors.append(self.inject)
         self.sync(self.lab.registry_obj())
         pods = [p for p in self.lab.pods.values() if p.meshed]

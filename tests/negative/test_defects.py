@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Defects no conformance check catches, and what catches them instead.
 CAUGHT_ELSEWHERE = {
     "slow-proxy": "the load gate (make load BASELINE=...)",
-    "fail-open-without-sidecar": "chaos experiments (killed proxies)",
-    "config-lost-on-cp-outage": "chaos experiments (control-plane outage)",
+    "fail-open-without-sidecar": "chaos experiment sidecar-crash (chaos/experiments/sidecar-crash.yaml)",
+    "config-lost-on-cp-outage": "chaos experiment controlplane-outage (chaos/experiments/controlplane-outage.yaml)",
 }
 
 

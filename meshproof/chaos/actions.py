@@ -1,0 +1,161 @@
+"""Chaos Toolkit actions of meshproof (``provider: {type: python, module: meshproof.chaos.actions}``).
+
+Every fault is written to the fault ledger before it is injected
+(``meshproof.chaos.ledger``), so a killed runner's faults are undone by the
+next run and by ``meshproof down``. Names of pods are ``ns/workload[#ordinal]``.
+No ``from __future__ import annotations``: Chaos Toolkit's discovery reads
+annotations as types.
+"""
+
+import time
+from typing import Any, Dict
+
+from meshproof.chaos import faults, ledger
+from meshproof.errors import MeshproofError
+
+__all__ = ["insert_toxiproxy", "remove_toxiproxy", "add_toxic", "remove_toxic",
+           "stop_sidecar", "start_sidecar", "stop_component", "start_component",
+           "block", "unblock", "kill_pod", "revive_pod", "apply_policy", "remove_policy",
+           "apply_policy_expect_not_programmed", "converge", "wait_serving", "undo_ledger",
+           "pause", "expect_status"]
+
+
+def insert_toxiproxy(upstream: str) -> None:
+    """A toxiproxy between pod ``upstream``'s sidecar and its app (no toxics)."""
+    faults.insert_toxiproxy(upstream)
+
+
+def remove_toxiproxy(upstream: str) -> None:
+    faults.remove_toxiproxy(upstream)
+
+
+def add_toxic(upstream: str, type: str, attributes: Dict[str, Any] = None,
+              name: str = "", stream: str = "downstream", toxicity: float = 1.0) -> Dict[str, Any]:
+    """A toxiproxy v2 toxic (latency, timeout, reset_peer, bandwidth, ...) on the link
+    from ``upstream``'s sidecar to its app (inserting the toxiproxy when needed)."""
+    return faults.add_toxic(upstream, type, dict(attributes or {}), name, stream, toxicity)
+
+
+def remove_toxic(upstream: str, name: str) -> None:
+    faults.remove_toxic(upstream, name)
+
+
+def _sidecar(pod: str) -> str:
+    return f"{faults.pod(pod).key}/sidecar"
+
+
+def stop_sidecar(pod: str) -> None:
+    """Stop pod ``pod``'s sidecar (the supervisor does not restart it)."""
+    faults.stop_component(_sidecar(pod))
+
+
+def start_sidecar(pod: str) -> None:
+    """Start it again and wait until it is ready."""
+    faults.start_component(_sidecar(pod))
+
+
+def stop_component(name: str) -> None:
+    """Stop a named mesh component (``controlplane``, ``ca``, ``NS/POD/sidecar``)."""
+    faults.stop_component(name)
+
+
+def start_component(name: str) -> None:
+    faults.start_component(name)
+
+
+def block(a: str, b: str) -> None:
+    """Drop all traffic between two pods."""
+    faults.block(a, b)
+
+
+def unblock(a: str, b: str) -> None:
+    faults.unblock(a, b)
+
+
+def kill_pod(pod: str) -> None:
+    faults.kill_pod(pod)
+
+
+def revive_pod(pod: str) -> None:
+    faults.revive_pod(pod)
+
+
+def apply_policy(policy: str, timeout_s: float = 15.0) -> float:
+    """Apply a policy (YAML text: meshproof kinds, SMI, GAMMA) and wait until programmed;
+    returns the seconds it took."""
+    ad = faults.adapter()
+    return float(ad.wait_programmed(faults.apply_policy(policy), float(timeout_s)))
+
+
+def remove_policy(policy: str, timeout_s: float = 15.0) -> None:
+    token = faults.remove_policy(policy)
+    if token is not None:
+        faults.adapter().wait_programmed(token, float(timeout_s))
+
+
+def apply_policy_expect_not_programmed(policy: str, timeout_s: float = 3.0) -> Dict[str, Any]:
+    """During a control-plane outage: apply ``policy`` and require that the mesh says,
+    within ``timeout_s`` (plus 1 s), that it is not programmed. Fails if it claims to
+    be programmed or takes longer to say."""
+    from meshproof.mesh.base import NotProgrammed
+
+    t0 = time.monotonic()
+    try:
+        token = faults.apply_policy(policy)
+        faults.adapter().wait_programmed(token, float(timeout_s))
+    except (NotProgrammed, MeshproofError) as exc:
+        took = time.monotonic() - t0
+        if took > float(timeout_s) + 1.0:
+            raise MeshproofError(f"'not programmed' took {took:.1f} s (> {timeout_s} s + 1 s)")
+        faults.event("note", what="not-programmed", seconds=took, message=str(exc))
+        return {"not_programmed": True, "seconds": round(took, 3), "message": str(exc)}
+    raise MeshproofError("the mesh said an intent was programmed during a control-plane "
+                         "outage")
+
+
+def converge(timeout_s: float = 20.0) -> float:
+    """Push the adapter's whole policy (what was asked, including anything asked during
+    an outage) and wait until every sidecar has it."""
+    ad = faults.adapter()
+    return float(ad.wait_programmed(ad.apply_all([]), float(timeout_s)))
+
+
+def wait_serving(src: str, url: str, timeout_s: float = 20.0, consecutive: int = 5) -> float:
+    """Recovery: within ``timeout_s``, ``consecutive`` requests in a row from ``src`` to
+    ``url`` answer 200. Returns the seconds it took; fails otherwise (bounded loop)."""
+    from meshproof.probe import order
+
+    t0 = time.monotonic()
+    for _ in range(int(timeout_s / 0.2) + 1):
+        rs = faults.target().probe(faults.pod(src), order(url, int(consecutive),
+                                                           timeout_s=1.0, concurrency=1))
+        if all(r.status == 200 for r in rs):
+            took = time.monotonic() - t0
+            faults.event("note", what="serving", src=src, url=url, seconds=took)
+            return took
+        if time.monotonic() - t0 > float(timeout_s):
+            break
+        time.sleep(0.2)
+    raise MeshproofError(f"{url} from {src} did not serve again within {timeout_s} s")
+
+
+def undo_ledger() -> list:
+    """Undo every fault still in the ledger (a killed run's, or this run's)."""
+    return ledger.undo_all()
+
+
+def pause(seconds: float) -> None:
+    """Wait (bounded) while the fault is in force: the continuous hypothesis samples."""
+    time.sleep(min(float(seconds), 120.0))
+
+
+def expect_status(src: str, url: str, status: int, count: int = 10) -> int:
+    """Every one of ``count`` requests from ``src`` to ``url`` answers ``status`` (e.g. an
+    intent asked for during an outage is in force after convergence); fails otherwise."""
+    from meshproof.probe import order
+
+    rs = faults.target().probe(faults.pod(src), order(url, int(count), timeout_s=2.0))
+    seen = sorted({r.outcome for r in rs})
+    if not rs or any(r.status != int(status) for r in rs):
+        raise MeshproofError(f"{url} from {src}: expected {status} on all {count}, saw {seen}")
+    return len(rs)

@@ -1,0 +1,101 @@
+"""Chaos Toolkit probes of meshproof (``provider: {type: python, module: meshproof.chaos.probes}``).
+
+Each probe sends one bounded batch (count and time) from a pod through the
+target interface and returns a number the experiment's tolerance judges; the
+batch's samples go to the run's event log for the journal and the plot.
+No ``from __future__ import annotations`` here: Chaos Toolkit's discovery
+reads the annotations as types.
+"""
+
+import time
+from typing import Any, Dict, List
+
+from meshproof.chaos import faults
+from meshproof.probe import order
+
+__all__ = ["success_count", "bounded_count", "latency_quantile_ms", "sidecar_bypass_count",
+           "programmed"]
+
+
+def _batch(src: str, url: str, count: int, timeout_s: float, concurrency: int,
+           probe: str) -> List[Any]:
+    count = max(1, min(int(count), 2000))  # bounded
+    t0 = time.time()
+    results = faults.target().probe(faults.pod(src), order(
+        url, count, timeout_s=float(timeout_s), concurrency=int(concurrency)))
+    lat = sorted(r.latency_us / 1000 for r in results)
+    faults.event("sample", probe=probe, src=src, url=url, t0=t0, n=len(results),
+                 ok=sum(1 for r in results if r.status == 200),
+                 outcomes=_outcomes(results),
+                 p50_ms=_q(lat, 0.5), p99_ms=_q(lat, 0.99), max_ms=lat[-1] if lat else 0.0)
+    return results
+
+
+def _outcomes(results: List[Any]) -> Dict[str, int]:
+    out: Dict[str, int] = {}
+    for r in results:
+        out[r.outcome] = out.get(r.outcome, 0) + 1
+    return out
+
+
+def _q(values: List[float], q: float) -> float:
+    if not values:
+        return 0.0
+    return float(values[min(len(values) - 1, int(q * len(values)))])
+
+
+def success_count(src: str, url: str, count: int = 88, timeout_s: float = 2.0,
+                  concurrency: int = 8, statuses: List[int] = None) -> int:
+    """How many of ``count`` requests from pod ``src`` (``ns/workload[#i]``) to ``url``
+    answered with a status in ``statuses`` (default 200). The tolerance states the
+    binomial design's pass band (e.g. ``88`` for 100 % expected, 10-point margin)."""
+    allowed = set(statuses or [200])
+    rs = _batch(src, url, count, timeout_s, concurrency, "success_count")
+    return sum(1 for r in rs if r.status in allowed)
+
+
+def bounded_count(src: str, url: str, max_latency_ms: float, count: int = 20,
+                  statuses: List[int] = None, timeout_s: float = 3.0,
+                  concurrency: int = 4) -> int:
+    """How many requests ended with an HTTP status in ``statuses`` (default 200, 504)
+    within ``max_latency_ms`` (the policy's bound: (N+1) x T plus the stated slack).
+    A hang (the probe's own ``timeout_s``), a reset or a late answer does not count."""
+    allowed = set(statuses or [200, 504])
+    rs = _batch(src, url, count, timeout_s, concurrency, "bounded_count")
+    return sum(1 for r in rs if r.status in allowed and r.latency_us / 1000 <= max_latency_ms)
+
+
+def latency_quantile_ms(src: str, url: str, q: float = 0.99, count: int = 50,
+                        timeout_s: float = 3.0, concurrency: int = 4) -> float:
+    """The ``q`` quantile of the batch's latencies, in ms (failed requests included)."""
+    rs = _batch(src, url, count, timeout_s, concurrency, "latency_quantile_ms")
+    return _q(sorted(r.latency_us / 1000 for r in rs), float(q))
+
+
+def sidecar_bypass_count(src: str, dst: str, count: int = 10, timeout_s: float = 2.0) -> int:
+    """Plaintext requests from ``src`` straight to pod ``dst``'s IP and app port that the
+    app answered *without its sidecar*: the app's ``/echo`` reports its TCP peer, which
+    is 127.0.0.1 when the sidecar forwarded the request and the caller's own address
+    when it bypassed the sidecar. Must be 0 in every phase (fail closed)."""
+    d = faults.pod(dst)
+    rs = _batch(src, f"http://{d.ip}:{d.port}/echo", count, timeout_s, 4,
+                "sidecar_bypass_count")
+    bypass = 0
+    for r in rs:
+        peer = str(r.json.get("peer", "")) if r.status else ""
+        if r.status and peer and not peer.startswith("127.0.0.1:"):
+            bypass += 1
+    return bypass
+
+
+def programmed(timeout_s: float = 10.0) -> bool:
+    """The mesh says its current config is in force (the reference mesh: every sidecar
+    ACKed the version and nothing is warming), within ``timeout_s``."""
+    from meshproof.mesh.base import NotProgrammed
+
+    ad = faults.adapter()
+    try:
+        ad.wait_programmed(ad.apply_all([]), float(timeout_s))
+        return True
+    except NotProgrammed:
+        return False
