@@ -15,6 +15,7 @@ PYTEST_K := $(if $(TESTS),-k "$(TESTS)",)
 
 help:
 	@echo "make conformance   run the conformance suite against TARGET=$(TARGET) MESH=$(MESH)"
+	@echo "make chaos         the chaos experiments (Chaos Toolkit files) against TARGET/MESH"
 	@echo "make report        the Allure HTML report of the last run (reports/allure-report)"
 	@echo "make test          the project's own tests (CI tier, < 15 min on 2 cores)"
 	@echo "make test-full     nightly tier: the whole defect x check matrix"
@@ -44,6 +45,14 @@ conformance: setup
 	@$(VENV)/bin/meshproof conformance --target $(TARGET) --mesh $(MESH) --reports $(REPORTS) \
 	  $(if $(DEFECT),--defect $(DEFECT),) $(if $(TESTS),--tests "$(TESTS)",); rc=$$?; \
 	  $(MAKE) --no-print-directory report; exit $$rc
+
+# `meshproof chaos`: the chaos experiments (chaos/experiments/), journals and plots in
+# reports/chaos/; exit codes as conformance (make itself turns a failure into 2).
+.PHONY: chaos
+chaos: setup
+	@bash scripts/require-root.sh "make chaos"
+	@$(VENV)/bin/meshproof chaos --target $(TARGET) --mesh $(MESH) --reports $(REPORTS) \
+	  $(if $(DEFECT),--defect $(DEFECT),) $(if $(TESTS),--tests "$(TESTS)",)
 
 # The Allure HTML report, offline (npm `allure`, Allure 3: pure Node, no Java).
 report: node_modules/.installed

@@ -248,6 +248,13 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     return PYTEST_EXIT.get(code, 2)
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    """The chaos experiments (chaos/experiments/) with journals; exit 0 / 1 / 2."""
+    from meshproof.chaos.suite import main_args
+
+    return main_args(args)
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="meshproof", description=(
         "Prove, with evidence, that a service mesh does what it promises."))
@@ -263,6 +270,17 @@ def parser() -> argparse.ArgumentParser:
     cf.add_argument("--reports", default=str(paths.REPORTS), help="report directory")
     cf.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     cf.set_defaults(fn=cmd_conformance)
+    ch = sub.add_parser("chaos", help="run the chaos experiments with journals "
+                        "(exit 0 passed, 1 an experiment failed, 2 could not run)")
+    ch.add_argument("--target", default="local", help=f"one of: {targets}")
+    ch.add_argument("--mesh", default="reference", help=f"one of: {meshes}")
+    ch.add_argument("--defect", default="", help="a defect ID (negative control)")
+    ch.add_argument("--tests", default="", help="experiment names (substrings, comma-separated)")
+    ch.add_argument("--reports", default=str(paths.REPORTS), help="report directory")
+    ch.add_argument("--allow-component-outage", action="store_true",
+                    help="on a target other than local, also run experiments that stop mesh "
+                    "components (control plane, CA, sidecars)")
+    ch.set_defaults(fn=cmd_chaos)
     up = sub.add_parser("up", help="bring up the fixture topology (and a mesh)")
     up.add_argument("--target", default="local", help=f"one of: {targets}")
     up.add_argument("--mesh", default="none", help=f"one of: {meshes}")

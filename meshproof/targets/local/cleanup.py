@@ -98,8 +98,20 @@ def count(report: Report) -> int:
     return sum(len(report.get(k, [])) for k in KINDS)
 
 
+def _undo_chaos_ledger() -> None:
+    """Faults a killed chaos run recorded (toxiproxy redirects, blocks, stopped components,
+    intents): undone on a lab that still runs, dropped with one that is gone."""
+    try:
+        from meshproof.chaos import ledger
+
+        ledger.undo_all()
+    except Exception as exc:  # the sweep itself must go on
+        print(f"meshproof: chaos ledger: {exc}", flush=True)
+
+
 def sweep() -> Report:
     """Remove every leftover; returns what was really removed (found, and gone after)."""
+    _undo_chaos_ledger()
     found = leftovers()
     kill_all([int(p) for p in found["processes"]])
     ours = netns.list_ours()
