@@ -43,8 +43,11 @@ def one_run(i: int, mesh: str, work: Path) -> dict[str, Any]:
     waits = [w for c in doc.get("checks", []) for w in c.get("programmed_s", [])]
     print(f"run {i + 1} {mesh}: exit {cp.returncode}, {wall:5.1f} s, passed "
           f"{stats.get('Passed')}, failed {stats.get('Failed')} {failed or ''}", flush=True)
-    return {"exit": cp.returncode, "wall_s": wall, "bringup_s": doc["run"]["bringup_s"],
-            "checks_s": doc["run"]["checks_s"], "passed": stats.get("Passed", 0),
+    if "run" not in doc:  # could not run at all: say why, count it as a failed run
+        print(cp.stdout[-1500:] + cp.stderr[-1500:], flush=True)
+    run = doc.get("run", {})
+    return {"exit": cp.returncode, "wall_s": wall, "bringup_s": run.get("bringup_s", 0.0),
+            "checks_s": run.get("checks_s", 0.0), "passed": stats.get("Passed", 0),
             "failed": stats.get("Failed", 0), "waits": waits}
 
 
