@@ -163,29 +163,36 @@ def _kill_pooled(ns: str) -> None:
 
 
 def remove_toxiproxy(upstream: str = "", *, pod_key: str = "") -> None:
+    """Heal: toxics off and the redirect gone (new connections go straight to the app).
+    The toxiproxy process stays, transparent, for the sidecar's pooled connections
+    through it (stopping it would reset requests in flight on them: 503s that are the
+    harness's, not the mesh's); the ledger's undo (the rollback) stops it."""
     key = pod_key or pod(upstream).key
-    for e in ledger.find("toxiproxy", pod=key):
-        _undo_toxiproxy(key)
-        ledger.clear(e["id"])
+    p = next((x for x in target().pods() if x.key == key), None)
+    if p is not None and ledger.find("toxiproxy", pod=key):
+        _heal(p)
         event("remove", what="toxiproxy", pod=key)
 
 
-def _undo_toxiproxy(key: str) -> None:
-    t = target()
-    ns_, _, name = key.partition("/")
-    p = next((x for x in t.pods() if x.key == key), None)
-    if p is None:
-        return  # the pod is gone, and its netns with it
+def _heal(p: Pod) -> None:
     ns = _netns(p)
-    try:  # toxics off first: what is held is released, nothing in flight is cut
+    try:  # toxics off first: what is held is released
         for tx in _tox_api(p, "GET", f"/proxies/{TOX_PROXY}/toxics", timeout=2) or []:
             _tox_api(p, "DELETE", f"/proxies/{TOX_PROXY}/toxics/{tx['name']}", timeout=2)
     except (OSError, MeshproofError):
         pass  # the toxiproxy is gone already (a killed run's): the rule is what matters
-    for _ in range(5):  # every copy of the rule (bounded): new connections go direct
+    for _ in range(5):  # every copy of the rule (bounded)
         if _ipt(ns, "-D", *_nat_rule(p), check=False).returncode != 0:
             break
-    time.sleep(0.5)  # in-flight requests through the proxy finish
+
+
+def _undo_toxiproxy(key: str) -> None:
+    t = target()
+    p = next((x for x in t.pods() if x.key == key), None)
+    if p is None:
+        return  # the pod is gone, and its netns with it
+    _heal(p)
+    time.sleep(0.3)  # requests in flight through the proxy finish
     t.stop_process(key, "toxiproxy")
 
 

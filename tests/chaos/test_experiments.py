@@ -1,0 +1,170 @@
+"""Every experiment passes against the reference mesh and fails against each defect it
+declares (the declared pairs here; every pair under ``slow``); nothing stays in place
+after an experiment, after SIGINT mid-fault, after SIGKILL mid-fault (next run / down);
+``chaos run`` of one file works in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from meshproof import registry
+from meshproof.chaos import faults, ledger, runner
+from tests.conftest import needs_root
+
+pytestmark = [pytest.mark.lab, pytest.mark.mesh, needs_root]
+
+FILES = {f.stem: f for f in runner.experiment_files()}
+DECLARED = sorted({(d, n) for n, f in FILES.items() for d in runner.meta(f)["catches"]})
+ROOT = Path(__file__).resolve().parents[2]
+CHAOS = [sys.executable, "-c", "import sys; from chaostoolkit.__main__ import cli; sys.exit(cli())"]
+
+
+def _lab(defect: str = "") -> Iterator[object]:
+    faults.reset_cache()
+    os.environ["MESHPROOF_DEFECT"] = defect
+    t = registry.start_target("local", "reference", defect)
+    try:
+        yield t
+    finally:
+        faults.reset_cache()
+        t.down()
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[object]:
+    yield from _lab()
+
+
+def assert_nothing_in_place(t) -> None:
+    assert ledger.entries() == []
+    comps = t.components()
+    assert all(comps.values()), [n for n, up in comps.items() if not up]
+    for p in t.pods():
+        if p.meshed:
+            rules = subprocess.run(["ip", "netns", "exec", f"mp-{p.namespace}-{p.name}",
+                                    "iptables", "-t", "nat", "-S"], capture_output=True,
+                                   text=True, timeout=10).stdout
+            assert str(faults.TOX_PORT) not in rules, (p.key, rules)
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_passes_on_the_reference_mesh(lab, name, tmp_path) -> None:
+    r = runner.run(FILES[name], tmp_path)
+    assert r.passed, (r.phases, r.notes)
+    journal = json.loads(Path(r.journal).read_text())
+    mp = journal["meshproof"]
+    assert journal["status"] == "completed" and not journal["deviated"]
+    assert mp["hypothesis"]["during"] and mp["series"] and mp["injected"]
+    assert mp["rollbacks"] and all(x["status"] == "succeeded" for x in mp["rollbacks"])
+    assert Path(r.plot).stat().st_size > 5000
+    assert_nothing_in_place(lab)
+
+
+def _defect_run(defect: str, names: list[str], tmp_path: Path) -> dict[str, runner.Result]:
+    out = {}
+    for t in _lab(defect):
+        for n in names:
+            out[n] = runner.run(FILES[n], tmp_path)
+            assert_nothing_in_place(t)
+    return out
+
+
+@pytest.mark.parametrize("defect", sorted({d for d, _ in DECLARED}))
+def test_fails_against_each_declared_defect(defect, tmp_path) -> None:
+    names = [n for d, n in DECLARED if d == defect]
+    for n, r in _defect_run(defect, names, tmp_path).items():
+        assert not r.passed, (n, r.phases)
+        assert r.phases["before"] == "PASS" and r.phases["during"] == "FAIL", (n, r.phases)
+        assert r.phases["rollbacks"] == "PASS", (n, r.phases)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defect", sorted(IMPL := __import__(
+    "meshproof.mesh.defects", fromlist=["IMPLEMENTED"]).IMPLEMENTED))
+def test_full_matrix(defect, tmp_path) -> None:
+    """Each experiment fails under the defects it declares and passes under every other."""
+    for n, r in _defect_run(defect, sorted(FILES), tmp_path).items():
+        assert r.passed == (defect not in r.catches), (n, defect, r.phases, r.notes)
+
+
+def _chaos_run(name: str, journal: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, faults.EVENTS_ENV: str(journal.with_suffix(".events"))}
+    return subprocess.Popen(CHAOS + ["--no-log-file", "run", "--rollback-strategy", "always",
+                                     "--hypothesis-strategy", "continuously",
+                                     "--hypothesis-frequency", "0.5",
+                                     "--journal-path", str(journal), str(FILES[name])],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _wait_for_fault(proc: subprocess.Popen[str], kind: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(e["kind"] == kind for e in ledger.entries()):
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the fault was never injected"
+        time.sleep(0.05)
+    time.sleep(0.5)  # mid-fault
+
+
+def test_chaos_run_cli_in_a_subprocess(lab, tmp_path) -> None:
+    journal = tmp_path / "journal.json"
+    proc = _chaos_run("sidecar-crash", journal)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    j = json.loads(journal.read_text())
+    assert j["status"] == "completed" and not j["deviated"], out
+    assert j["steady_states"]["during"] and all(s["steady_state_met"]
+                                                for s in j["steady_states"]["during"])
+    assert_nothing_in_place(lab)
+
+
+def test_sigint_mid_fault_runs_the_rollbacks(lab, tmp_path) -> None:
+    journal = tmp_path / "journal.json"
+    proc = _chaos_run("timeout-blackhole", journal)
+    _wait_for_fault(proc, "toxiproxy")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    j = json.loads(journal.read_text())
+    assert j["status"] == "interrupted", out
+    assert j["rollbacks"] and all(r["status"] == "succeeded" for r in j["rollbacks"]), out
+    assert_nothing_in_place(lab)
+
+
+@pytest.mark.parametrize("name,kind", [("timeout-blackhole", "toxiproxy"),
+                                       ("controlplane-outage", "component")])
+def test_sigkill_mid_fault_is_undone_by_the_next_run(lab, tmp_path, name, kind) -> None:
+    proc = _chaos_run(name, tmp_path / "journal.json")
+    _wait_for_fault(proc, kind)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert ledger.entries(), "the killed run's fault is in the ledger"
+    faults.reset_cache()
+    # The next run starts by undoing the ledger (runner.run does this first).
+    r = runner.run(FILES["sidecar-crash"], tmp_path)
+    assert r.passed, (r.phases, r.notes)
+    assert any("undone from a previous run" in n for n in r.notes), r.notes
+    assert_nothing_in_place(lab)
+
+
+def test_sigkill_mid_fault_then_down_leaves_nothing(tmp_path) -> None:
+    from meshproof.targets.local import cleanup
+
+    for t in _lab():
+        proc = _chaos_run("timeout-blackhole", tmp_path / "journal.json")
+        _wait_for_fault(proc, "toxiproxy")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        assert ledger.entries()
+        ledger.undo_all()  # what `meshproof down`'s sweep does first while the lab runs
+        assert_nothing_in_place(t)
+    assert not ledger.LEDGER.exists()
+    assert cleanup.count(cleanup.leftovers()) == 0
