@@ -64,8 +64,10 @@ register_target(TargetEntry(
     start="meshproof.targets.local.client:start_target",
     attach="meshproof.targets.local.client:LocalTarget.attach"))
 register_target(TargetEntry(
-    "kube", "any Kubernetes cluster reachable by kubeconfig",
-    unavailable="the kube target is not available in this version: use --target local"))
+    "kube", "any Kubernetes cluster reachable by kubeconfig (MESHPROOF_KUBE_CONTEXT, "
+    "KUBECONFIG; in-cluster config inside a pod); preflight before anything is created",
+    start="meshproof.targets.kube.target:start_target",
+    attach="meshproof.targets.kube.target:attach"))
 
 _REFERENCE_INSTALLERS = {"local": "meshproof.mesh.reference_local:install"}
 register_mesh(MeshEntry(
@@ -78,11 +80,16 @@ register_mesh(MeshEntry(
 register_mesh(MeshEntry(
     "none", "no mesh: the bare topology (every check is skipped)",
     "meshproof.mesh.base:NoMesh", "none"))
-for _name in ("istio", "linkerd", "consul"):
+register_mesh(MeshEntry(
+    "istio", "Istio on a Kubernetes cluster (--target kube), programmed = istiod's per-proxy "
+    "sync status, else the sentinel method",
+    "meshproof.mesh.istio.adapter:IstioMesh", "istio",
+    {"kube": "meshproof.mesh.istio.adapter:kube_profile"}))
+for _name in ("linkerd", "consul"):
     register_mesh(MeshEntry(
         _name, f"{_name.capitalize()} on a Kubernetes cluster", "", _name,
-        unavailable=f"the {_name} adapter needs the kube target, which is not available "
-                    "in this version: use --mesh reference (or reference-blackbox)"))
+        unavailable=f"the {_name} adapter is not available in this version: use --mesh "
+                    "istio on --target kube, or --mesh reference (or reference-blackbox)"))
 
 
 def resolve(ref: str) -> Any:

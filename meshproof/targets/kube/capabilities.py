@@ -1,0 +1,43 @@
+"""What the kube target honours, decided from preflight, and why the rest is missing.
+
+Declared only what it really does: probes by exec (plain and with client TLS
+files placed in the pod), files, scale, pod kill (delete; the Deployment
+brings a new pod, which takes the old one's ordinal), partition of two pods
+(NetworkPolicy, if permitted), the node's clock tick (read in a pod), and
+the mesh's control plane as a component (scaled to 0 and back) only with the
+opt-in flag. Not offered, each with its reason (checks needing them are
+skipped): packet capture (an ephemeral tcpdump container is not implemented
+yet, and restricted PodSecurity forbids the capabilities it needs) and a
+probe from the sidecar's identity (Istio's proxy image has no Python).
+"""
+
+from __future__ import annotations
+
+BASE = frozenset({"probe", "probe-tls", "put-file", "scale", "kill-pod", "clock"})
+
+MISSING_REASONS = {
+    "capture": "the kube target does not capture packets yet (an ephemeral debug "
+               "container with tcpdump and NET_RAW is not implemented; restricted "
+               "PodSecurity forbids it)",
+    "probe-in-sidecar": "the kube target cannot send as the sidecar's identity (the mesh's "
+                        "proxy image has no Python to run the probe)",
+    "components": "stopping the mesh's control plane needs the opt-in flag "
+                  "MESHPROOF_ALLOW_COMPONENT_OUTAGE=1 (meshproof chaos "
+                  "--allow-component-outage)",
+}
+
+
+def decide(denied_optional: dict[str, str], *, component_outage: bool,
+           has_control_plane: bool) -> tuple[frozenset[str], dict[str, str]]:
+    caps = set(BASE)
+    why = {k: v for k, v in MISSING_REASONS.items()}
+    if "block" not in denied_optional:
+        caps.add("block")
+    else:
+        why["block"] = f"partitions need NetworkPolicies: {denied_optional['block']}"
+    if component_outage and has_control_plane:
+        caps.add("components")
+        why.pop("components")
+    elif not has_control_plane:
+        why["components"] = "no mesh control plane to stop (--mesh none)"
+    return frozenset(caps), why

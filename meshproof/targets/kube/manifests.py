@@ -1,0 +1,201 @@
+"""The fixture topology as Kubernetes objects: pure functions, no API calls.
+
+Every object carries the run label (cleanup finds them by it) and the
+managed label (the next run finds a killed run's leftovers by it).
+Workloads run the stdlib-only app (``fixtures/app/workload.py``) and keep the
+probe (``fixtures/probe/probe.py``) beside it, both from one ConfigMap per
+namespace mounted at /meshproof, in a stock Python image. Containers meet the
+restricted PodSecurity profile (non-root, no privilege escalation, all
+capabilities dropped, RuntimeDefault seccomp); a namespace enforces it where
+the mesh allows (unmeshed always; meshed when the profile says the mesh's
+injected pods comply, e.g. Istio with its CNI), else it only warns.
+``tests/kube`` validates every object with kubernetes-validate, strictly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshproof import paths
+from meshproof.targets.kube.config import MANAGED_LABEL, RUN_LABEL, MeshProfile
+from meshproof.targets.model import APP_PORT, NamespaceSpec, ServiceSpec, WorkloadSpec
+from meshproof.topology import Topology
+
+Obj = dict[str, Any]
+CONFIGMAP = "meshproof-fixtures"
+MOUNT = "/meshproof"
+PROBE_CMD = ["python3", f"{MOUNT}/probe.py", "--once"]
+WORKLOAD_LABEL = "meshproof.io/workload"
+UID = 10001
+TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
+
+
+def _meta(name: str, namespace: str, run_id: str, labels: dict[str, str] | None = None,
+          annotations: dict[str, str] | None = None) -> Obj:
+    meta: Obj = {"name": name, "labels": {RUN_LABEL: run_id, MANAGED_LABEL: "true",
+                                          **(labels or {})}}
+    if namespace:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def namespace(ns: NamespaceSpec, run_id: str, profile: MeshProfile,
+              annotations: dict[str, str] | None = None) -> Obj:
+    labels: dict[str, str] = {}
+    ann = dict(annotations or {})
+    enforce = not ns.meshed or profile.meshed_restricted
+    labels["pod-security.kubernetes.io/" + ("enforce" if enforce else "warn")] = "restricted"
+    if ns.meshed:
+        labels.update(profile.namespace_labels)
+        ann.update(profile.namespace_annotations)
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": _meta(ns.name, "", run_id, labels, ann)}
+
+
+def fixture_files() -> dict[str, str]:
+    """The app and the probe, byte for byte from fixtures/."""
+    return {"workload.py": (paths.ROOT / "fixtures" / "app" / "workload.py").read_text(),
+            "probe.py": (paths.ROOT / "fixtures" / "probe" / "probe.py").read_text()}
+
+
+def configmap(ns: str, run_id: str, files: dict[str, str]) -> Obj:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": _meta(CONFIGMAP, ns, run_id), "data": dict(files)}
+
+
+def service_account(ns: str, name: str, run_id: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, ns, run_id)}
+
+
+def restricted_context() -> Obj:
+    return {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": UID,
+            "runAsGroup": UID, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _env(w: WorkloadSpec) -> list[Obj]:
+    plain = {"MESHPROOF_ROLE": w.role, "MESHPROOF_SERVICE": w.app,
+             "MESHPROOF_VERSION": w.version, "MESHPROOF_PORT": str(w.port),
+             "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env: list[Obj] = [{"name": k, "value": v} for k, v in plain.items()]
+    env += [{"name": "MESHPROOF_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "MESHPROOF_NAMESPACE",
+             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+    return env
+
+
+def deployment(w: WorkloadSpec, run_id: str, image: str) -> Obj:
+    selector = {"app": w.app, "version": w.version, WORKLOAD_LABEL: w.name}
+    labels = {**w.labels, **selector}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta(w.name, w.namespace, run_id, labels),
+        "spec": {
+            "replicas": w.replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": {**labels, RUN_LABEL: run_id, MANAGED_LABEL: "true"}},
+                "spec": {
+                    "serviceAccountName": w.sa,
+                    "terminationGracePeriodSeconds": 2,
+                    "securityContext": {"runAsNonRoot": True,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "app", "image": image, "imagePullPolicy": "IfNotPresent",
+                        "command": ["python3", f"{MOUNT}/workload.py"],
+                        "env": _env(w),
+                        "ports": [{"name": "http", "containerPort": w.port,
+                                   "protocol": "TCP"}],
+                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": w.port},
+                                           "periodSeconds": 2, "failureThreshold": 3},
+                        "resources": {"requests": {"cpu": "20m", "memory": "32Mi"},
+                                      "limits": {"memory": "256Mi"}},
+                        "securityContext": restricted_context(),
+                        "volumeMounts": [{"name": "fixtures", "mountPath": MOUNT,
+                                          "readOnly": True},
+                                         {"name": "scratch", "mountPath": "/tmp"}],
+                    }],
+                    "volumes": [{"name": "fixtures", "configMap": {"name": CONFIGMAP}},
+                                {"name": "scratch", "emptyDir": {"sizeLimit": "16Mi"}}],
+                },
+            },
+        },
+    }
+
+
+def service(s: ServiceSpec, run_id: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(s.name, s.namespace, run_id),
+            "spec": {"selector": dict(s.selector),
+                     # Istio picks the protocol from the port name / appProtocol.
+                     "ports": [{"name": "http", "port": s.port, "targetPort": s.target_port,
+                                "protocol": "TCP", "appProtocol": "http"}]}}
+
+
+def topology_objects(t: Topology, run_id: str, profile: MeshProfile, image: str,
+                     files: dict[str, str] | None = None,
+                     ns_annotations: dict[str, str] | None = None) -> list[Obj]:
+    """Every object of the topology, in the order they must be created."""
+    files = files if files is not None else fixture_files()
+    out: list[Obj] = [namespace(ns, run_id, profile, ns_annotations) for ns in t.namespaces]
+    out += [configmap(ns.name, run_id, files) for ns in t.namespaces]
+    seen: set[tuple[str, str]] = set()
+    for w in t.workloads:
+        if (w.namespace, w.sa) not in seen:
+            seen.add((w.namespace, w.sa))
+            out.append(service_account(w.namespace, w.sa, run_id))
+    out += [service(s, run_id) for s in t.services]
+    out += [deployment(w, run_id, image) for w in t.workloads]
+    return out
+
+
+# ---------------------------------------------------------------- faults
+
+def block_label(block_id: str) -> str:
+    return f"meshproof.io/block-{block_id}"
+
+
+def block_policy(block_id: str, namespace: str, side: str, other: str, run_id: str) -> Obj:
+    """Refuse ingress to the pod labelled ``side`` from the pod labelled ``other``: one of
+    the two NetworkPolicies that partition two pods (each side refuses the other). Every
+    other pod, in any namespace, may still connect."""
+    key = block_label(block_id)
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta(f"meshproof-block-{block_id}-{side}", namespace, run_id),
+            "spec": {"podSelector": {"matchLabels": {key: side}},
+                     "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{
+                         "namespaceSelector": {},
+                         "podSelector": {"matchExpressions": [
+                             {"key": key, "operator": "NotIn", "values": [other]}]}}]}]}}
+
+
+def toxiproxy(namespace: str, upstream: str, run_id: str, listen_port: int = 8474,
+              image: str = TOXIPROXY_IMAGE) -> list[Obj]:
+    """A toxiproxy (v2 API on 8474) Deployment and Service in front of ``upstream``
+    (L4 faults: latency, bandwidth, reset, timeout); the caller configures proxies
+    through the API (meshproof.toxiproxy client layer)."""
+    name = f"toxiproxy-{upstream}"
+    labels = {"app": name}
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": _meta(name, namespace, run_id, labels),
+           "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": {**labels, RUN_LABEL: run_id,
+                                                         MANAGED_LABEL: "true"}},
+                                 "spec": {"securityContext": {
+                                     "runAsNonRoot": True,
+                                     "seccompProfile": {"type": "RuntimeDefault"}},
+                                     "containers": [{
+                                         "name": "toxiproxy", "image": image,
+                                         "args": ["-host=0.0.0.0", f"-port={listen_port}"],
+                                         "ports": [{"name": "api",
+                                                    "containerPort": listen_port},
+                                                   {"name": "proxy",
+                                                    "containerPort": APP_PORT}],
+                                         "securityContext": restricted_context()}]}}}}
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, run_id),
+           "spec": {"selector": labels,
+                    "ports": [{"name": "tcp-api", "port": listen_port},
+                              {"name": "http", "port": 80, "targetPort": APP_PORT}]}}
+    return [dep, svc]
