@@ -45,6 +45,7 @@ class ConformancePlugin:
         self.why = ""
         self.mesh: MeshAdapter | None = None
         self._waits_at: dict[str, int] = {}
+        self._restarts_at: dict[str, tuple[Target, dict[str, int]]] = {}
 
     @property
     def complete(self) -> bool:
@@ -107,8 +108,20 @@ class ConformancePlugin:
 
     # ------------------------------------------------------------ per check
 
-    def began(self, nodeid: str, mesh: MeshAdapter) -> None:
+    def began(self, nodeid: str, target: Target, mesh: MeshAdapter) -> None:
         self._waits_at[nodeid] = len(mesh.waits)
+        self._restarts_at[nodeid] = (target, target.restarts())
+
+    def _restarted(self, nodeid: str) -> list[str]:
+        """Components that crashed (and came back) while ``nodeid`` ran."""
+        if nodeid not in self._restarts_at:
+            return []
+        target, before = self._restarts_at.pop(nodeid)
+        try:
+            now = target.restarts()
+        except Exception:  # a dead target is reported by the check itself
+            return []
+        return [f"{n} x{c - before.get(n, 0)}" for n, c in now.items() if c > before.get(n, 0)]
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -138,10 +151,15 @@ class ConformancePlugin:
             waits: list[float] = []
             if mesh is not None and item.nodeid in self._waits_at:
                 waits = [w.seconds for w in mesh.waits[self._waits_at[item.nodeid]:]]
+            restarts = self._restarted(item.nodeid)
+            if restarts and verdict is not None:
+                verdict.note(f"component restarted during the check: {', '.join(restarts)}")
+                verdict.attach("component restarts", restarts)
             self.results[spec.name] = CheckResult(
                 spec=spec, result=status, duration_s=round(report.duration, 3),
                 reason=reason, lines=list(verdict.lines) if verdict else [],
-                judgements=list(verdict.judgements) if verdict else [], programmed_s=waits)
+                judgements=list(verdict.judgements) if verdict else [], programmed_s=waits,
+                restarts=restarts)
 
     # ------------------------------------------------------------ the end
 
@@ -220,7 +238,7 @@ def _meshproof_gate(request: pytest.FixtureRequest) -> None:
     plugin = _plugin(request.config)
     mesh = adapter(request.config, target)
     plugin.gate(spec, target, mesh)
-    plugin.began(request.node.nodeid, mesh)
+    plugin.began(request.node.nodeid, target, mesh)
 
 
 @pytest.fixture

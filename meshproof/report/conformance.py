@@ -36,6 +36,8 @@ class CheckResult:
     judgements: list[dict[str, Any]] = field(default_factory=list)
     #: Seconds each wait_programmed of this check took.
     programmed_s: list[float] = field(default_factory=list)
+    #: Components that crashed and were restarted while the check ran ("name xN").
+    restarts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,6 +101,7 @@ def build_report(run: RunInfo, results: list[CheckResult]) -> dict[str, Any]:
                     "result": r.result, "duration_s": r.duration_s,
                     **({"reason": r.reason} if r.reason else {}),
                     "programmed_s": [round(w, 3) for w in r.programmed_s],
+                    **({"restarts": r.restarts} if r.restarts else {}),
                     "verdict": r.lines, "judgements": r.judgements} for r in results],
     }
 

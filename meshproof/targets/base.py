@@ -100,6 +100,12 @@ class Target(ABC):
     @abstractmethod
     def start_component(self, name: str) -> None: ...
 
+    def restarts(self) -> dict[str, int]:
+        """Unplanned restarts so far, per component (a crashed sidecar brought back by
+        the target's supervisor). Reports record those that happen during a check;
+        a target that cannot tell returns {}."""
+        return {}
+
     @abstractmethod
     def block(self, a: Pod, b: Pod) -> None: ...
 

@@ -66,6 +66,13 @@ class FakeTarget(Target):
     def components(self) -> dict[str, bool]:
         return {}
 
+    def restarts(self) -> dict[str, int]:
+        """With FAKE_RESTARTS=1, a FAKE sidecar 'crashes' once between any two looks."""
+        if os.environ.get("FAKE_RESTARTS") != "1":
+            return {}
+        self._looks = getattr(self, "_looks", 0) + 1
+        return {"team-b/echo-0/sidecar": self._looks}
+
     def down(self) -> dict[str, list[str]]:
         self.downs += 1
         return {}

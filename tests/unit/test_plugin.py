@@ -50,14 +50,16 @@ def test_unknown_defect_exits_2():
 # ---------------------------------------------------------------- the plugin driven by
 # test doubles (tests/unit/fakes.py: a FAKE target and FAKE meshes, no root, no lab)
 
-def fake_run(tmp_path: Path, mesh: str, *args: str, status: int = 503
+def fake_run(tmp_path: Path, mesh: str, *args: str, status: int = 503,
+             env_extra: dict[str, str] | None = None
              ) -> tuple[subprocess.CompletedProcess[str], dict]:
     import os
 
     import yaml
 
     report = tmp_path / "report.yaml"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_STATUS": str(status)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_STATUS": str(status),
+           **(env_extra or {})}
     cp = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-p", "no:cacheprovider",
                          "-p", "tests.unit.fakes", "--target", "fake", "--mesh", mesh,
                          "--conformance-report", str(report), "-rs", *args],
@@ -106,3 +108,11 @@ def test_mesh_capability_missing_skips_with_the_reason(tmp_path):
     check = next(c for c in report["checks"] if c["name"] == "mtls-strict-refuses-plaintext")
     assert check["result"] == "skipped", cp.stdout[-2000:]
     assert "mesh capability bypass-sidecar (mesh fake-mtls lacks it)" in check["reason"]
+
+
+def test_a_component_restart_during_a_check_is_recorded_with_it(tmp_path):
+    cp, report = fake_run(tmp_path, "fake-faults", "-k", "fault_abort_all",
+                          env_extra={"FAKE_RESTARTS": "1"})
+    check = next(c for c in report["checks"] if c["name"] == "fault-abort-all")
+    assert check["restarts"] == ["team-b/echo-0/sidecar x1"], cp.stdout[-2000:]
+    assert any("restarted during the check" in line for line in check["verdict"])

@@ -173,6 +173,9 @@ class LocalTarget(Target):
     def put_file(self, pod: Pod, name: str, content: str) -> str:
         return str(self._call("put_file", key=pod.key, name=name, content=content))
 
+    def restarts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self._call("restarts").items()}
+
     def clock_tick_s(self) -> float:
         return float(self._call("clock_tick_s"))
 

@@ -336,6 +336,10 @@ class Lab:
         self.sup.wait_ready([name], READY_TIMEOUT_S)
         self._changed()
 
+    def restarts(self) -> dict[str, int]:
+        """Crash restarts per supervised process (planned stops and revives not counted)."""
+        return {n: p.restarts for n, p in sorted(self.sup.procs.items()) if p.restarts}
+
     def components(self) -> dict[str, bool]:
         return {n: self.sup.alive(n) for n in sorted(self.sup.procs)}
 

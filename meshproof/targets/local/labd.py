@@ -46,7 +46,7 @@ METHODS = frozenset({
     "capabilities", "list_pods", "list_services", "scale", "kill_pod", "revive_pod",
     "delete_pod", "components", "stop_component", "start_component", "block", "unblock",
     "capture_start", "capture_stop", "probe", "info", "start_process", "stop_process",
-    "put_file", "mesh_call", "clock_tick_s",
+    "put_file", "mesh_call", "clock_tick_s", "restarts",
 })
 
 
