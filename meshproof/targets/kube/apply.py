@@ -67,7 +67,7 @@ def events_of(rest: Rest, namespace: str, name: str, limit: int = 5) -> list[str
 
 
 def wait_ready(rest: Rest, run_id: str, want: dict[tuple[str, str], int], timeout_s: float,
-               progress: Progress | None = None, poll_s: float = 1.0,
+               progress: Progress | None = None, poll_s: float = 0.05,
                workload_label: str = "meshproof.io/workload") -> list[Obj]:
     """Wait until each (namespace, workload) has its number of ready pods (and no more
     pods terminating); returns the ready pods. TargetError names the laggards."""
@@ -94,6 +94,7 @@ def wait_ready(rest: Rest, run_id: str, want: dict[tuple[str, str], int], timeou
         if time.monotonic() > deadline:
             break
         time.sleep(poll_s)
+        poll_s = min(1.0, poll_s * 2)  # quick when things are quick, 1 s at most
     lines = []
     for p in pods:
         if not pod_ready(p):

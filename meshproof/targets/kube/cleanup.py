@@ -43,6 +43,7 @@ def sweep(rest: Rest, profile: MeshProfile, run_id: str = "", *, wait: bool = Tr
         removed["namespaces"].append(name)
     if wait and names:
         deadline = time.monotonic() + timeout_s
+        poll_s = 0.05
         while True:
             left = {n["metadata"]["name"] for n in rest.list("Namespace", selector=sel)}
             left &= set(names)
@@ -52,7 +53,8 @@ def sweep(rest: Rest, profile: MeshProfile, run_id: str = "", *, wait: bool = Tr
                 raise TargetError(f"namespaces still terminating after {timeout_s:.0f}s: "
                                   f"{', '.join(sorted(left))}",
                                   "a finalizer may be stuck: kubectl get ns NAME -o yaml")
-            time.sleep(1.0)
+            time.sleep(poll_s)
+            poll_s = min(1.0, poll_s * 2)
     return removed
 
 

@@ -45,7 +45,7 @@ def namespace(ns: NamespaceSpec, run_id: str, profile: MeshProfile,
               annotations: dict[str, str] | None = None) -> Obj:
     labels: dict[str, str] = {}
     ann = dict(annotations or {})
-    enforce = not ns.meshed or profile.meshed_restricted
+    enforce = not ns.meshed or profile.meshed_restricted or profile.name == "none"
     labels["pod-security.kubernetes.io/" + ("enforce" if enforce else "warn")] = "restricted"
     if ns.meshed:
         labels.update(profile.namespace_labels)

@@ -27,7 +27,7 @@ from meshproof.topology import Topology, fixture_topology
 
 REPLICAS_BEFORE = "meshproof.io/replicas-before"
 CLOCK_CMD = ["python3", "-c",
-             "import time; print(time.clock_getres(time.CLOCK_MONOTONIC_COARSE))"]
+             "import time; print(time.clock_getres(getattr(time, 'CLOCK_MONOTONIC_COARSE', 6)))"]
 
 
 class KubeTarget(Target):
@@ -44,7 +44,9 @@ class KubeTarget(Target):
         self._caps, self.missing = capabilities.decide(
             pf.denied_optional, component_outage=opts.allow_component_outage,
             has_control_plane=bool(profile.control_plane_namespace))
-        self._meshed = {ns.name: ns.meshed for ns in topology.namespaces}
+        # Without a mesh nothing is injected: no pod is meshed whatever its namespace.
+        self._meshed = {ns.name: ns.meshed and profile.name != "none"
+                        for ns in topology.namespaces}
         self._ordinals: dict[tuple[str, str], int] = {}
         self._workload_of: dict[tuple[str, str], str] = {}
         self._blocks: dict[tuple[str, str], str] = {}
