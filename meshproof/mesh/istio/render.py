@@ -27,6 +27,7 @@ refused (``Unsupported``) rather than silently widened.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -168,7 +169,8 @@ def _service_docs(service: str, intents: list[Intent], ctx: Context) -> list[Doc
                     f["abort"] = {"httpStatus": fault.abort_status,
                                   "percentage": {"value": float(fault.abort_percent)}}
                 e["fault"] = f
-            e["route"] = split_route if (split and split.match == m) else default_route
+            e["route"] = copy.deepcopy(split_route if (split and split.match == m)
+                                       else default_route)
             if timeout:
                 e["timeout"] = _dur(timeout.timeout_ms)
             if retry:
@@ -285,7 +287,8 @@ def _access_mode_of(modes: list[AccessMode], namespace: str) -> str:
 def render_all(intents: Iterable[Intent], ctx: Context | None = None) -> list[Doc]:
     """Every Istio resource for the whole intent set, in a stable order."""
     ctx = ctx or Context.of()
-    intents = list(intents)
+    # One intent per key, the last one winning (Policy.with_intent's rule).
+    intents = list({i.key: i for i in intents}.values())
     docs: list[Doc] = []
     by_service: dict[str, list[Intent]] = {}
     for i in intents:
