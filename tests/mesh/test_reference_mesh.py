@@ -116,3 +116,29 @@ def test_pooled_requests_survive_mtls_mode_changes(lab, mesh):
     outcomes = {r.outcome for r in results}
     assert len(results) == 1500 and outcomes == {"200"}, outcomes
     assert sum(admin.stats(in_place).values()) - before >= 6
+
+
+def test_a_crashed_sidecar_is_counted_as_a_restart(lab, mesh):
+    """SIGKILL of a sidecar (a crash, not a planned stop): the supervisor brings it back
+    and the target reports the restart, which the plugin records with the running check."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    echo = lab.pod("team-c", "echo")
+    name = f"{echo.key}/sidecar"
+    before = lab.restarts().get(name, 0)
+    pids = subprocess.run(["pgrep", "-f", f"pods/{echo.namespace}/{echo.name}/sidecar/envoy"],
+                          capture_output=True, text=True).stdout.split()
+    assert pids, "the sidecar's Envoy process"
+    os.kill(int(pids[0]), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while lab.restarts().get(name, 0) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lab.restarts().get(name, 0) == before + 1
+    while not lab.components().get(name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the supervisor's readiness: admin answers, nothing warming
+    assert all(r.status == 200 for r in send(lab, lab.pod("team-a", "client"),
+                                             "http://echo.team-c/echo", 5))
