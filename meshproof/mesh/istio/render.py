@@ -28,6 +28,7 @@ refused (``Unsupported``) rather than silently widened.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -305,7 +306,8 @@ def render_all(intents: Iterable[Intent], ctx: Context | None = None) -> list[Do
             docs.append(authorization_policy(r, ctx))
     for service in sorted(by_service):
         docs += _service_docs(service, by_service[service], ctx)
-    return docs
+    # Plain data, no shared sub-objects: what goes on the wire (and no YAML anchors).
+    return json.loads(json.dumps(docs))  # type: ignore[no-any-return]
 
 
 def render_intent(intent: Intent, ctx: Context | None = None) -> list[Doc]:
