@@ -99,6 +99,8 @@ class FakeApiServer:
         return [o for (c, n, _), o in self.objects.items() if c == coll and (ns is None or n == ns)]
 
     def add_istiod(self, ready: bool = True, tag: str = "1.24.2") -> None:
+        self.put("v1/namespaces", "", {"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": "istio-system"}})
         self.put("apps/v1/deployments", "istio-system", {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "istiod", "namespace": "istio-system",

@@ -21,7 +21,7 @@ from typing import Any
 
 from meshproof.errors import MeshproofError
 from meshproof.intent import Intent
-from meshproof.mesh.base import MeshAdapter, MeshInfo, NotProgrammed, Token
+from meshproof.mesh.base import ConfigRejected, MeshAdapter, MeshInfo, NotProgrammed, Token
 from meshproof.mesh.blackbox import CONSECUTIVE, SENTINEL_URL, sentinel, sentinel_status
 from meshproof.mesh.istio import render, syncz
 from meshproof.targets.base import Target
@@ -107,12 +107,18 @@ class IstioMesh(MeshAdapter):
         docs = self.docs()  # Unsupported raises before anything changes
         self._before[self.generation] = self._syncz() or {}
         want = {(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs}
-        for key, d in want.items():
-            if self.applied.get(key) != d:
-                self.rest.replace_or_create(d)
-        for key in [k for k in self.applied if k not in want]:
-            self.rest.delete(*key)
-        self.applied = want
+        try:
+            for key, d in want.items():
+                if self.applied.get(key) != d:
+                    self.rest.replace_or_create(d)
+                    self.applied[key] = d
+            for key in [k for k in self.applied if k not in want]:
+                self.rest.delete(*key)
+                del self.applied[key]
+        except KubeApiError as exc:  # e.g. istiod's validating webhook refusing a resource
+            raise ConfigRejected(f"the cluster refused the Istio config: {exc}",
+                                 "the resources applied so far stay; evidence lists them") \
+                from exc
         return Token(self.name, self.generation)
 
     def apply(self, intent: Intent) -> Token:
