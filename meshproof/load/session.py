@@ -44,18 +44,12 @@ class LoadSession:
         self.gens: list[genclient.Generator] = []
 
     def __enter__(self) -> LoadSession:
-        deadline = time.monotonic() + self.wait_s
-        while True:  # someone may take the machine between our look and our start
-            wait_for_machine(max(0.0, deadline - time.monotonic()), self.log)
-            t0 = time.monotonic()
-            try:
-                self.target = registry.start_target(  # type: ignore[assignment]
-                    "local", "reference", self.defect, topology="load")
-                break
-            except TargetError as exc:
-                if "another lab" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                self.log(f"{exc}: waiting")
+        # Never tear down someone else's lab: wait (bounded) until the machine is free;
+        # the registry's start retries if another run takes it between look and start.
+        wait_for_machine(self.wait_s, self.log)
+        t0 = time.monotonic()
+        self.target = registry.start_target(  # type: ignore[assignment]
+            "local", "reference", self.defect, topology="load")
         self.log(f"load lab up in {time.monotonic() - t0:.1f} s (mesh=reference"
                  + (f", defect={self.defect}" if self.defect else "") + ")")
         try:

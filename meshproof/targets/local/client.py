@@ -219,10 +219,18 @@ def start_target(mesh: MeshEntry, defect: str = "", *, reviews_replicas: int = 1
     dies with the calling process unless ``detached`` (``meshproof up``: a lab that
     outlives the command)."""
     require_root()
-    lock.wait_free(LAB_WAIT_S, say=lambda m: print(f"\nmeshproof: {m}", flush=True))
-    return LocalTarget.start(mesh=mesh.installs, defect=defect,
-                             reviews_replicas=reviews_replicas, progress=progress,
-                             topology=topology, owner_pid=None if detached else CALLER)
+    deadline = time.monotonic() + LAB_WAIT_S
+    while True:  # another run may take the machine between our look and our start
+        lock.wait_free(max(0.0, deadline - time.monotonic()),
+                       say=lambda m: print(f"\nmeshproof: {m}", flush=True))
+        try:
+            return LocalTarget.start(mesh=mesh.installs, defect=defect,
+                                     reviews_replicas=reviews_replicas, progress=progress,
+                                     topology=topology,
+                                     owner_pid=None if detached else CALLER)
+        except TargetError as exc:
+            if not str(exc).startswith(lock.BUSY) or time.monotonic() > deadline:
+                raise
 
 
 def _pod(d: dict[str, Any]) -> Pod:

@@ -31,6 +31,11 @@ def _open() -> int:
     return os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
 
 
+#: How a refused acquire starts (it crosses labd's JSON wire as text, so callers
+#: that retry match on it).
+BUSY = "another lab is starting or running on this machine"
+
+
 def acquire() -> int:
     """Take the lock now or raise, naming the holder; returns the fd to release."""
     fd = _open()
@@ -39,7 +44,7 @@ def acquire() -> int:
     except BlockingIOError:
         os.close(fd)
         pid, phase = _read()
-        raise TargetError(f"another lab is starting or running on this machine "
+        raise TargetError(f"{BUSY} "
                           f"(pid {pid}, {phase or 'phase unknown'})",
                           "wait for it, or remove it with 'meshproof down'") from None
     os.ftruncate(fd, 0)
