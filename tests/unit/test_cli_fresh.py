@@ -70,16 +70,17 @@ def test_apply_dry_run_validates_without_a_lab():
 @pytest.mark.parametrize("args,message", [
     (["--mesh", "linkerdx"], "unknown mesh 'linkerdx'"),
     (["--target", "mars"], "unknown target 'mars'"),
-    (["--target", "kube"], "kube target is not available"),
-    (["--mesh", "istio"], "needs the kube target"),
+    (["--target", "kube", "--mesh", "istio"], "kubeconfig"),
+    (["--mesh", "istio"], "cannot be installed on target 'local'"),
     (["--mesh", "reference", "--defect", "nosuch"], "unknown defect 'nosuch'"),
     (["--mesh", "none", "--defect", "authz-open"], "needs a mesh"),
     (["--reviews-replicas", "-5"], "out of range"),
     (["--reviews-replicas", "100000"], "out of range"),
 ])
-def test_up_refuses_bad_arguments_before_creating_anything(args, message):
+def test_up_refuses_bad_arguments_before_creating_anything(args, message, tmp_path):
     before = _lab_state()
-    cp = run("up", *args)
+    # No cluster is reachable from here: the kube target must say so, naming the config.
+    cp = run("up", *args, env={"KUBECONFIG": str(tmp_path / "no-such-kubeconfig")})
     assert cp.returncode == 2, cp.stdout + cp.stderr
     assert message in cp.stderr and "Traceback" not in cp.stderr
     assert _lab_state() == before
