@@ -49,7 +49,7 @@ def test_unreachable_cluster_exits_2_within_seconds_naming_kubeconfig(tmp_path, 
         start(fake)
     assert time.monotonic() - t0 < 5
     assert e.value.exit_code == 2
-    assert str(cfg) in str(e.value) and "context (current-context)" in str(e.value)
+    assert str(cfg) in str(e.value) and "context fake (current-context)" in str(e.value)
     assert fake.requests == []
 
 

@@ -89,11 +89,23 @@ class KubeOptions:
         if self.in_cluster():
             return "in-cluster service account"
         return (f"kubeconfig {self.kubeconfig_path}, context "
-                f"{self.context or '(current-context)'}")
+                f"{self.context or current_context(self.kubeconfig_path)}")
 
     def in_cluster(self) -> bool:
         return (not self.kubeconfig and not Path(self.kubeconfig_path).exists()
                 and bool(os.environ.get("KUBERNETES_SERVICE_HOST")))
+
+
+def current_context(path: str) -> str:
+    """The kubeconfig's current-context, for messages (never fails)."""
+    try:
+        import yaml
+
+        with open(path) as fh:
+            name = (yaml.safe_load(fh) or {}).get("current-context")
+        return f"{name} (current-context)" if name else "(no current-context)"
+    except Exception:
+        return "(current-context)"
 
 
 def new_run_id() -> str:
