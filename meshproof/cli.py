@@ -63,6 +63,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     _check_target(args.target)
+    if args.target == "kube":  # every run's leftovers in the cluster, by run label
+        from meshproof.targets.kube.__main__ import main as kube
+
+        return kube(["down"])
     from meshproof.targets.local import cleanup
     from meshproof.targets.local.client import stop_lab
 
