@@ -64,9 +64,12 @@ node_modules/.installed: package.json package-lock.json
 	@npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
+# The chaos experiments on the lab (tests/chaos/test_experiments.py) run in the nightly
+# tier for now: their CI-tier time on 2 cores was not yet measured inside the budget.
 test: setup node_modules/.installed
 	@bash scripts/require-root.sh "make test"
-	$(PY) -m pytest tests conformance -m "not slow" $(PYTEST_K) -p no:cacheprovider
+	$(PY) -m pytest tests conformance -m "not slow" $(PYTEST_K) -p no:cacheprovider \
+	  --ignore=tests/chaos/test_experiments.py
 
 test-full: setup node_modules/.installed
 	@bash scripts/require-root.sh "make test-full"
