@@ -313,6 +313,9 @@ def undo(entry: dict[str, Any]) -> None:
     elif kind == "component":
         if not t.components().get(a["name"], True):
             t.start_component(a["name"])
+            if a["name"] == "controlplane":  # converge, as the experiment's method would
+                ad = adapter()
+                ad.wait_programmed(ad.apply_all([]), 20)
     elif kind == "block":
         pods = {p.key: p for p in t.pods()}
         if a["a"] in pods and a["b"] in pods:
