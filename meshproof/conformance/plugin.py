@@ -82,12 +82,16 @@ class ConformancePlugin:
             spec = spec_of(item)
             if spec is None:
                 continue
-            self.specs.append(spec)
             left_out = [f for f in spec.features
                         if f in exempt or (supported and f not in supported)]
             if left_out:
                 item.add_marker(pytest.mark.skip(
                     reason=f"needs {', '.join(left_out)}, left out by the feature options"))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The checks this run will make (after -k and other deselection): a check that
+        never reports is ``not-run`` in the report."""
+        self.specs = [s for i in session.items if (s := spec_of(i)) is not None]
 
     def gate(self, spec: CheckSpec, target: Target, mesh: MeshAdapter) -> None:
         """Skip (or, where nothing may be missing, fail) a check the run cannot make."""
