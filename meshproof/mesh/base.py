@@ -172,6 +172,34 @@ class MeshAdapter(ABC):
                               "checks needing it are skipped for this mesh")
 
 
+class DeclaredResources:
+    """For adapters that state the *whole* set of intents on every change, as a user's
+    ``kubectl apply`` of all their policy files would (the black box, Istio): the set
+    lives here; ``_publish`` renders and applies it and returns the change's token."""
+
+    resources: dict[str, Intent]
+
+    def _publish(self) -> Token:
+        raise NotImplementedError
+
+    def apply(self, intent: Intent) -> Token:
+        self.resources[intent.key] = intent
+        return self._publish()
+
+    def apply_all(self, intents: list[Intent]) -> Token:
+        for intent in intents:
+            self.resources[intent.key] = intent
+        return self._publish()
+
+    def remove(self, intent: Intent) -> Token:
+        self.resources.pop(intent.key, None)
+        return self._publish()
+
+    def reset(self) -> Token:
+        self.resources.clear()
+        return self._publish()
+
+
 class NoMesh(MeshAdapter):
     """``--mesh none``: the topology without a mesh. Claims nothing, so every check is
     skipped with its reason; applying an intent is an error."""

@@ -26,7 +26,7 @@ from typing import Any
 
 from meshproof import __version__
 from meshproof.intent import Fault, Intent, Policy
-from meshproof.mesh.base import MeshInfo, NotProgrammed, Token
+from meshproof.mesh.base import DeclaredResources, MeshInfo, NotProgrammed, Token
 from meshproof.mesh.reference import ReferenceMesh, envoy_version
 from meshproof.policy.render import render
 from meshproof.targets.base import Target
@@ -50,7 +50,7 @@ def sentinel(generation: int) -> Fault:
     return Fault(SENTINEL_SERVICE, abort_status=sentinel_status(generation), abort_percent=100)
 
 
-class ReferenceBlackbox(ReferenceMesh):
+class ReferenceBlackbox(DeclaredResources, ReferenceMesh):
     """Config and "programmed" as a black box. The workload-side capabilities (a
     certificate as a pod would get one, an impostor, a process beside the sidecar)
     are kept from ReferenceMesh: they are not how config reaches the mesh."""
@@ -86,23 +86,6 @@ class ReferenceBlackbox(ReferenceMesh):
             policy = policy.with_intent(intent)
         self.cp.push(policy)  # the version it answers is not read: a black box has none
         return Token(self.name, self.generation)
-
-    def apply(self, intent: Intent) -> Token:
-        self.resources[intent.key] = intent
-        return self._publish()
-
-    def apply_all(self, intents: list[Intent]) -> Token:
-        for intent in intents:
-            self.resources[intent.key] = intent
-        return self._publish()
-
-    def remove(self, intent: Intent) -> Token:
-        self.resources.pop(intent.key, None)
-        return self._publish()
-
-    def reset(self) -> Token:
-        self.resources.clear()
-        return self._publish()
 
     # ------------------------------------------------------------ the sentinel method
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from meshproof.errors import MeshproofError
 from meshproof.intent import Intent
-from meshproof.mesh.base import ConfigRejected, MeshAdapter, MeshInfo, NotProgrammed, Token
+from meshproof.mesh.base import (ConfigRejected, DeclaredResources, MeshAdapter, MeshInfo,
+                                 NotProgrammed, Token)
 from meshproof.mesh.blackbox import CONSECUTIVE, SENTINEL_URL, sentinel, sentinel_status
 from meshproof.mesh.istio import render, syncz
 from meshproof.targets.base import Target
@@ -56,7 +57,7 @@ def kube_profile() -> MeshProfile:
         meshed_restricted=False, permissions=tuple(perms), resource_kinds=KINDS)
 
 
-class IstioMesh(MeshAdapter):
+class IstioMesh(DeclaredResources, MeshAdapter):
     name = "istio"
 
     def __init__(self, target: Target) -> None:
@@ -120,23 +121,6 @@ class IstioMesh(MeshAdapter):
                                  "the resources applied so far stay; evidence lists them") \
                 from exc
         return Token(self.name, self.generation)
-
-    def apply(self, intent: Intent) -> Token:
-        self.resources[intent.key] = intent
-        return self._publish()
-
-    def apply_all(self, intents: list[Intent]) -> Token:
-        for i in intents:
-            self.resources[i.key] = i
-        return self._publish()
-
-    def remove(self, intent: Intent) -> Token:
-        self.resources.pop(intent.key, None)
-        return self._publish()
-
-    def reset(self) -> Token:
-        self.resources.clear()
-        return self._publish()
 
     # ------------------------------------------------------------ programmed
 
