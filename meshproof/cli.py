@@ -259,6 +259,15 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return main_args(args)
 
 
+def _run_options(p: argparse.ArgumentParser, targets: str, meshes: str, tests: str) -> None:
+    """What a suite run takes (conformance and chaos alike), as make passes it."""
+    p.add_argument("--target", default="local", help=f"one of: {targets}")
+    p.add_argument("--mesh", default="reference", help=f"one of: {meshes}")
+    p.add_argument("--defect", default="", help="a defect ID (negative control)")
+    p.add_argument("--tests", default="", help=tests)
+    p.add_argument("--reports", default=str(paths.REPORTS), help="report directory")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="meshproof", description=(
         "Prove, with evidence, that a service mesh does what it promises."))
@@ -267,20 +276,12 @@ def parser() -> argparse.ArgumentParser:
     targets, meshes = ", ".join(registry.TARGETS), ", ".join(registry.MESHES)
     cf = sub.add_parser("conformance", help="run the conformance suite with reports "
                         "(exit 0 passed, 1 a check failed, 2 could not run)")
-    cf.add_argument("--target", default="local", help=f"one of: {targets}")
-    cf.add_argument("--mesh", default="reference", help=f"one of: {meshes}")
-    cf.add_argument("--defect", default="", help="a defect ID (negative control)")
-    cf.add_argument("--tests", default="", help="a pytest -k filter")
-    cf.add_argument("--reports", default=str(paths.REPORTS), help="report directory")
+    _run_options(cf, targets, meshes, tests="a pytest -k filter")
     cf.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     cf.set_defaults(fn=cmd_conformance)
     ch = sub.add_parser("chaos", help="run the chaos experiments with journals "
                         "(exit 0 passed, 1 an experiment failed, 2 could not run)")
-    ch.add_argument("--target", default="local", help=f"one of: {targets}")
-    ch.add_argument("--mesh", default="reference", help=f"one of: {meshes}")
-    ch.add_argument("--defect", default="", help="a defect ID (negative control)")
-    ch.add_argument("--tests", default="", help="experiment names (substrings, comma-separated)")
-    ch.add_argument("--reports", default=str(paths.REPORTS), help="report directory")
+    _run_options(ch, targets, meshes, tests="experiment names (substrings, comma-separated)")
     ch.add_argument("--allow-component-outage", action="store_true",
                     help="on a target other than local, also run experiments that stop mesh "
                     "components (control plane, CA, sidecars)")
