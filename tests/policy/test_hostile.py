@@ -33,20 +33,28 @@ def _limit() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
 
+#: Linux keeps ru_maxrss across execve, so a child forked straight from this (large)
+#: pytest process would report pytest's own RSS as its peak. A small launcher execs
+#: first, then forks the CLI: the CLI's peak is its own. It writes "status maxrss_kb".
+_LAUNCH = ("import os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[2], sys.argv[2:])\n"
+           "_, st, u = os.wait4(pid, 0)\n"
+           "open(sys.argv[1], 'w').write(f'{os.waitstatus_to_exitcode(st)} {u.ru_maxrss}')\n")
+
+
 def run_cli(*args: str) -> tuple[int, str, str, float, float]:
     """(exit code, stdout, stderr, wall seconds, peak RSS in MB) of one CLI run."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as result:
         start = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-m", "meshproof.cli", *args], cwd=ROOT,
-                             stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             preexec_fn=_limit)
-        _, status, usage = os.wait4(p.pid, 0)
+        subprocess.run([sys.executable, "-c", _LAUNCH, result.name, sys.executable, "-m",
+                        "meshproof.cli", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                       stdout=out, stderr=err, preexec_fn=_limit, timeout=60)
         wall = time.monotonic() - start
-        p.returncode = os.waitstatus_to_exitcode(status)
+        code, maxrss_kb = (int(x) for x in open(result.name).read().split())
         out.seek(0)
         err.seek(0)
-        return (p.returncode, out.read().decode(errors="replace"),
-                err.read().decode(errors="replace"), wall, usage.ru_maxrss / 1024)
+        return (code, out.read().decode(errors="replace"),
+                err.read().decode(errors="replace"), wall, maxrss_kb / 1024)
 
 
 REFUSED = refused()

@@ -26,6 +26,8 @@ import queue
 import sys
 
 import grpc
+import grpc._channel  # noqa: F401  (grpc imports these lazily: load them while still root,
+import grpc.experimental  # noqa: F401  before setuid, when the venv may be unreadable)
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 LDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
