@@ -41,7 +41,7 @@ def bring_up(rounds: int) -> dict[str, float]:
         netns.create_fabric()
         for i in range(20):
             t = time.perf_counter()
-            netns.create_pod(f"mp-bench-{i}", i, "127.0.0.1 localhost\n")
+            netns.create_pod(netns.pod_netns("bench", str(i)), i, "127.0.0.1 localhost\n")
             pod_ms.append((time.perf_counter() - t) * 1000)
     finally:
         lab.down()

@@ -25,6 +25,7 @@ from meshproof import registry
 from meshproof.chaos import ledger
 from meshproof.errors import MeshproofError
 from meshproof.targets.model import APP_PORT, Pod
+from meshproof.targets.local.netns import pod_netns
 
 #: Where the toxiproxy in a pod listens (inside the pod netns) for the redirected
 #: sidecar -> app connections, and its API (inside the pod netns as well).
@@ -80,7 +81,7 @@ def event(kind: str, **fields: Any) -> None:
 
 
 def _netns(p: Pod) -> str:
-    return f"mp-{p.namespace}-{p.name}"  # the local lab's naming (LocalTarget only)
+    return pod_netns(p.namespace, p.name)  # the local lab's naming (LocalTarget only)
 
 
 def _nat_rule(p: Pod) -> list[str]:

@@ -21,6 +21,7 @@ from meshproof.load.genclient import Generator
 from meshproof.load.settings import (MAX_ERROR_FRACTION, MAX_LATENESS_P99_US,
                                      MAX_RATE_SHORTFALL, LoadSettings, ScenarioSettings)
 from meshproof.load.topology import CLIENT_POD, MESH_NS, PLAIN_NS
+from meshproof.targets.local.netns import pod_netns
 
 Log = Callable[[str], None]
 
@@ -81,7 +82,7 @@ class ScenarioRun:
     def _sidecars(self, sc: ScenarioSettings) -> dict[str, int]:
         out = {}
         for pod in SIDECARS[sc.name]:
-            pid = procstat.envoy_pid(f"mp-{MESH_NS}-{pod}")
+            pid = procstat.envoy_pid(pod_netns(MESH_NS, pod))
             if pid is not None:
                 out[f"{MESH_NS}/{pod}"] = pid
         return out

@@ -72,7 +72,7 @@ class LoadSession:
             stop_lab()  # ours: we started it in __enter__
 
     def _pin(self, cpu: int) -> None:
-        pids = [pid for ns in netns.list_ours() if ns.startswith(("mp-load-",))
+        pids = [pid for ns in netns.list_ours() if ns.startswith(netns.pod_netns("load", ""))
                 for pid in netns.pids_in(ns)]
         pin(cpu, pids)
         self.log(f"pinned {len(pids)} pod processes to CPU {cpu}")

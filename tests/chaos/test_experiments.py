@@ -18,6 +18,7 @@ import pytest
 
 from meshproof import registry
 from meshproof.chaos import faults, ledger, runner
+from meshproof.targets.local import netns
 from tests.conftest import needs_root
 
 pytestmark = [pytest.mark.lab, pytest.mark.mesh, needs_root]
@@ -59,7 +60,7 @@ def assert_nothing_in_place(t) -> None:
     assert all(comps.values()), [n for n, up in comps.items() if not up]
     for p in t.pods():
         if p.meshed:
-            rules = subprocess.run(["ip", "netns", "exec", f"mp-{p.namespace}-{p.name}",
+            rules = subprocess.run(["ip", "netns", "exec", netns.pod_netns(p.namespace, p.name),
                                     "iptables", "-t", "nat", "-S"], capture_output=True,
                                    text=True, timeout=10).stdout
             assert str(faults.TOX_PORT) not in rules, (p.key, rules)

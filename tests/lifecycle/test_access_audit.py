@@ -41,32 +41,35 @@ ROOT = Path(__file__).resolve().parents[2]
 ADS_CLIENT = ROOT / "tests" / "refmesh" / "ads_client.py"
 VICTIM, OTHER = "team-b/echo-0", "team-a/echo-0"
 
+_RUN = re.escape(str(paths.RUN_DIR))  # the run dir of this lab (MESHPROOF_INSTANCE aware)
+
 #: (path pattern, who may read/connect, why). ``P`` stands for a pod dir
 #: (pods/NS/NAME); who: "all", "root" (root only), "proxy" / "app" (the pod's
 #: own proxy / app uid, and root).
 ACCESS: list[tuple[str, str, str]] = [
-    (r"/run/lock/meshproof\.lock", "all", "pid and phase of the lab holding the machine"),
+    (re.escape(str(lock.LOCK_PATH)), "all", "pid and phase of the lab holding the machine"),
     (r"/etc/netns", "all", "ip netns exec's per-netns /etc"),
-    (r"/etc/netns/mp-[^/]+(/hosts)?", "all", "service names, like kube DNS: no secret"),
-    (r"/run/meshproof", "all", "run dir: traversed by every pod uid"),
-    (r"/run/meshproof/bin(/workload\.py|/probe\.py)?", "all", "staged stdlib app and probe"),
-    (r"/run/meshproof/lab\.json", "all", "pods, IPs, services: discovery data, no secret"),
-    (r"/run/meshproof/labd\.pid", "all", "the daemon's pid"),
-    (r"/run/meshproof/labd\.log", "all", "operational log, no secret"),
-    (r"/run/meshproof/labd\.sock", "root", "the target API drives the whole lab"),
-    (r"/run/meshproof/mesh", "all", "traversed by sidecars to reach ads.sock"),
-    (r"/run/meshproof/mesh/ads\.sock", "all",
+    (r"/etc/netns/" + re.escape(netns.PREFIX) + r"[^/]+(/hosts)?", "all",
+     "service names, like kube DNS: no secret"),
+    (_RUN, "all", "run dir: traversed by every pod uid"),
+    (_RUN + r"/bin(/workload\.py|/probe\.py)?", "all", "staged stdlib app and probe"),
+    (_RUN + r"/lab\.json", "all", "pods, IPs, services: discovery data, no secret"),
+    (_RUN + r"/labd\.pid", "all", "the daemon's pid"),
+    (_RUN + r"/labd\.log", "all", "operational log, no secret"),
+    (_RUN + r"/labd\.sock", "root", "the target API drives the whole lab"),
+    (_RUN + r"/mesh", "all", "traversed by sidecars to reach ads.sock"),
+    (_RUN + r"/mesh/ads\.sock", "all",
      "every sidecar connects as its own uid; each stream is authenticated by SO_PEERCRED"),
-    (r"/run/meshproof/mesh/ca\.sock", "root", "agents (root) ask for SVIDs with pod tokens"),
-    (r"/run/meshproof/mesh/ca", "root", "the CA's state"),
-    (r"/run/meshproof/mesh/ca/root-key\.pem", "root", "the mesh's root key"),
-    (r"/run/meshproof/mesh/ca/root-cert\.pem", "root", "behind the 0700 CA dir"),
-    (r"/run/meshproof/mesh/cp", "root", "the control plane's state: every node's config"),
-    (r"/run/meshproof/mesh/cp/state\.json", "root", "every node's config in one file"),
-    (r"/run/meshproof/mesh/cp-api\.sock", "root", "the control API programs the mesh"),
-    (r"/run/meshproof/mesh/tokens\.json", "root", "bootstrap token -> identity book"),
-    (r"/run/meshproof/mesh/(ca|controlplane)\.log", "all", "operational log, no secret"),
-    (r"/run/meshproof/pods(/[^/]+)?", "all", "pod dirs are traversed by their uids"),
+    (_RUN + r"/mesh/ca\.sock", "root", "agents (root) ask for SVIDs with pod tokens"),
+    (_RUN + r"/mesh/ca", "root", "the CA's state"),
+    (_RUN + r"/mesh/ca/root-key\.pem", "root", "the mesh's root key"),
+    (_RUN + r"/mesh/ca/root-cert\.pem", "root", "behind the 0700 CA dir"),
+    (_RUN + r"/mesh/cp", "root", "the control plane's state: every node's config"),
+    (_RUN + r"/mesh/cp/state\.json", "root", "every node's config in one file"),
+    (_RUN + r"/mesh/cp-api\.sock", "root", "the control API programs the mesh"),
+    (_RUN + r"/mesh/tokens\.json", "root", "bootstrap token -> identity book"),
+    (_RUN + r"/mesh/(ca|controlplane)\.log", "all", "operational log, no secret"),
+    (_RUN + r"/pods(/[^/]+)?", "all", "pod dirs are traversed by their uids"),
     (r"P", "all", "traversed by the pod's uids"),
     (r"P/token", "root", "the pod's bootstrap token: whoever reads it gets its SVID"),
     (r"P/(app|probe-[AX]|proc-[^/]+)\.log", "all", "operational log, no secret"),
@@ -126,7 +129,7 @@ def inventory(pods: dict[str, Any]) -> list[Entry]:
     found: list[Path] = []
     for r in roots:
         if r == netns.NETNS_ETC:
-            found += [r, *[p for d in r.glob("mp-*") for p in (d, *d.rglob("*"))]]
+            found += [r, *[p for d in r.glob(f"{netns.PREFIX}*") for p in (d, *d.rglob("*"))]]
         elif r.is_dir():
             found += [r, *r.rglob("*")]
         elif r.exists():

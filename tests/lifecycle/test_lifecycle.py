@@ -48,7 +48,7 @@ def host_network_state() -> str:
 
 def nothing_left() -> dict[str, list[str]]:
     left = cleanup.leftovers()
-    left["etc_netns"] = [str(p) for p in Path("/etc/netns").glob("mp-*")] \
+    left["etc_netns"] = [str(p) for p in Path("/etc/netns").glob(f"{netns.PREFIX}*")] \
         if Path("/etc/netns").exists() else []
     left["shm"] = [p.name for p in Path("/dev/shm").glob("envoy*")]
     left["lock"] = [str(lock.LOCK_PATH)] if lock.LOCK_PATH.exists() else []

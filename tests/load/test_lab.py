@@ -20,6 +20,7 @@ from meshproof.load import plots, report, wire
 from meshproof.load.session import LoadSession
 from meshproof.load.settings import LoadSettings, ScenarioSettings
 from meshproof.load.topology import CLIENT_POD, MESH_NS, PLAIN_NS
+from meshproof.targets.local import netns
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the netns lab needs root")
 
@@ -129,7 +130,7 @@ def test_envoy_fault_delay_in_p50_overhead_matches_the_wire(session: LoadSession
     def measured(label: str) -> dict[str, Any]:
         before = sum(client.stats(delays).values())
         caps = {path: tmp_path / f"{label}-{path}.pcap" for path in ("plain", "mesh")}
-        running = [wire.Capture(f"mp-{ns}-{CLIENT_POD}", "any",
+        running = [wire.Capture(netns.pod_netns(ns, CLIENT_POD), "any",
                                 " or ".join(f"tcp port {p}" for p in sorted(ports)), caps[path])
                    for path, ns, ports in (("plain", PLAIN_NS, PLAIN_PORTS),
                                            ("mesh", MESH_NS, MESH_PORTS))]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from meshproof import paths
 from meshproof.conformance.spec import CheckSpec
 from meshproof.report.conformance import CheckResult, RunInfo, build_report
 
@@ -89,7 +90,7 @@ def test_up_refuses_bad_arguments_before_creating_anything(args, message, tmp_pa
 def _lab_state() -> tuple[str, ...]:
     """Network namespaces and the run dir: what ``up`` would create first."""
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    run_dir = Path("/run/meshproof")
+    run_dir = paths.RUN_DIR
     return (ns, str(sorted(p.name for p in run_dir.iterdir())) if run_dir.exists() else "")
 
 

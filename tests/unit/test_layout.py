@@ -3,6 +3,7 @@ import alone, and no import cycles hidden by pytest loading the plugin first."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -58,3 +59,25 @@ def test_layers_import_without_pytest_or_the_lab(layer):
     cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         timeout=60, cwd=ROOT)
     assert cp.returncode == 0, cp.stderr
+
+
+def test_instances_name_everything_apart() -> None:
+    """MESHPROOF_INSTANCE gives a lab its own netns prefix, run dir and lock (fresh process),
+    none of which the default lab's names match; a bad name is refused with what to do."""
+    code = ("from meshproof import paths; from meshproof.targets.local import lock, netns; "
+            "print(netns.PREFIX, netns.FABRIC, paths.RUN_DIR, lock.LOCK_PATH, "
+            "netns.pod_netns('team-a', 'echo-0'))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHPROOF_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "MESHPROOF_INSTANCE": "ci7"}, timeout=60, check=True)
+    assert out.stdout.split() == ["mpci7-", "mpci7-fabric", "/run/meshproof-ci7",
+                                  "/run/lock/meshproof-ci7.lock", "mpci7-team-a-echo-0"]
+    assert not "mpci7-team-a-echo-0".startswith("mp-")  # the default lab's sweep never matches
+    default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=60, check=True)
+    assert default.stdout.split() == ["mp-", "mp-fabric", "/run/meshproof",
+                                      "/run/lock/meshproof.lock", "mp-team-a-echo-0"]
+    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "MESHPROOF_INSTANCE": "Bad-Name"}, timeout=60)
+    assert bad.returncode != 0 and "MESHPROOF_INSTANCE" in bad.stderr and "unset it" in bad.stderr
+    assert "Traceback" not in bad.stderr

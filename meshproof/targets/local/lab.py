@@ -158,7 +158,7 @@ class Lab:
         return paths.RUN_DIR / "pods" / pod.namespace / pod.name
 
     def netns_of(self, pod: Pod) -> str:
-        return f"mp-{pod.namespace}-{pod.name}"
+        return netns.pod_netns(pod.namespace, pod.name)
 
     def _add_pod(self, w: WorkloadSpec) -> Pod:
         index = next(self._next_pod)

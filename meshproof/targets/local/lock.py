@@ -1,4 +1,4 @@
-"""One lab per machine: an exclusive lock held from the start of ``up`` to the end of ``down``.
+"""One lab per machine (per ``MESHPROOF_INSTANCE``): an exclusive lock held from the start of ``up`` to the end of ``down``.
 
 Two labs would sweep each other's namespaces (cleanup works by name), so a
 second ``up`` must not start while a first one lives. The lock is an
@@ -19,9 +19,12 @@ import os
 import time
 from pathlib import Path
 
+from meshproof import paths
 from meshproof.errors import TargetError
 
-LOCK_PATH = Path(os.environ.get("MESHPROOF_LOCK", "/run/lock/meshproof.lock"))
+LOCK_PATH = Path(os.environ.get(
+    "MESHPROOF_LOCK",
+    f"/run/lock/meshproof-{paths.INSTANCE}.lock" if paths.INSTANCE else "/run/lock/meshproof.lock"))
 PHASES = ("starting", "ready", "stopping")
 _RECORD = 48  # fixed width: a phase change rewrites in place, readers never see it empty
 

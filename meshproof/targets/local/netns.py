@@ -1,7 +1,7 @@
 """Network namespaces: the routed fabric and one namespace per pod.
 
 Shape: every pod is a netns whose ``eth0`` is one end of a veth pair; the
-other end lives in the ``mp-fabric`` netns. The fabric routes between pods
+other end lives in the fabric netns (``mp-fabric``). The fabric routes between pods
 (a /32 route per pod, the gateway address 198.18.0.1 on every fabric-side
 veth, Calico-style). We route instead of bridging because service VIPs are
 DNATed in the fabric: with a bridge, replies between pods on one L2 segment
@@ -15,10 +15,13 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from meshproof import paths
 from meshproof.targets.local.shell import run
 
-PREFIX = "mp-"
-FABRIC = "mp-fabric"
+#: Every name we create starts with this; a ``MESHPROOF_INSTANCE`` lab uses
+#: ``mp<instance>-``, which the default lab's ``mp-`` never matches.
+PREFIX = f"mp{paths.INSTANCE}-"
+FABRIC = f"{PREFIX}fabric"
 GATEWAY = "198.18.0.1"
 POD_NET = ipaddress.ip_network("198.18.0.0/16")
 VIP_NET = ipaddress.ip_network("198.19.0.0/16")
@@ -37,6 +40,11 @@ def vip(index: int) -> str:
     if not 0 <= index < 250 * 240:
         raise ValueError(f"service index out of range: {index}")
     return f"198.19.{index // 240}.{10 + index % 240}"
+
+
+def pod_netns(namespace: str, name: str) -> str:
+    """The netns of pod ``namespace/name`` (the lab's one naming rule)."""
+    return f"{PREFIX}{namespace}-{name}"
 
 
 def veth_name(index: int) -> str:
