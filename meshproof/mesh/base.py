@@ -28,6 +28,8 @@ CAPABILITIES = {
     "issue-certificate": "issue a workload certificate for an identity with a given TTL",
     "impersonate": "make one workload's sidecar serve another workload's valid identity",
     "bypass-sidecar": "send from inside a pod around its sidecar (as the proxy's identity)",
+    "short-cert-ttl": "issue and rotate workload certificates with a short TTL for a while "
+                      "(rotation checks, CA-outage experiments)",
 }
 
 
@@ -166,6 +168,16 @@ class MeshAdapter(ABC):
         """Send from ``src`` around its sidecar (what a compromised or careless process in
         the pod could do): plaintext straight onto the pod network."""
         raise self._lacks("bypass-sidecar")
+
+    @contextmanager
+    def short_cert_ttl(self, ttl_s: int) -> Iterator[None]:
+        """While inside, the mesh issues every workload certificate valid for ``ttl_s``
+        seconds and rotates each before it expires, as it would in production; on exit
+        (and after a killed run, by the next one) the mesh's default TTL is back.
+        Rotation checks and the CA-outage experiment need it; a mesh whose TTL cannot be
+        shortened lacks it and those are skipped with the reason."""
+        raise self._lacks("short-cert-ttl")
+        yield  # pragma: no cover
 
     def _lacks(self, capability: str) -> MeshproofError:
         return MeshproofError(f"mesh {self.name!r} does not offer {capability!r}",
