@@ -14,6 +14,7 @@ lab's process supervisor (an impostor identity) go through the target's
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from meshproof.intent import Intent, Policy
 from meshproof.mesh.base import (ConfigRejected, IssuedCert, MeshAdapter, MeshInfo,
                                  NotProgrammed, Token)
 from meshproof.mesh.defects import IMPLEMENTED
-from meshproof.mesh.refpaths import CA_SOCKET, CP_API_SOCKET, TOKENS, admin_socket
+from meshproof.mesh.refpaths import CA_SOCKET, CERT_TTL, CP_API_SOCKET, TOKENS, admin_socket
 from meshproof.targets.base import Target
 from meshproof.targets.model import Pod, ProbeOrder, ProbeResult
 
@@ -85,6 +86,7 @@ class ReferenceMesh(MeshAdapter):
         # The control plane holds the policy in force: start from it, so the CLI and a
         # test session share one truth.
         self.policy = self.cp.policy()
+        self.undo_stale_cert_ttl()
 
     # ------------------------------------------------------------ declarations
 
@@ -98,7 +100,7 @@ class ReferenceMesh(MeshAdapter):
     def capabilities(self) -> frozenset[str]:
         caps = {"issue-certificate", "bypass-sidecar"}
         if isinstance(self.target, MeshHost):
-            caps.add("impersonate")
+            caps |= {"impersonate", "short-cert-ttl"}
         return frozenset(caps)
 
     def defects(self) -> frozenset[str]:
@@ -208,6 +210,46 @@ class ReferenceMesh(MeshAdapter):
         finally:
             self.target.mesh_call("swap_identity", key=pod.key, as_pod=pod.key)
 
+    @contextmanager
+    def short_cert_ttl(self, ttl_s: int) -> Iterator[None]:
+        """The CA issues every workload certificate for ``ttl_s`` seconds and the agents
+        rotate at half life; entering returns once every sidecar serves such a
+        certificate, leaving once every one serves a default-TTL certificate again. The
+        setting is recorded under the run dir (``refpaths.CERT_TTL``) with this process's
+        pid, so a killed run's setting is undone by the next adapter (or goes with the
+        lab at ``meshproof down``)."""
+        if not isinstance(self.target, MeshHost):
+            raise self._lacks("short-cert-ttl")
+        if ttl_s < 2:
+            raise MeshproofError(f"short_cert_ttl({ttl_s}): the CA's shortest TTL is 2 s")
+        self.target.mesh_call("set_cert_ttl", ttl_s=int(ttl_s), owner_pid=os.getpid())
+        try:
+            yield
+        finally:
+            self.target.mesh_call("set_cert_ttl", ttl_s=None)
+
+    def undo_stale_cert_ttl(self) -> bool:
+        """A short TTL left in force by a run that died (its owner pid is gone): set the
+        default back. True if there was one."""
+        try:
+            owner = int(json.loads(CERT_TTL.read_text()).get("owner_pid") or 0)
+        except (OSError, ValueError, AttributeError):
+            return False
+        if owner and _alive(owner) or not isinstance(self.target, MeshHost):
+            return False
+        self.target.mesh_call("set_cert_ttl", ttl_s=None)
+        return True
+
     def bypass_probe(self, src: Pod, order: ProbeOrder) -> list[ProbeResult]:
         """As the pod's proxy uid, which the capture rules exempt (as Istio's do)."""
         return self.target.probe(src, order, in_sidecar=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
