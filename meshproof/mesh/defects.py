@@ -28,6 +28,8 @@ DEFECTS: dict[str, str] = {
     "deny-only-with-rules": "deny by default holds only for destinations some access rule "
                             "names",
     "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
+    "rotation-stopped": "the identity agent never renews a certificate on its own: it is "
+                        "served until it expires",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -40,6 +42,8 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
+    # The identity agent's (meshproof.mesh.reference_local.AGENT_DEFECTS: one agent flag).
+    "rotation-stopped",
 })
 
 

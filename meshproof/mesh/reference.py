@@ -33,7 +33,7 @@ from meshproof.targets.model import Pod, ProbeOrder, ProbeResult
 #: Features the reference mesh claims: all of them (a skip against it is a failure).
 CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
                     "traffic-split", "traffic-split-match", "xfcc-spiffe", "server-identity",
-                    "cert-validation", "access-control", "access-control-routes", "retries",
+                    "cert-validation", "cert-rotation", "access-control", "access-control-routes", "retries",
                     "timeouts", "fault-injection", "gamma-httproute"})
 
 
