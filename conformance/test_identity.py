@@ -97,3 +97,35 @@ def test_certificates_rotate_before_expiry(target, mesh, verdict):
                         all_ok(meshed_pooled),
                         summary(meshed_pooled) | {"caller_cert_hashes_seen": len(hashes)})]
     assert all(ok), verdict.lines
+
+
+@check("ca-refuses-foreign-identity",
+       "a workload asking the mesh's issuing path with its own credentials gets its own "
+       "identity, and is refused another workload's (same and other namespace), its own "
+       "plus another's, a case variant, a longer name with its own as prefix, and its own "
+       "path in another trust domain",
+       features=["identity-issuance"], catches=["ca-signs-any"], intents=[],
+       mesh_needs=["request-certificate"])
+def test_ca_refuses_foreign_identities(target, mesh, verdict):
+    a = client(target, "team-a")
+    own = a.identity
+    foreign = {
+        "same namespace's other workload": (echo(target, "team-a").identity,),
+        "other namespace's workload": (echo(target, "team-b").identity,),
+        "own plus another's": (own, echo(target, "team-b").identity),
+        "case variant": (own.replace("/sa/", "/SA/").upper().replace("SPIFFE://",
+                                                                      "spiffe://"),),
+        "own name as a prefix": (own + "-admin",),
+        "another trust domain": (own.replace("spiffe://cluster.local/",
+                                             "spiffe://elsewhere.example/"),),
+    }
+    answer = mesh.request_certificate(a, (own,))
+    refused = {why: mesh.request_certificate(a, ids) for why, ids in foreign.items()}
+    ok = [verdict.exact("own identity granted, naming exactly it (positive control)",
+                        answer.granted and answer.detail == own,
+                        {"asked": own, "answer": answer.detail}),
+          verdict.exact("every foreign identity refused",
+                        not any(r.granted for r in refused.values()),
+                        {why: {"asked": list(r.asked), "granted": r.granted,
+                               "answer": r.detail[:160]} for why, r in refused.items()})]
+    assert all(ok), verdict.lines

@@ -30,6 +30,8 @@ DEFECTS: dict[str, str] = {
     "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
     "rotation-stopped": "the identity agent never renews a certificate on its own: it is "
                         "served until it expires",
+    "ca-signs-any": "the CA signs whatever identity a CSR names for any known workload "
+                    "credential",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -44,6 +46,8 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
     # The identity agent's (meshproof.mesh.reference_local.AGENT_DEFECTS: one agent flag).
     "rotation-stopped",
+    # The CA's (meshproof.mesh.reference_local.CA_DEFECTS: one CA flag).
+    "ca-signs-any",
 })
 
 

@@ -23,17 +23,18 @@ from typing import Any, Protocol, runtime_checkable
 from meshproof import __version__
 from meshproof.errors import MeshproofError, TargetError
 from meshproof.intent import Intent, Policy
-from meshproof.mesh.base import (ConfigRejected, IssuedCert, MeshAdapter, MeshInfo,
-                                 NotProgrammed, Token)
+from meshproof.mesh.base import (CertAnswer, ConfigRejected, IssuedCert, MeshAdapter,
+                                 MeshInfo, NotProgrammed, Token)
 from meshproof.mesh.defects import IMPLEMENTED
 from meshproof.mesh.refpaths import CA_SOCKET, CERT_TTL, CP_API_SOCKET, TOKENS, admin_socket
+from meshproof.pki import csr_and_key
 from meshproof.targets.base import Target
 from meshproof.targets.model import Pod, ProbeOrder, ProbeResult
 
 #: Features the reference mesh claims: all of them (a skip against it is a failure).
 CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
                     "traffic-split", "traffic-split-match", "xfcc-spiffe", "server-identity",
-                    "cert-validation", "cert-rotation", "access-control", "access-control-routes", "retries",
+                    "cert-validation", "cert-rotation", "identity-issuance", "access-control", "access-control-routes", "retries",
                     "timeouts", "fault-injection", "gamma-httproute"})
 
 
@@ -98,7 +99,7 @@ class ReferenceMesh(MeshAdapter):
                         {"envoy": envoy_version()})
 
     def capabilities(self) -> frozenset[str]:
-        caps = {"issue-certificate", "bypass-sidecar"}
+        caps = {"issue-certificate", "request-certificate", "bypass-sidecar"}
         if isinstance(self.target, MeshHost):
             caps |= {"impersonate", "short-cert-ttl"}
         return frozenset(caps)
@@ -183,22 +184,39 @@ class ReferenceMesh(MeshAdapter):
     def issue_certificate(self, identity: Pod, ttl_s: int) -> IssuedCert:
         """A certificate for ``identity``'s workload from the mesh CA, as a pod's agent
         would get it: a CSR plus that pod's bootstrap token (the CA's token book)."""
-        from refmesh import unixhttp
+        csr, key = csr_and_key(identity.identity)
+        status, body = self._sign(identity, csr, ttl_s)
+        if status != 200:
+            raise MeshproofError(f"the mesh CA refused to sign {identity.identity}: {body}")
+        return IssuedCert(body["cert"], key, body["root"], identity.identity)
 
-        from meshproof.pki import csr_and_key
+    def request_certificate(self, credentials_of: Pod, identities: tuple[str, ...]
+                            ) -> CertAnswer:
+        """The pod's bootstrap token (its agent's credential) with a CSR naming
+        ``identities``, to the CA exactly as the agent sends it."""
+        from cryptography import x509
+
+        from refmesh.pki import uri_sans
+
+        status, body = self._sign(credentials_of, csr_and_key(*identities)[0], 60)
+        if status != 200:
+            return CertAnswer(tuple(identities), False,
+                              f"{status}: {dict(body).get('error', body)}")
+        cert = x509.load_pem_x509_certificate(str(body["cert"]).encode())
+        return CertAnswer(tuple(identities), True, " ".join(uri_sans(cert)))
+
+    def _sign(self, pod: Pod, csr: str, ttl_s: int) -> tuple[int, Any]:
+        """POST a CSR to the CA with ``pod``'s bootstrap token."""
+        from refmesh import unixhttp
 
         book = json.loads(TOKENS.read_text())
         token = next((t for t, who in book.items()
                       if (who["namespace"], who["service_account"])
-                      == (identity.namespace, identity.service_account)), None)
+                      == (pod.namespace, pod.service_account)), None)
         if token is None:
-            raise MeshproofError(f"no bootstrap token for {identity.identity}")
-        csr, key = csr_and_key(identity.identity)
-        status, body = unixhttp.request_json(CA_SOCKET, "POST", "/sign", {
+            raise MeshproofError(f"no bootstrap token for {pod.identity}")
+        return unixhttp.request_json(CA_SOCKET, "POST", "/sign", {
             "csr": csr, "token": token, "ttl_seconds": ttl_s}, timeout=10)
-        if status != 200:
-            raise MeshproofError(f"the mesh CA refused to sign {identity.identity}: {body}")
-        return IssuedCert(body["cert"], key, body["root"], identity.identity)
 
     @contextmanager
     def impersonate(self, pod: Pod, as_pod: Pod) -> Iterator[None]:

@@ -38,6 +38,8 @@ READY_TIMEOUT_S = 30.0
 LAB_DEFECTS = frozenset({"fail-open-without-sidecar", "config-lost-on-cp-outage"})
 #: Defects of the identity agent (one flag each on its command line).
 AGENT_DEFECTS = {"rotation-stopped": "--no-rotate"}
+#: Defects of the CA (one flag each on its command line).
+CA_DEFECTS = {"ca-signs-any": "--sign-any"}
 
 Progress = Callable[[str, int, int], None]
 
@@ -85,7 +87,8 @@ class ReferenceMeshInstall:
             name="ca", group="mesh", log=MESH_DIR / "ca.log",
             argv=[py, "-m", "refmesh.ca", "--state-dir", str(MESH_DIR / "ca"),
                   "--socket", str(CA_SOCKET), "--tokens", str(TOKENS),
-                  "--ttl-file", str(CERT_TTL)],
+                  "--ttl-file", str(CERT_TTL),
+                  *([CA_DEFECTS[self.defect]] if self.defect in CA_DEFECTS else [])],
             ready=lambda _pid: _healthy(CA_SOCKET)))
         self.lab.sup.start(ProcSpec(
             name="controlplane", group="mesh", log=MESH_DIR / "controlplane.log",
