@@ -32,6 +32,8 @@ DEFECTS: dict[str, str] = {
                         "served until it expires",
     "ca-signs-any": "the CA signs whatever identity a CSR names for any known workload "
                     "credential",
+    "acked-on-send": "the control plane reports a version ACKed (programmed) when it sends "
+                     "it, before the sidecar has applied it",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -48,6 +50,8 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "rotation-stopped",
     # The CA's (meshproof.mesh.reference_local.CA_DEFECTS: one CA flag).
     "ca-signs-any",
+    # The control plane's ACK bookkeeping (reference_local.CP_DEFECTS: one flag).
+    "acked-on-send",
 })
 
 

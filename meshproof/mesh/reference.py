@@ -79,6 +79,9 @@ class ControlPlaneClient:
 
 class ReferenceMesh(MeshAdapter):
     name = "reference"
+    #: Also read each sidecar's own warming counters before saying programmed (Envoy
+    #: ACKs before warming ends). ``ReferenceAcked`` turns it off.
+    read_proxy_warming = True
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
@@ -148,6 +151,8 @@ class ReferenceMesh(MeshAdapter):
                 node, why = next(iter(nacked.items()))
                 raise ConfigRejected(f"sidecar {node} rejected version {version}: {why}",
                                      "the last good config keeps serving; fix the intent")
+            if not waiting and not self.read_proxy_warming:
+                return
             if not waiting:
                 warming = {p.key: EnvoyAdmin(admin_socket(p.namespace, p.name),
                                              timeout=2).warming() for p in self.sidecars}
@@ -261,6 +266,20 @@ class ReferenceMesh(MeshAdapter):
     def bypass_probe(self, src: Pod, order: ProbeOrder) -> list[ProbeResult]:
         """As the pod's proxy uid, which the capture rules exempt (as Istio's do)."""
         return self.target.probe(src, order, in_sidecar=True)
+
+
+class ReferenceAcked(ReferenceMesh):
+    """``--mesh reference-acked``: programmed from the control plane's ACKs alone, as an
+    ACK-based third-party adapter decides it (Istio's syncz: acked == sent), without
+    reading the proxies' own warming counters. It proves the ACK method the way the
+    black box proves the sentinel method, and it is where a control plane that reports
+    ACK on send shows: the reference adapter's extra read of each Envoy (answered on the
+    thread that applies xDS) mostly hides it. For the programmed-signal checks; a
+    change that makes a cluster warm (outlier detection) can race it, as it can any
+    ACK-only adapter."""
+
+    name = "reference-acked"
+    read_proxy_warming = False
 
 
 def _alive(pid: int) -> bool:

@@ -40,6 +40,8 @@ LAB_DEFECTS = frozenset({"fail-open-without-sidecar", "config-lost-on-cp-outage"
 AGENT_DEFECTS = {"rotation-stopped": "--no-rotate"}
 #: Defects of the CA (one flag each on its command line).
 CA_DEFECTS = {"ca-signs-any": "--sign-any"}
+#: Defects of the control plane's bookkeeping (one flag each on its command line).
+CP_DEFECTS = {"acked-on-send": "--ack-on-send"}
 
 Progress = Callable[[str, int, int], None]
 
@@ -93,7 +95,8 @@ class ReferenceMeshInstall:
         self.lab.sup.start(ProcSpec(
             name="controlplane", group="mesh", log=MESH_DIR / "controlplane.log",
             argv=[py, "-m", "refmesh.controlplane", "--ads-socket", str(ADS_SOCKET),
-                  "--api-socket", str(CP_API_SOCKET), "--state-dir", str(MESH_DIR / "cp")],
+                  "--api-socket", str(CP_API_SOCKET), "--state-dir", str(MESH_DIR / "cp"),
+                  *([CP_DEFECTS[self.defect]] if self.defect in CP_DEFECTS else [])],
             ready=lambda _pid: _healthy(CP_API_SOCKET)))
         self.lab.sup.wait_ready(["ca", "controlplane"], READY_TIMEOUT_S)
         self.program_defect()
