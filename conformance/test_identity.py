@@ -23,8 +23,8 @@ import pytest
 from meshproof.conformance.check import check
 from meshproof.conformance.pods import OUTSIDE, client, echo
 from meshproof.conformance.tls import put_tls_files, tls_probe
-from meshproof.intent import MTLSMode
-from meshproof.probe import all_ok, send, summary
+from meshproof.intent import AccessMode, AccessRule, MTLSMode
+from meshproof.probe import all_denied, all_ok, denial_evidence, send, summary
 
 pytestmark = [pytest.mark.mesh]
 
@@ -128,4 +128,34 @@ def test_ca_refuses_foreign_identities(target, mesh, verdict):
                         not any(r.granted for r in refused.values()),
                         {why: {"asked": list(r.asked), "granted": r.granted,
                                "answer": r.detail[:160]} for why, r in refused.items()})]
+    assert all(ok), verdict.lines
+
+
+def _uris(result) -> list[str]:
+    xfcc = str(dict(result.json.get("headers") or {}).get("x-forwarded-client-cert", ""))
+    return re.findall(r"URI=([^;,\s]+)", xfcc)
+
+
+@check("mtls-forged-identity-meshed-caller",
+       "a meshed caller that puts another workload's identity in x-forwarded-client-cert: "
+       "the server's app sees only the caller's own identity, and an access rule for the "
+       "forged identity does not let it in",
+       features=["xfcc-spiffe", "access-control"], catches=["xfcc-forwarded"],
+       intents=["AccessMode", "AccessRule"])
+def test_meshed_caller_cannot_forge_identity(target, mesh, verdict):
+    a, c = client(target, "team-a"), client(target, "team-c")
+    verdict.touch(echo(target, "team-b"))
+    forged = {"x-forwarded-client-cert": f"URI={a.identity}"}
+    seen = send(target, c, ECHO_B, 5, headers=forged)
+    mesh.wait_programmed(mesh.apply_all([
+        AccessMode("smi", namespace="team-b"),
+        AccessRule("team-b/allow-team-a", "team-b/echo", ("team-a/client",))]))
+    denied = send(target, c, ECHO_B, 5, headers=forged)
+    allowed = send(target, a, ECHO_B, 5)
+    ok = [verdict.exact("the app sees exactly the caller's own identity",
+                        all_ok(seen) and all(_uris(r) == [c.identity] for r in seen),
+                        {"uris_seen": [_uris(r) for r in seen[:3]], "caller": c.identity}),
+          verdict.exact("team-a allowed (positive control)", all_ok(allowed), summary(allowed)),
+          verdict.exact("team-c forging team-a's identity denied", all_denied(denied),
+                        denial_evidence(denied))]
     assert all(ok), verdict.lines

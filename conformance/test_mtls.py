@@ -99,7 +99,7 @@ def test_workload_strict_beats_namespace_permissive(target, mesh, verdict):
 
 
 @check("mtls-caller-identity", "the server sees the caller's SPIFFE ID; an unmeshed caller "
-       "cannot forge one", features=["xfcc-spiffe"], intents=[])
+       "cannot forge one", features=["xfcc-spiffe"], catches=["xfcc-forwarded"], intents=[])
 def test_app_sees_the_callers_spiffe_id(target, mesh, verdict):
     a = client(target, "team-a")
     r = send(target, a, ECHO_B, 1)[0]

@@ -28,6 +28,11 @@ DEFECTS: dict[str, str] = {
     "deny-only-with-rules": "deny by default holds only for destinations some access rule "
                             "names",
     "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
+    "namespace-mode-ignored": "under a mesh-wide mTLS mode a namespace's own mode is ignored",
+    "source-namespace-wide": "an access rule's source admits every service account of its "
+                             "namespace",
+    "xfcc-forwarded": "a caller's x-forwarded-client-cert is appended to, not replaced: a "
+                      "forged identity reaches the app",
     "rotation-stopped": "the identity agent never renews a certificate on its own: it is "
                         "served until it expires",
     "ca-signs-any": "the CA signs whatever identity a CSR names for any known workload "
@@ -44,6 +49,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
     # The identity agent's (meshproof.mesh.reference_local.AGENT_DEFECTS: one agent flag).
