@@ -37,13 +37,13 @@ def test_namespace_mode_beats_mesh_mode(target, mesh, verdict):
         plain_c = send(target, out, "http://echo.team-c/echo", N, timeout_s=2)
         meshed = send(target, a, "http://echo.team-b/echo", N) \
             + send(target, a, "http://echo.team-c/echo", N)
-        ok.append(verdict.exact(f"mesh {mesh_mode}: meshed callers accepted (positive "
+        ok.append(verdict.exact(f"mesh {mesh_mode} - meshed callers accepted (positive "
                                 "control)", all_ok(meshed), summary(meshed)))
         for ns, results, mode in (("team-b", plain_b, ns_mode), ("team-c", plain_c, mesh_mode)):
             if mode == "STRICT":
-                ok.append(verdict.exact(f"mesh {mesh_mode}, {ns} {mode}: plaintext refused",
+                ok.append(verdict.exact(f"mesh {mesh_mode}, {ns} {mode} - plaintext refused",
                                         all_denied(results), denial_evidence(results)))
             else:
-                ok.append(verdict.exact(f"mesh {mesh_mode}, {ns} {mode}: plaintext accepted",
+                ok.append(verdict.exact(f"mesh {mesh_mode}, {ns} {mode} - plaintext accepted",
                                         all_ok(results), summary(results)))
     assert all(ok), verdict.lines

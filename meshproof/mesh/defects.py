@@ -31,8 +31,8 @@ DEFECTS: dict[str, str] = {
     "namespace-mode-ignored": "under a mesh-wide mTLS mode a namespace's own mode is ignored",
     "source-namespace-wide": "an access rule's source admits every service account of its "
                              "namespace",
-    "xfcc-forwarded": "a caller's x-forwarded-client-cert is appended to, not replaced: a "
-                      "forged identity reaches the app",
+    "xfcc-forwarded": "the server's sidecar passes a caller's x-forwarded-client-cert "
+                      "through instead of setting it from the verified certificate",
     "rotation-stopped": "the identity agent never renews a certificate on its own: it is "
                         "served until it expires",
     "ca-signs-any": "the CA signs whatever identity a CSR names for any known workload "

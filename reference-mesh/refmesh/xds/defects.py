@@ -24,8 +24,8 @@ the generated xDS with and without each and check the diff's paths):
   ignored (namespace-over-mesh precedence wrong, both directions).
 - ``source-namespace-wide``: an access rule's source matches every service account of
   the source's namespace (a principal prefix instead of the exact SPIFFE ID).
-- ``xfcc-forwarded``: the inbound side appends to a caller's x-forwarded-client-cert
-  instead of replacing it, so a caller can put a forged identity before its own.
+- ``xfcc-forwarded``: the inbound side passes a caller's x-forwarded-client-cert through
+  as sent (ALWAYS_FORWARD_ONLY) instead of setting it from the verified certificate.
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).

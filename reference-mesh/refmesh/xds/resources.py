@@ -266,7 +266,7 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions) -> dict[str, Any]
     hcm = _hcm("inbound_" + str(opts.app_port), [rbac_base_filter()],
                rds={"config_source": ads_config_source(),
                     "route_config_name": names.inbound_route(opts.app_port)},
-               forward_client_cert_details=("APPEND_FORWARD" if "xfcc-forwarded" in defects
+               forward_client_cert_details=("ALWAYS_FORWARD_ONLY" if "xfcc-forwarded" in defects
                                             else "SANITIZE_SET"),
                set_current_client_cert_details={"uri": True})
     chains = [{
