@@ -5,9 +5,9 @@ benchmark reports, per check, the narrowest margin seen over its runs:
 - statistical judgements (``design`` with a pass band): hits vs the band, in
   requests (how many more or fewer hits would have failed the check);
 - timing judgements ("... within [LO, HI] ms" with ``latency_ms``): the closest
-  latency to either bound, in ms;
-- the rotation check's span (``span_s`` against ``bound_s``), in seconds.
-Judgements without a bound (every request must behave) have no margin.
+  latency to either bound, in ms.
+Judgements without a bound (every request must behave, a zero-tolerance band
+such as 88..88) have no margin.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def judgement_margins(check: str, judgement: dict[str, Any]) -> list[dict[str, A
     label = str(judgement.get("label", ""))
     out: list[dict[str, Any]] = []
     design = judgement.get("design")
-    if isinstance(design, dict) and "lo" in design and "hits" in judgement:
+    if isinstance(design, dict) and "lo" in design and "hits" in judgement \
+            and design["lo"] != design["hi"]:
         hits, lo, hi = int(judgement["hits"]), int(design["lo"]), int(design["hi"])
         out.append({"check": check, "label": label, "observed": hits,
                     "bound": f"{lo}..{hi}", "margin": min(hits - lo, hi - hits),
@@ -36,10 +37,6 @@ def judgement_margins(check: str, judgement: dict[str, Any]) -> list[dict[str, A
         margin, observed = min((low - lo, low), (hi - high, high))
         out.append({"check": check, "label": label, "observed": round(observed, 2),
                     "bound": f"[{lo}, {hi}]", "margin": round(margin, 2), "unit": "ms"})
-    if "span_s" in judgement and "bound_s" in judgement:
-        span, bound = float(judgement["span_s"]), float(judgement["bound_s"])
-        out.append({"check": check, "label": label, "observed": span, "bound": f"> {bound}",
-                    "margin": round(span - bound, 2), "unit": "s"})
     return out
 
 

@@ -31,6 +31,7 @@ DEFECTS: dict[str, str] = {
     "namespace-mode-ignored": "under a mesh-wide mTLS mode a namespace's own mode is ignored",
     "source-namespace-wide": "an access rule's source admits every service account of its "
                              "namespace",
+    "route-header-prefix": "an access rule's exact header value is matched as a prefix",
     "xfcc-forwarded": "the server's sidecar passes a caller's x-forwarded-client-cert "
                       "through instead of setting it from the verified certificate",
     "rotation-stopped": "the identity agent never renews a certificate on its own: it is "
@@ -49,7 +50,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
-    "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded",
+    "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
     # The identity agent's (meshproof.mesh.reference_local.AGENT_DEFECTS: one agent flag).

@@ -49,7 +49,7 @@ ONLY_IN = {
 #: Defects whose negative controls run only in the nightly tier (both modes): the
 #: boundary-audit defects of issue 11, beyond the CI tier's budget for that issue.
 NIGHTLY_ONLY = frozenset({"namespace-mode-ignored", "source-namespace-wide",
-                          "xfcc-forwarded"})
+                          "xfcc-forwarded", "route-header-prefix"})
 
 
 def run_suite(defect: str, report: Path, *extra: str, mesh: str = "reference"

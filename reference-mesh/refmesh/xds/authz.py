@@ -43,8 +43,22 @@ def rbac_policy(rule: AccessRule, defects: frozenset[str] = frozenset()) -> dict
         # A rule's path matched as a prefix, not the whole path: /echo allows /echo-admin.
         routes = tuple(dataclasses.replace(r, path_regex=r.path_regex + ".*")
                        if r.path_regex and not r.path_regex.endswith(".*") else r for r in routes)
-    return {"permissions": ([rbac_permission(r) for r in routes] or [{"any": True}]),
+    permissions = [rbac_permission(r) for r in routes]
+    if "route-header-prefix" in defects:
+        permissions = [_header_exact_as_prefix(p) for p in permissions]
+    return {"permissions": (permissions or [{"any": True}]),
             "principals": [_principal(s, defects) for s in rule.sources]}
+
+
+def _header_exact_as_prefix(x: Any) -> Any:
+    """Defect ``route-header-prefix``: every exact header value matched as a prefix."""
+    if isinstance(x, dict):
+        if set(x) == {"exact"} and isinstance(x["exact"], str):
+            return {"prefix": x["exact"]}
+        return {k: _header_exact_as_prefix(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_header_exact_as_prefix(v) for v in x]
+    return x
 
 
 def rbac_base_filter() -> dict[str, Any]:
