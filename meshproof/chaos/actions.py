@@ -17,7 +17,8 @@ __all__ = ["insert_toxiproxy", "remove_toxiproxy", "add_toxic", "remove_toxic",
            "stop_sidecar", "start_sidecar", "stop_component", "start_component",
            "block", "unblock", "kill_pod", "revive_pod", "apply_policy", "remove_policy",
            "apply_policy_expect_not_programmed", "converge", "wait_serving", "undo_ledger",
-           "pause", "expect_status"]
+           "pause", "expect_status", "scale_workload", "unscale_workload", "stop_app",
+           "start_app", "expect_errors_at_most"]
 
 
 def insert_toxiproxy(upstream: str) -> None:
@@ -73,6 +74,7 @@ def unblock(a: str, b: str) -> None:
 
 
 def kill_pod(pod: str) -> None:
+    """SIGKILL every process of a pod (``ns/workload#last``: the newest one)."""
     faults.kill_pod(pod)
 
 
@@ -159,3 +161,41 @@ def expect_status(src: str, url: str, status: int, count: int = 10) -> int:
     if not rs or any(r.status != int(status) for r in rs):
         raise MeshproofError(f"{url} from {src}: expected {status} on all {count}, saw {seen}")
     return len(rs)
+
+
+def scale_workload(workload: str, replicas: int) -> int:
+    """Scale ``ns/workload`` (e.g. three replicas of one version); the rollback, or the
+    next run after a killed one, scales it back. Returns the pods it has."""
+    return len(faults.scale(workload, int(replicas)))
+
+
+def unscale_workload(workload: str) -> None:
+    faults.unscale(workload)
+
+
+def _app(pod: str) -> str:
+    return f"{faults.pod(pod).key}/app"
+
+
+def stop_app(pod: str) -> None:
+    """Stop a pod's app, not its sidecar: the pod stays in the load-balancing set (its
+    readiness has not caught up yet) and its sidecar answers every request with 503."""
+    faults.stop_component(_app(pod))
+
+
+def start_app(pod: str) -> None:
+    faults.start_component(_app(pod))
+
+
+def expect_errors_at_most(url: str, max_errors: int) -> int:
+    """Client-visible errors (not 200) of every hypothesis sample to ``url`` since the
+    first fault was injected, summed over the run so far: at most ``max_errors`` (e.g.
+    outlier detection's consecutive-error count). Returns the count; fails above it."""
+    errors = faults.errors_since_first_fault(url)
+    faults.event("note", what="errors-since-fault", url=url, errors=errors,
+                 max_errors=int(max_errors))
+    if errors > int(max_errors):
+        raise MeshproofError(f"{errors} client-visible errors on {url} since the fault "
+                             f"(bound {max_errors})")
+    return errors
+

@@ -8,6 +8,7 @@ reads the annotations as types.
 """
 
 import time
+from dataclasses import replace
 from typing import Any, Dict, List
 
 from meshproof.chaos import faults
@@ -18,11 +19,13 @@ __all__ = ["success_count", "bounded_count", "latency_quantile_ms", "sidecar_byp
 
 
 def _batch(src: str, url: str, count: int, timeout_s: float, concurrency: int,
-           probe: str) -> List[Any]:
+           probe: str, body_bytes: int = 0) -> List[Any]:
     count = max(1, min(int(count), 2000))  # bounded
     t0 = time.time()
-    results = faults.target().probe(faults.pod(src), order(
-        url, count, timeout_s=float(timeout_s), concurrency=int(concurrency)))
+    o = order(url, count, timeout_s=float(timeout_s), concurrency=int(concurrency))
+    if body_bytes:  # a POST of that many bytes (bounded: 1 MB)
+        o = replace(o, method="POST", body="x" * max(0, min(int(body_bytes), 1_000_000)))
+    results = faults.target().probe(faults.pod(src), o)
     lat = sorted(r.latency_us / 1000 for r in results)
     faults.event("sample", probe=probe, src=src, url=url, t0=t0, n=len(results),
                  ok=sum(1 for r in results if r.status == 200),
@@ -45,23 +48,25 @@ def _q(values: List[float], q: float) -> float:
 
 
 def success_count(src: str, url: str, count: int = 88, timeout_s: float = 2.0,
-                  concurrency: int = 8, statuses: List[int] = None) -> int:
+                  concurrency: int = 8, statuses: List[int] = None,
+                  body_bytes: int = 0) -> int:
     """How many of ``count`` requests from pod ``src`` (``ns/workload[#i]``) to ``url``
     answered with a status in ``statuses`` (default 200). The tolerance states the
     binomial design's pass band (e.g. ``88`` for 100 % expected, 10-point margin)."""
     allowed = set(statuses or [200])
-    rs = _batch(src, url, count, timeout_s, concurrency, "success_count")
+    rs = _batch(src, url, count, timeout_s, concurrency, "success_count", body_bytes)
     return sum(1 for r in rs if r.status in allowed)
 
 
 def bounded_count(src: str, url: str, max_latency_ms: float, count: int = 20,
                   statuses: List[int] = None, timeout_s: float = 3.0,
-                  concurrency: int = 4) -> int:
+                  concurrency: int = 4, body_bytes: int = 0) -> int:
     """How many requests ended with an HTTP status in ``statuses`` (default 200, 504)
     within ``max_latency_ms`` (the policy's bound: (N+1) x T plus the stated slack).
-    A hang (the probe's own ``timeout_s``), a reset or a late answer does not count."""
+    A hang (the probe's own ``timeout_s``), a reset or a late answer does not count.
+    ``body_bytes``: POST a body of that size (a bandwidth limit's stated size)."""
     allowed = set(statuses or [200, 504])
-    rs = _batch(src, url, count, timeout_s, concurrency, "bounded_count")
+    rs = _batch(src, url, count, timeout_s, concurrency, "bounded_count", body_bytes)
     return sum(1 for r in rs if r.status in allowed and r.latency_us / 1000 <= max_latency_ms)
 
 

@@ -39,6 +39,8 @@ def run_suite(target: str = "local", mesh: str = "reference", defect: str = "",
                   "--allow-component-outage")
     import os
 
+    if allow_component_outage:  # the kube target reads the opt-in from its settings
+        os.environ["MESHPROOF_ALLOW_COMPONENT_OUTAGE"] = "1"
     os.environ["MESHPROOF_MESH"] = mesh
     os.environ["MESHPROOF_TARGET"] = target
     os.environ["MESHPROOF_DEFECT"] = defect

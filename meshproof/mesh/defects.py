@@ -28,6 +28,12 @@ DEFECTS: dict[str, str] = {
     "deny-only-with-rules": "deny by default holds only for destinations some access rule "
                             "names",
     "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
+    "outlier-not-programmed": "outlier detection is not programmed: a failing endpoint "
+                              "is never ejected",
+    "dead-endpoint-kept": "an endpoint that is no longer ready stays in the load-balancing "
+                          "set",
+    "agent-drops-cert-on-ca-outage": "the identity agent drops its certificate when the CA "
+                                     "is unreachable, instead of serving it until expiry",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -38,6 +44,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "outlier-not-programmed", "dead-endpoint-kept",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
 })

@@ -124,9 +124,7 @@ def test_sigint_mid_fault_runs_the_rollbacks(lab, tmp_path) -> None:
 
 @pytest.mark.parametrize("name,kind", [
     ("timeout-blackhole", "toxiproxy"),
-    pytest.param("controlplane-outage", "component", marks=pytest.mark.skip(
-        reason="open: after the ledger restarts a killed run's control plane, a sidecar "
-               "restarted next was not ready within 20 s (seen twice; not diagnosed)"))])
+    ("controlplane-outage", "component")])
 def test_sigkill_mid_fault_is_undone_by_the_next_run(lab, tmp_path, name, kind) -> None:
     proc = _chaos_run(name, tmp_path / "journal.json")
     _wait_for_fault(proc, kind)

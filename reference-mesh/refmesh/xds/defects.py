@@ -20,6 +20,10 @@ the generated xDS with and without each and check the diff's paths):
 - ``deny-only-with-rules``: under access mode smi, a destination no AccessRule names
   gets no RBAC at all (deny by default only where some rule exists).
 - ``route-path-prefix``: an access rule's path is matched as a prefix of the path.
+- ``outlier-not-programmed``: an OutlierDetection intent is not programmed (the
+  service's cluster gets no ``outlier_detection``).
+- ``dead-endpoint-kept``: a service's EDS keeps its pods that are not ready (a
+  killed pod stays in the load-balancing set).
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).
@@ -35,6 +39,7 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "outlier-not-programmed", "dead-endpoint-kept",
 })
 
 #: The slow-proxy defect's added latency per request and per caller sidecar:
