@@ -151,12 +151,19 @@ def pause(seconds: float) -> None:
     time.sleep(min(float(seconds), 120.0))
 
 
-def expect_status(src: str, url: str, status: int, count: int = 10) -> int:
+def expect_status(src: str, url: str, status: int, count: int = 10,
+                  body_bytes: int = 0) -> int:
     """Every one of ``count`` requests from ``src`` to ``url`` answers ``status`` (e.g. an
-    intent asked for during an outage is in force after convergence); fails otherwise."""
+    intent asked for during an outage is in force after convergence, or a positive
+    control: the fault is in force); fails otherwise. ``body_bytes``: POST that many."""
+    from dataclasses import replace
+
     from meshproof.probe import order
 
-    rs = faults.target().probe(faults.pod(src), order(url, int(count), timeout_s=2.0))
+    o = order(url, int(count), timeout_s=2.0)
+    if body_bytes:
+        o = replace(o, method="POST", body="x" * max(0, min(int(body_bytes), 1_000_000)))
+    rs = faults.target().probe(faults.pod(src), o)
     seen = sorted({r.outcome for r in rs})
     if not rs or any(r.status != int(status) for r in rs):
         raise MeshproofError(f"{url} from {src}: expected {status} on all {count}, saw {seen}")
