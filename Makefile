@@ -50,9 +50,11 @@ conformance: setup
 # reports/chaos/; exit codes as conformance (make itself turns a failure into 2).
 .PHONY: chaos
 chaos: setup
-	@bash scripts/require-root.sh "make chaos"
+	@$(if $(filter local,$(TARGET)),bash scripts/require-root.sh "make chaos",true)
 	@$(VENV)/bin/meshproof chaos --target $(TARGET) --mesh $(MESH) --reports $(REPORTS) \
-	  $(if $(DEFECT),--defect $(DEFECT),) $(if $(TESTS),--tests "$(TESTS)",)
+	  $(if $(DEFECT),--defect $(DEFECT),) $(if $(TESTS),--tests "$(TESTS)",) \
+	  $(if $(ALLOW_COMPONENT_OUTAGE),--allow-component-outage,); rc=$$?; \
+	  $(MAKE) --no-print-directory report; exit $$rc
 
 # The Allure HTML report, offline (npm `allure`, Allure 3: pure Node, no Java).
 report: node_modules/.installed

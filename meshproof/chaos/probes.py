@@ -27,7 +27,8 @@ def _batch(src: str, url: str, count: int, timeout_s: float, concurrency: int,
         o = replace(o, method="POST", body="x" * max(0, min(int(body_bytes), 1_000_000)))
     results = faults.target().probe(faults.pod(src), o)
     lat = sorted(r.latency_us / 1000 for r in results)
-    faults.event("sample", probe=probe, src=src, url=url, t0=t0, n=len(results),
+    faults.event("sample", probe=probe, src=src, url=url, t0=t0, t1=time.time(),
+                 body_bytes=int(body_bytes), n=len(results),
                  ok=sum(1 for r in results if r.status == 200),
                  outcomes=_outcomes(results),
                  p50_ms=_q(lat, 0.5), p99_ms=_q(lat, 0.99), max_ms=lat[-1] if lat else 0.0)

@@ -51,6 +51,7 @@ def run_suite(target: str = "local", mesh: str = "reference", defect: str = "",
     _line(f"lab up in {up_s:.1f} s")
     print()
     results: list[runner.Result] = []
+    runner.clear_allure(Path(reports))
     try:
         for i, f in enumerate(files, 1):
             results.append(runner.run(f, Path(reports), say=lambda m, i=i: _line(
