@@ -18,7 +18,8 @@ __all__ = ["insert_toxiproxy", "remove_toxiproxy", "add_toxic", "remove_toxic",
            "block", "unblock", "kill_pod", "revive_pod", "apply_policy", "remove_policy",
            "apply_policy_expect_not_programmed", "converge", "wait_serving", "undo_ledger",
            "pause", "expect_status", "scale_workload", "unscale_workload", "stop_app",
-           "start_app", "expect_errors_at_most"]
+           "start_app", "expect_errors_at_most", "short_cert_ttl", "restore_cert_ttl",
+           "stop_ca", "start_ca", "expect_no_new_certificate", "expect_expired_cert_refused"]
 
 
 def insert_toxiproxy(upstream: str) -> None:
@@ -206,3 +207,66 @@ def expect_errors_at_most(url: str, max_errors: int) -> int:
                              f"(bound {max_errors})")
     return errors
 
+
+
+def short_cert_ttl(ttl_s: int) -> None:
+    """Workload certificates valid ``ttl_s`` seconds (rotated at half life) until
+    ``restore_cert_ttl`` (the rollback, or the next run after a killed one)."""
+    faults.short_cert_ttl(int(ttl_s))
+
+
+def restore_cert_ttl() -> None:
+    faults.restore_cert_ttl()
+
+
+def stop_ca() -> None:
+    """Stop the mesh's CA (component ``ca``): no certificate is signed until it is back."""
+    faults.stop_component("ca")
+
+
+def start_ca() -> None:
+    faults.start_component("ca")
+
+
+def expect_no_new_certificate(workload: str) -> str:
+    """A workload that would join now cannot get a certificate (the CA is out): the
+    mesh's issue path (a CSR with the workload's bootstrap credential) is refused or
+    unreachable. Fails if a certificate is issued."""
+    p = faults.pod(workload)
+    try:
+        faults.adapter().issue_certificate(p, 60)
+    except (MeshproofError, OSError) as exc:
+        faults.event("note", what="no-new-certificate", workload=workload, error=str(exc))
+        return str(exc)[:200]
+    raise MeshproofError(f"a certificate for {p.identity} was issued while the CA was out")
+
+
+def expect_expired_cert_refused(src: str, identity: str, dst: str, ttl_s: int = 2
+                                ) -> Dict[str, Any]:
+    """An expired mesh certificate is refused: a certificate the mesh issued for pod
+    ``identity``'s workload, valid ``ttl_s`` seconds, is presented by ``src`` (an
+    unmeshed pod, mTLS straight to ``dst``'s app port) once while valid (positive
+    control: accepted) and once expired (plus 1.5 s for X.509's one-second resolution
+    and skew): refused."""
+    from meshproof.probe import order
+    from meshproof.targets.model import TLSFiles
+
+    t, s, d = faults.target(), faults.pod(src), faults.pod(dst)
+    issued = faults.adapter().issue_certificate(faults.pod(identity), int(ttl_s))
+    t_issued = time.monotonic()
+    files = {k: t.put_file(s, f"chaos-expiring-{k}.pem", v)
+             for k, v in (("cert", issued.cert), ("key", issued.key), ("ca", issued.root))}
+    tls = TLSFiles(cert=files["cert"], key=files["key"], ca=files["ca"])
+    url = f"https://{d.ip}:{d.port}/echo"
+    valid = t.probe(s, order(url, 2, timeout_s=2.0, tls=tls))
+    time.sleep(max(0.0, t_issued + int(ttl_s) + 1.5 - time.monotonic()))
+    expired = t.probe(s, order(url, 2, timeout_s=2.0, tls=tls))
+    seen = {"valid": sorted(r.outcome for r in valid),
+            "expired": sorted(r.outcome for r in expired)}
+    faults.event("note", what="expired-cert", **seen)
+    if not valid or any(r.status != 200 for r in valid):
+        raise MeshproofError(f"a valid mesh certificate was not accepted (positive control): "
+                             f"{seen['valid']}")
+    if any(r.status != 0 for r in expired):
+        raise MeshproofError(f"an expired mesh certificate was accepted: {seen['expired']}")
+    return seen

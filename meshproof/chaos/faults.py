@@ -339,6 +339,37 @@ def _scale_to(namespace: str, workload: str, replicas: int) -> None:
     target().scale(namespace, workload, replicas)
 
 
+_ttl: Any = None  # the open short_cert_ttl context of this process, if any
+
+
+def short_cert_ttl(ttl_s: int) -> None:
+    """The mesh issues workload certificates valid ``ttl_s`` seconds (its
+    ``short_cert_ttl`` capability) until ``restore_cert_ttl`` or the ledger's undo; a
+    killed run's setting is undone by the next adapter (its owner pid is gone)."""
+    global _ttl
+    ad = adapter()
+    if not ad.supports("short-cert-ttl"):
+        raise MeshproofError(f"mesh {ad.name!r} cannot shorten its certificate TTL",
+                             "the CA-outage experiment needs the short-cert-ttl capability")
+    restore_cert_ttl()
+    ledger.record("cert-ttl", ttl_s=int(ttl_s))
+    event("inject", what="cert-ttl", ttl_s=int(ttl_s))
+    ctx = ad.short_cert_ttl(int(ttl_s))
+    ctx.__enter__()
+    _ttl = ctx
+
+
+def restore_cert_ttl() -> None:
+    """The mesh's default certificate TTL back (a no-op when none was shortened here)."""
+    global _ttl
+    ctx, _ttl = _ttl, None
+    if ctx is not None:
+        ctx.__exit__(None, None, None)
+        event("remove", what="cert-ttl")
+    for e in ledger.find("cert-ttl"):
+        ledger.clear(e["id"])
+
+
 def apply_policy(policy: str) -> Any:
     """Apply a policy YAML text (meshproof kinds, SMI, GAMMA) as one change; returns the
     token. Recorded so a killed run's policy is removed by the next run."""
@@ -390,6 +421,11 @@ def undo(entry: dict[str, Any]) -> None:
         p = next((x for x in t.pods() if x.key == a["key"]), None)
         if p is not None:
             t.revive_pod(p)
+    elif kind == "cert-ttl":
+        if _ttl is not None:
+            restore_cert_ttl()
+        else:  # a killed run's: the adapter undoes a setting whose owner is gone
+            getattr(adapter(), "undo_stale_cert_ttl", lambda: None)()
     elif kind == "scale":
         _scale_to(a["namespace"], a["workload"], int(a["replicas"]))
     elif kind == "intent":

@@ -33,9 +33,27 @@ def _defect_run(defect: str, names: list[str], tmp_path: Path, fail_fast: bool =
 
 @pytest.mark.parametrize("defect", sorted({d for d, _ in DECLARED} - set(XDS_DECLARED)))
 def test_fails_against_each_declared_lab_defect(defect, tmp_path) -> None:
+    """Through the command a user types, in a fresh process: `meshproof chaos --defect D
+    --tests NAMES --fail-fast` exits 1, each journal failing where it looks."""
+    import json
+    import subprocess
+    import sys
+
+    from meshproof.chaos.runner import Result
+
     names = [n for d, n in DECLARED if d == defect]
-    for n, r in _defect_run(defect, names, tmp_path, fail_fast=True).items():
+    cp = subprocess.run([sys.executable, "-m", "meshproof.cli", "chaos", "--defect", defect,
+                         "--tests", ",".join(names), "--reports", str(tmp_path),
+                         "--fail-fast"], capture_output=True, text=True, timeout=600)
+    assert cp.returncode == 1, cp.stdout[-3000:] + cp.stderr[-2000:]
+    for n in names:
+        j = json.loads((tmp_path / "chaos" / f"{n}.json").read_text())
+        assert j["meshproof"]["defect"] == defect
+        r = Result(n, j["title"], j["meshproof"]["catches"], j["meshproof"]["phases"], 0.0)
         assert_fails_as_negative_control(n, r)
+        assert not j["meshproof"]["left_in_place_after_rollbacks"], j["meshproof"]
+        assert list((tmp_path / "allure-results").glob("*-result.json"))
+    assert f"(defect {defect})" in cp.stdout and "0 passed" in cp.stdout, cp.stdout
 
 
 @pytest.mark.slow
