@@ -19,7 +19,8 @@ __all__ = ["insert_toxiproxy", "remove_toxiproxy", "add_toxic", "remove_toxic",
            "apply_policy_expect_not_programmed", "converge", "wait_serving", "undo_ledger",
            "pause", "expect_status", "scale_workload", "unscale_workload", "stop_app",
            "start_app", "expect_errors_at_most", "short_cert_ttl", "restore_cert_ttl",
-           "stop_ca", "start_ca", "expect_no_new_certificate", "expect_expired_cert_refused"]
+           "stop_ca", "start_ca", "expect_no_new_certificate", "expect_expired_cert_refused",
+           "renew_certs_now", "wait_since_injected"]
 
 
 def insert_toxiproxy(upstream: str) -> None:
@@ -270,3 +271,28 @@ def expect_expired_cert_refused(src: str, identity: str, dst: str, ttl_s: int = 
     if any(r.status != 0 for r in expired):
         raise MeshproofError(f"an expired mesh certificate was accepted: {seen['expired']}")
     return seen
+
+
+def renew_certs_now() -> int:
+    """Every identity agent tries to renew its certificate at once (the reference mesh's
+    installer signals them, as a TTL change does): during a CA outage each renewal fails
+    at a known moment instead of at each certificate's half life. Returns how many were
+    asked; 0 on a mesh without the operation (they then renew on their own schedule)."""
+    t = faults.target()
+    if not hasattr(t, "mesh_call"):
+        return 0
+    n = int(t.mesh_call("renew_certs") or 0)
+    faults.event("note", what="renew-certs-now", agents=n)
+    return n
+
+
+def wait_since_injected(what: str, seconds: float) -> float:
+    """Sleep until ``seconds`` after the run's first injection of ``what`` (e.g. until the
+    certificates valid during an outage have expired); bounded to 120 s."""
+    at = min((e["t"] for e in faults.events()
+              if e["kind"] == "inject" and e.get("what") == what), default=None)
+    if at is None:
+        raise MeshproofError(f"nothing of kind {what!r} was injected in this run")
+    left = max(0.0, min(at + float(seconds) - time.time(), 120.0))
+    time.sleep(left)
+    return left

@@ -15,7 +15,7 @@ from meshproof.chaos import faults
 from meshproof.probe import order
 
 __all__ = ["success_count", "bounded_count", "latency_quantile_ms", "sidecar_bypass_count",
-           "programmed"]
+           "programmed", "fresh_mtls_count"]
 
 
 def _batch(src: str, url: str, count: int, timeout_s: float, concurrency: int,
@@ -105,3 +105,54 @@ def programmed(timeout_s: float = 10.0) -> bool:
         return True
     except NotProgrammed:
         return False
+
+
+_creds: Dict[str, Any] = {}
+
+
+def _client_tls(src: str, identity: str) -> Any:
+    """Client credentials for ``identity``'s workload, put into pod ``src``, issued once
+    per run while the CA is up (valid 10 minutes), so a check during a CA outage still
+    has them."""
+    key = f"{src}|{identity}"
+    have = _creds.get(key)
+    if have is not None and time.monotonic() < have[1]:
+        return have[0]
+    from meshproof.targets.model import TLSFiles
+
+    t, s = faults.target(), faults.pod(src)
+    issued = faults.adapter().issue_certificate(faults.pod(identity), 600)
+    files = {k: t.put_file(s, f"chaos-client-{k}.pem", v)
+             for k, v in (("cert", issued.cert), ("key", issued.key), ("ca", issued.root))}
+    tls = TLSFiles(cert=files["cert"], key=files["key"], ca=files["ca"])
+    _creds[key] = (tls, time.monotonic() + 500)
+    return tls
+
+
+def fresh_mtls_count(src: str, identity: str, dsts: List[str], count: int = 5,
+                     timeout_s: float = 2.0) -> int:
+    """Fresh mTLS handshakes (and a request each) from pod ``src``, with a mesh client
+    certificate of ``identity``'s workload, straight to each pod of ``dsts`` (through its
+    sidecar), the server's certificate verified against the mesh root (chain and
+    validity). How many answered 200: every one means each sidecar serves a valid mesh
+    certificate now. Traffic between sidecars cannot show it: their connections are
+    pooled and keep the certificate they were opened with."""
+    from meshproof.probe import order
+
+    tls = _client_tls(src, identity)
+    t, s = faults.target(), faults.pod(src)
+    ok = 0
+    for dst in dsts:
+        d = faults.pod(dst)
+        url = f"https://{d.ip}:{d.port}/echo"
+        t0 = time.time()
+        rs = t.probe(s, order(url, max(1, min(int(count), 50)), timeout_s=float(timeout_s),
+                              tls=tls))
+        lat = sorted(r.latency_us / 1000 for r in rs)
+        good = sum(1 for r in rs if r.status == 200)
+        faults.event("sample", probe="fresh_mtls_count", src=src, url=url, t0=t0,
+                     t1=time.time(), body_bytes=0, n=len(rs), ok=good,
+                     outcomes=_outcomes(rs), p50_ms=_q(lat, 0.5), p99_ms=_q(lat, 0.99),
+                     max_ms=lat[-1] if lat else 0.0)
+        ok += good
+    return ok
