@@ -49,7 +49,8 @@ def test_fails_against_each_declared_lab_defect(defect, tmp_path) -> None:
     for n in names:
         j = json.loads((tmp_path / "chaos" / f"{n}.json").read_text())
         assert j["meshproof"]["defect"] == defect
-        r = Result(n, j["title"], j["meshproof"]["catches"], j["meshproof"]["phases"], 0.0)
+        r = Result(n, j["experiment"]["title"], j["meshproof"]["catches"],
+                   j["meshproof"]["phases"], 0.0)
         assert_fails_as_negative_control(n, r)
         assert not j["meshproof"]["left_in_place_after_rollbacks"], j["meshproof"]
         assert list((tmp_path / "allure-results").glob("*-result.json"))
