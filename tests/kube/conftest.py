@@ -13,12 +13,16 @@ import pytest
 from meshproof import paths
 from tests.kube.fakeapi import FakeApiServer
 
-PROBE = str(paths.ROOT / "fixtures" / "probe" / "probe.py")
+#: what the ConfigMap mounts at /meshproof, from the tree (manifests.fixture_files)
+MOUNTED = {"probe.py": str(paths.ROOT / "fixtures" / "probe" / "probe.py"),
+           "workload.py": str(paths.ROOT / "fixtures" / "app" / "workload.py"),
+           "loadgen.py": str(paths.ROOT / "loadtests" / "podgen.py")}
 
 
 def local_exec(cmd: list[str]) -> list[str]:
-    """Run a pod's command here: the probe from fixtures/ instead of /meshproof."""
-    return [sys.executable if c == "python3" else re.sub(r"^/meshproof/probe\.py$", PROBE, c)
+    """Run a pod's command here: the mounted files from the tree instead of /meshproof."""
+    return [sys.executable if c == "python3" else
+            re.sub(r"^/meshproof/([a-z]+\.py)$", lambda m: MOUNTED[m.group(1)], c)
             for c in cmd]
 
 

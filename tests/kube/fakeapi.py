@@ -55,6 +55,9 @@ class FakeApiServer:
         self.syncz_script: list[Any] = []
         self.terminating_polls = 1
         self.exec_rewrite: Any = None  # fn(command) -> command to run locally
+        # fn(command, stdin) -> stdin: the fake's stand-in for cluster DNS (a service
+        # name in an order becomes a local server's address)
+        self.exec_stdin: Any = None
         self.execs: list[list[str]] = []
         self.lock = threading.RLock()
         self.rv = 0
@@ -324,6 +327,8 @@ class FakeApiServer:
                         if data[:1] == b"\x00":
                             stdin += data[1:]
                 run = fake.exec_rewrite(cmd) if fake.exec_rewrite else cmd
+                if fake.exec_stdin is not None:
+                    stdin = fake.exec_stdin(cmd, stdin)
                 proc = subprocess.run(run, input=stdin, capture_output=True, timeout=60,
                                       cwd=str(paths.ROOT), env={**os.environ})
                 if proc.stdout:

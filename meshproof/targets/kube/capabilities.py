@@ -13,7 +13,7 @@ probe from the sidecar's identity (Istio's proxy image has no Python).
 
 from __future__ import annotations
 
-BASE = frozenset({"probe", "probe-tls", "put-file", "scale", "kill-pod", "clock"})
+BASE = frozenset({"probe", "probe-tls", "put-file", "scale", "kill-pod", "clock", "load"})
 
 MISSING_REASONS = {
     "capture": "the kube target does not capture packets yet (an ephemeral debug "
@@ -21,6 +21,11 @@ MISSING_REASONS = {
                "PodSecurity forbids it)",
     "probe-in-sidecar": "the kube target cannot send as the sidecar's identity (the mesh's "
                         "proxy image has no Python to run the probe)",
+    "sidecar-usage": "the kube target does not measure the sidecar's CPU: the kubelet's "
+                     "and metrics-server's figures are sampled every 10-15 s (cAdvisor "
+                     "housekeeping), as coarse as a whole load phase",
+    "pin-cpu": "the kube target does not pin pods to CPUs (use the kubelet's static CPU "
+               "manager policy and Guaranteed pods for that)",
     "components": "stopping the mesh's control plane needs the opt-in flag "
                   "MESHPROOF_ALLOW_COMPONENT_OUTAGE=1 (meshproof chaos "
                   "--allow-component-outage)",

@@ -55,9 +55,10 @@ def namespace(ns: NamespaceSpec, run_id: str, profile: MeshProfile,
 
 
 def fixture_files() -> dict[str, str]:
-    """The app and the probe, byte for byte from fixtures/."""
+    """The app, the probe and the stdlib load generator, byte for byte from the tree."""
     return {"workload.py": (paths.ROOT / "fixtures" / "app" / "workload.py").read_text(),
-            "probe.py": (paths.ROOT / "fixtures" / "probe" / "probe.py").read_text()}
+            "probe.py": (paths.ROOT / "fixtures" / "probe" / "probe.py").read_text(),
+            "loadgen.py": (paths.ROOT / "loadtests" / "podgen.py").read_text()}
 
 
 def configmap(ns: str, run_id: str, files: dict[str, str]) -> Obj:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meshproof.errors import ConfigError, TargetError, UnknownName
-from meshproof.targets.base import Target
+from meshproof.targets.base import LoadGenerator, Target
 from meshproof.targets.kube import apply, capabilities, cleanup, config, execprobe, manifests
 from meshproof.targets.kube import preflight as pre
 from meshproof.targets.kube.config import (MANAGED_LABEL, OWNER_ANNOTATION, RUN_LABEL,
@@ -23,7 +23,7 @@ from meshproof.targets.kube.config import (MANAGED_LABEL, OWNER_ANNOTATION, RUN_
 from meshproof.targets.kube.manifests import WORKLOAD_LABEL
 from meshproof.targets.kube.rest import KubeApiError, Rest
 from meshproof.targets.model import CaptureSummary, Pod, ProbeOrder, ProbeResult, ServiceInfo
-from meshproof.topology import Topology, fixture_topology
+from meshproof.topology import Topology, fixture_topology, named
 
 REPLICAS_BEFORE = "meshproof.io/replicas-before"
 CLOCK_CMD = ["python3", "-c",
@@ -119,6 +119,14 @@ class KubeTarget(Target):
         if in_sidecar:
             raise TargetError(self.missing["probe-in-sidecar"])
         return execprobe.probe(self.rest.api, src.namespace, src.name, order)
+
+    def load_generator(self, pod: Pod) -> LoadGenerator:
+        from meshproof.targets.kube.loadgen import ExecLoadGenerator
+
+        return ExecLoadGenerator(self.rest.api, pod.namespace, pod.name)
+
+    def pin_cpu(self, namespaces: list[str], cpu: int) -> int:
+        raise TargetError(self.missing["pin-cpu"])
 
     def put_file(self, pod: Pod, name: str, content: str) -> str:
         if "/" in name or name in ("", ".", ".."):
@@ -247,7 +255,9 @@ class KubeTarget(Target):
 
     def clock_tick_s(self) -> float:
         if self._tick is None:
-            src = self.pod("bookinfo", "client")
+            src = next((p for p in self.pods() if p.workload == "client" and p.ready), None)
+            if src is None:
+                raise TargetError("no ready client pod to read the node's clock tick in")
             out, err, rc = execprobe.exec_in(self.rest.api, src.namespace, src.name,
                                              CLOCK_CMD, timeout_s=30)
             try:
@@ -321,13 +331,14 @@ def connect(profile: MeshProfile, **options: Any) -> tuple[Rest, KubeOptions, pr
 def start_target(mesh: Any, defect: str = "", *,
                  progress: Callable[[str, int, int], None] | None = None,
                  reviews_replicas: int = 1, detached: bool = False,
+                 topology: str = "fixture", load_clients: int = 1,
                  **options: Any) -> KubeTarget:
     if defect:
         raise ConfigError(f"defect {defect!r} cannot be injected on the kube target",
                           "defects are the reference mesh's; run them with --target local")
     profile = profile_for(mesh)
     rest, opts, pf = connect(profile, **options)
-    topo = fixture_topology(reviews_replicas=reviews_replicas)
+    topo = named(topology, reviews_replicas=reviews_replicas, load_clients=load_clients)
     cleanup.clear_the_way(rest, profile, [ns.name for ns in topo.namespaces])
     restore_control_plane(rest, profile)
     target = KubeTarget(rest, opts, profile, topo, pf)
