@@ -59,6 +59,7 @@ class FakeApiServer:
         # name in an order becomes a local server's address)
         self.exec_stdin: Any = None
         self.execs: list[list[str]] = []
+        self.exec_pods: list[str] = []  # "ns/pod" of each exec, in order
         self.lock = threading.RLock()
         self.rv = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -308,6 +309,8 @@ class FakeApiServer:
                 q = parse_qs(query)
                 cmd = q.get("command", [])
                 fake.execs.append(cmd)
+                where = path.strip("/").split("/")  # api v1 namespaces NS pods NAME exec
+                fake.exec_pods.append(f"{where[3]}/{where[5]}" if len(where) > 5 else "")
                 key = self.headers["Sec-WebSocket-Key"]
                 accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
                 proto = self.headers.get("Sec-WebSocket-Protocol", "").split(",")[0].strip()
