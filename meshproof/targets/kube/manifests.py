@@ -27,7 +27,6 @@ MOUNT = "/meshproof"
 PROBE_CMD = ["python3", f"{MOUNT}/probe.py", "--once"]
 WORKLOAD_LABEL = "meshproof.io/workload"
 UID = 10001
-TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
 
 
 def _meta(name: str, namespace: str, run_id: str, labels: dict[str, str] | None = None,
@@ -172,13 +171,34 @@ def block_policy(block_id: str, namespace: str, side: str, other: str, run_id: s
                              {"key": key, "operator": "NotIn", "values": [other]}]}}]}]}}
 
 
-def toxiproxy(namespace: str, upstream: str, run_id: str, listen_port: int = 8474,
-              image: str = TOXIPROXY_IMAGE) -> list[Obj]:
-    """A toxiproxy (v2 API on 8474) Deployment and Service in front of ``upstream``
-    (L4 faults: latency, bandwidth, reset, timeout); the caller configures proxies
-    through the API (meshproof.toxiproxy client layer)."""
+#: The project's own toxiproxy server (stdlib only: meshproof/toxiproxy minus its client
+#: layer) as the files of a package, mounted into the stock Python image.
+TOXIPROXY_FILES = ("meshproof/__init__.py", "meshproof/errors.py", "meshproof/netns_socket.py",
+                   *(f"meshproof/toxiproxy/{m}.py" for m in (
+                       "__init__", "__main__", "api", "errors", "gojson", "http", "link",
+                       "proxy", "server", "toxics")))
+TOXIPROXY_MOUNT = "/meshproof-toxiproxy"
+TOXIPROXY_API_PORT = 8474
+
+
+def toxiproxy_files() -> dict[str, str]:
+    """ConfigMap key (a path with '/' as '.', keys allow no '/') -> file text."""
+    return {rel.replace("/", "."): (paths.ROOT / rel).read_text() for rel in TOXIPROXY_FILES}
+
+
+def toxiproxy(namespace: str, upstream: str, run_id: str, image: str,
+              listen_port: int = TOXIPROXY_API_PORT) -> list[Obj]:
+    """The project's toxiproxy server (``python3 -m meshproof.toxiproxy``, the toxiproxy
+    v2 API on ``listen_port``) as a Deployment + Service + ConfigMap in front of
+    ``upstream``, from the same stock Python image as the app: L4 faults (latency,
+    bandwidth, reset, timeout, ...). A proxy listening on the app port toward the
+    upstream service is created through the API (``POST /proxies``); callers then
+    reach the upstream through ``toxiproxy-<upstream>`` (port 80)."""
     name = f"toxiproxy-{upstream}"
     labels = {"app": name}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, namespace, run_id),
+          "data": toxiproxy_files()}
+    items = [{"key": rel.replace("/", "."), "path": rel} for rel in TOXIPROXY_FILES]
     dep = {"apiVersion": "apps/v1", "kind": "Deployment",
            "metadata": _meta(name, namespace, run_id, labels),
            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
@@ -187,16 +207,36 @@ def toxiproxy(namespace: str, upstream: str, run_id: str, listen_port: int = 847
                                  "spec": {"securityContext": {
                                      "runAsNonRoot": True,
                                      "seccompProfile": {"type": "RuntimeDefault"}},
+                                     "terminationGracePeriodSeconds": 2,
                                      "containers": [{
                                          "name": "toxiproxy", "image": image,
-                                         "args": ["-host=0.0.0.0", f"-port={listen_port}"],
+                                         "imagePullPolicy": "IfNotPresent",
+                                         "command": ["python3", "-m", "meshproof.toxiproxy",
+                                                     "-host", "0.0.0.0",
+                                                     "-port", str(listen_port)],
+                                         "workingDir": TOXIPROXY_MOUNT,
+                                         "env": [{"name": "PYTHONPATH",
+                                                  "value": TOXIPROXY_MOUNT},
+                                                 {"name": "PYTHONDONTWRITEBYTECODE",
+                                                  "value": "1"}],
                                          "ports": [{"name": "api",
                                                     "containerPort": listen_port},
                                                    {"name": "proxy",
                                                     "containerPort": APP_PORT}],
-                                         "securityContext": restricted_context()}]}}}}
+                                         "readinessProbe": {"httpGet": {
+                                             "path": "/version", "port": listen_port},
+                                             "periodSeconds": 2},
+                                         "resources": {"requests": {"cpu": "20m",
+                                                                    "memory": "32Mi"},
+                                                       "limits": {"memory": "256Mi"}},
+                                         "volumeMounts": [{"name": "toxiproxy",
+                                                           "mountPath": TOXIPROXY_MOUNT,
+                                                           "readOnly": True}],
+                                         "securityContext": restricted_context()}],
+                                     "volumes": [{"name": "toxiproxy", "configMap": {
+                                         "name": name, "items": items}}]}}}}
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, run_id),
            "spec": {"selector": labels,
                     "ports": [{"name": "tcp-api", "port": listen_port},
                               {"name": "http", "port": 80, "targetPort": APP_PORT}]}}
-    return [dep, svc]
+    return [cm, dep, svc]
