@@ -60,6 +60,8 @@ class FakeApiServer:
         self.exec_stdin: Any = None
         self.execs: list[list[str]] = []
         self.exec_pods: list[str] = []  # "ns/pod" of each exec, in order
+        #: API groups served beyond the built-in ones: "group/version" -> resource names
+        self.api_groups: dict[str, list[str]] = {}
         self.lock = threading.RLock()
         self.rv = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -234,6 +236,13 @@ class FakeApiServer:
                 parts = [unquote(p) for p in url.path.strip("/").split("/")]
                 if parts[0] == "api":
                     gv, rest = parts[1], parts[2:]
+                elif parts[0] == "apis" and len(parts) == 3:  # discovery of a group version
+                    gv = f"{parts[1]}/{parts[2]}"
+                    if gv not in fake.api_groups:
+                        return self._status(404, "NotFound", url.path)
+                    return self._send(200, {"kind": "APIResourceList", "groupVersion": gv,
+                                            "resources": [{"name": n, "namespaced": True}
+                                                          for n in fake.api_groups[gv]]})
                 elif parts[0] == "apis":
                     gv, rest = f"{parts[1]}/{parts[2]}", parts[3:]
                 else:

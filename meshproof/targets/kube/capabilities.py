@@ -33,13 +33,18 @@ MISSING_REASONS = {
 
 
 def decide(denied_optional: dict[str, str], *, component_outage: bool,
-           has_control_plane: bool) -> tuple[frozenset[str], dict[str, str]]:
+           has_control_plane: bool, chaos_mesh: bool = False,
+           chaos_mesh_why: str = "") -> tuple[frozenset[str], dict[str, str]]:
+    """The capabilities and, for each missing one, why. ``block`` is Chaos Mesh's
+    NetworkChaos partition when it is installed and permitted (enforced by its daemon,
+    whatever the CNI), else two NetworkPolicies (enforced only by a CNI that does)."""
     caps = set(BASE)
     why = {k: v for k, v in MISSING_REASONS.items()}
-    if "block" not in denied_optional:
+    if chaos_mesh or "block" not in denied_optional:
         caps.add("block")
     else:
-        why["block"] = f"partitions need NetworkPolicies: {denied_optional['block']}"
+        why["block"] = (f"partitions need NetworkPolicies: {denied_optional['block']}; "
+                        f"and {chaos_mesh_why or 'Chaos Mesh is not usable'}")
     if component_outage and has_control_plane:
         caps.add("components")
         why.pop("components")

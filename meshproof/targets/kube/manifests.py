@@ -171,6 +171,19 @@ def block_policy(block_id: str, namespace: str, side: str, other: str, run_id: s
                              {"key": key, "operator": "NotIn", "values": [other]}]}}]}]}}
 
 
+def network_chaos(block_id: str, a: tuple[str, str], b: tuple[str, str], run_id: str) -> Obj:
+    """Chaos Mesh's partition of pod ``a`` from pod ``b`` (namespace, name), both
+    directions, until deleted (no ``duration``). Fields from Chaos Mesh's
+    api/v1alpha1 NetworkChaosSpec: the inline PodSelector (``selector`` with ``pods``:
+    namespace -> names, ``mode``), ``action``, ``direction``, ``target``."""
+    return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+            "metadata": _meta(f"meshproof-block-{block_id}", a[0], run_id),
+            "spec": {"action": "partition", "mode": "all",
+                     "selector": {"pods": {a[0]: [a[1]]}},
+                     "direction": "both",
+                     "target": {"mode": "all", "selector": {"pods": {b[0]: [b[1]]}}}}}
+
+
 #: The project's own toxiproxy server (stdlib only: meshproof/toxiproxy minus its client
 #: layer) as the files of a package, mounted into the stock Python image.
 TOXIPROXY_FILES = ("meshproof/__init__.py", "meshproof/errors.py", "meshproof/netns_socket.py",

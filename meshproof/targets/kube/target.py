@@ -43,7 +43,10 @@ class KubeTarget(Target):
         self.run_id = opts.run_id
         self._caps, self.missing = capabilities.decide(
             pf.denied_optional, component_outage=opts.allow_component_outage,
-            has_control_plane=bool(profile.control_plane_namespace))
+            has_control_plane=bool(profile.control_plane_namespace),
+            chaos_mesh=pf.chaos_mesh, chaos_mesh_why=pf.chaos_mesh_why)
+        #: how ``block`` partitions two pods (docs/kube.md, "Capabilities")
+        self.block_method = "networkchaos" if pf.chaos_mesh else "networkpolicy"
         # Without a mesh nothing is injected: no pod is meshed whatever its namespace.
         self._meshed = {ns.name: ns.meshed and profile.name != "none"
                         for ns in topology.namespaces}
@@ -213,6 +216,11 @@ class KubeTarget(Target):
         if "block" not in self._caps:
             raise TargetError(self.missing["block"])
         bid = f"{len(self._blocks) + 1}{self.run_id[-4:]}"
+        if self.block_method == "networkchaos":
+            self.rest.create(manifests.network_chaos(bid, (a.namespace, a.name),
+                                                     (b.namespace, b.name), self.run_id))
+            self._blocks[(a.key, b.key)] = bid
+            return
         key = manifests.block_label(bid)
         for p, side in ((a, "a"), (b, "b")):
             self.rest.patch("Pod", p.namespace, p.name, {"metadata": {"labels": {key: side}}})
@@ -223,6 +231,9 @@ class KubeTarget(Target):
     def unblock(self, a: Pod, b: Pod) -> None:
         bid = self._blocks.pop((a.key, b.key), None) or self._blocks.pop((b.key, a.key), None)
         if bid is None:
+            return
+        if self.block_method == "networkchaos":
+            self.rest.delete("NetworkChaos", a.namespace, f"meshproof-block-{bid}")
             return
         for p, side in ((a, "a"), (b, "b")):
             self.rest.delete("NetworkPolicy", p.namespace, f"meshproof-block-{bid}-{side}")
