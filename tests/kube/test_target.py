@@ -365,3 +365,25 @@ def test_chaos_mesh_installed_but_not_permitted_falls_back_to_networkpolicy(fake
     why = t.missing_reason("block")
     assert "networkpolicies" in why and "may not create networkchaos" in why
     t.down()
+
+
+def test_chaos_activities_attach_with_the_mesh_and_the_opt_in_flag(fake, monkeypatch):
+    """``meshproof chaos --target kube --mesh istio --allow-component-outage``: the run is
+    started in one process and the activities attach in another (chaos/faults.py via
+    registry.attach_target): the attached target must see istiod as a component only
+    with the flag, and find the load twins' topology when that is what runs."""
+    fake.add_istiod()
+    monkeypatch.setenv("MESHPROOF_MESH", "istio")
+    t = start(fake, ISTIO)
+    assert "components" not in kt.attach().capabilities()
+    monkeypatch.setenv("MESHPROOF_ALLOW_COMPONENT_OUTAGE", "1")
+    again = kt.attach()
+    assert again.components() == {"controlplane": True}
+    again.stop_component("controlplane")
+    assert fake.objects[("apps/v1/deployments", "istio-system", "istiod")]["spec"]["replicas"] == 0
+    again.start_component("controlplane")
+    assert fake.objects[("apps/v1/deployments", "istio-system", "istiod")]["spec"]["replicas"] == 1
+    t.down()
+    load = start(fake, ISTIO, topology="load")
+    assert {p.namespace for p in kt.attach().pods()} == {"load-plain", "load-mesh"}
+    load.down()

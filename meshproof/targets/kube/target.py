@@ -368,7 +368,16 @@ def start_target(mesh: Any, defect: str = "", *,
 
 
 def attach(**options: Any) -> KubeTarget:
-    """The run whose namespaces exist now (read-only use: status, probes)."""
+    """The run whose namespaces exist now: status and probes, and the chaos activities'
+    faults (a separate process from the one that started the run). The mesh comes from
+    ``MESHPROOF_MESH`` (what ``meshproof chaos`` sets), so its control plane can be a
+    component (with the opt-in flag); the topology is whichever the run's namespaces
+    hold; Chaos Mesh is looked for as at the start."""
+    import os
+
+    from meshproof import registry
+    from meshproof.topology import TOPOLOGIES
+
     opts = KubeOptions.from_env(**options)
     rest = Rest(config.api_client(opts))
     runs = {(n["metadata"].get("labels") or {}).get(RUN_LABEL)
@@ -379,7 +388,15 @@ def attach(**options: Any) -> KubeTarget:
                           f"several meshproof runs on this cluster: {sorted(runs)}",
                           "meshproof down --target kube removes leftovers")
     opts = KubeOptions.from_env(**{**options, "run_id": runs.pop()})
-    return KubeTarget(rest, opts, config.NO_MESH, fixture_topology(), pre.Preflight("?"))
+    mesh = os.environ.get("MESHPROOF_MESH", "")
+    profile = profile_for(registry.mesh_entry(mesh, "kube")) if mesh else config.NO_MESH
+    existing = {n["metadata"]["name"]
+                for n in rest.list("Namespace", selector=f"{RUN_LABEL}={opts.run_id}")}
+    topo = next((t for t in (named(n) for n in TOPOLOGIES)
+                 if existing >= {ns.name for ns in t.namespaces}), fixture_topology())
+    pf = pre.Preflight("?")
+    pf.chaos_mesh, pf.chaos_mesh_why = pre.chaos_mesh(rest, opts.where())
+    return KubeTarget(rest, opts, profile, topo, pf)
 
 
 def down_leftovers(mesh: Any = None, **options: Any) -> dict[str, list[str]]:
