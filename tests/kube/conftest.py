@@ -36,3 +36,13 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApiSer
         monkeypatch.delenv("MESHPROOF_KUBE_CONTEXT", raising=False)
         monkeypatch.delenv("MESHPROOF_ALLOW_COMPONENT_OUTAGE", raising=False)
         yield srv
+
+
+def dead_kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig whose cluster nothing answers (port 1), context kind-nightly."""
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text("apiVersion: v1\nkind: Config\ncurrent-context: kind-nightly\n"
+                   "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                   "users: [{name: u, user: {token: t}}]\n"
+                   "contexts: [{name: kind-nightly, context: {cluster: c, user: u}}]\n")
+    return cfg

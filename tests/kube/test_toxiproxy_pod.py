@@ -12,27 +12,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import kubernetes_validate
 
 from meshproof.targets.kube import manifests
-
-
-class Ok(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-
-    def do_GET(self):  # noqa: N802
-        self.send_response(200)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *a):
-        pass
+from tests.load.helpers import ok_server
 
 
 def _free_port() -> int:
@@ -75,8 +61,11 @@ def test_toxiproxy_pod_objects_are_valid_and_its_server_runs_from_the_mounted_fi
     argv.insert(1, "-S")  # no site-packages: only what the image has
     env = {"PATH": os.environ["PATH"], **{e["name"]: e["value"].replace(
         manifests.TOXIPROXY_MOUNT, str(root)) for e in c["env"]}}
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    with ok_server() as upstream:
+        _run_and_drive(argv, root, env, api_port, upstream)
+
+
+def _run_and_drive(argv, root, env, api_port, upstream):
     proc = subprocess.Popen(argv, cwd=str(root), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -85,7 +74,7 @@ def test_toxiproxy_pod_objects_are_valid_and_its_server_runs_from_the_mounted_fi
         assert _api(api_port, "GET", "/version")
         listen = _free_port()
         _api(api_port, "POST", "/proxies", {"name": "echo", "listen": f"127.0.0.1:{listen}",
-                                            "upstream": f"127.0.0.1:{srv.server_address[1]}"})
+                                            "upstream": upstream.split("//", 1)[1]})
         assert _get_ms(listen) < 150
         _api(api_port, "POST", "/proxies/echo/toxics",
              {"type": "latency", "stream": "downstream", "attributes": {"latency": 200}})
@@ -93,4 +82,3 @@ def test_toxiproxy_pod_objects_are_valid_and_its_server_runs_from_the_mounted_fi
     finally:
         proc.terminate()
         proc.wait(10)
-        srv.shutdown()

@@ -11,14 +11,13 @@ import json
 import random
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from meshproof import paths
 from meshproof.load import group, hist
+from tests.load.helpers import ok_server
 
 PODGEN = paths.ROOT / "loadtests" / "podgen.py"
 sys.path.insert(0, str(PODGEN.parent))
@@ -71,27 +70,10 @@ def test_merged_answers_are_the_histogram_of_all_requests():
     assert merged["window_s"] == pytest.approx(10.3)
 
 
-class Ok(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else 40 ms per answer (Nagle + delayed ACK)
-
-    def do_GET(self):  # noqa: N802
-        self.send_response(503 if self.path == "/fail" else 200)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *a):
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
+    with ok_server() as url:
+        yield url
 
 
 def once(order: dict | str) -> tuple[int, dict]:

@@ -39,17 +39,7 @@ class ExecLoadGenerator(LoadGenerator):
     def _exec(self, arg: str, stdin: str, budget_s: float) -> Any:
         out, err, rc = execprobe.exec_in(self.api, self.namespace, self.pod,
                                          [*LOADGEN_CMD, arg], stdin, self.container, budget_s)
-        if rc is None:
-            raise TargetError(f"the load generator in {self.label} did not answer within "
-                              f"{budget_s:.0f}s", "the pod may be starved of CPU: see its "
-                              "events and 'kubectl top pod'")
-        last = next((ln for ln in reversed(out.splitlines()) if ln.strip()), "")
-        try:
-            answer = json.loads(last)
-        except ValueError as exc:
-            raise TargetError(f"the load generator in {self.label} answered no JSON (exit "
-                              f"{rc}): {(err or out)[-300:]!r}",
-                              "is python3 >= 3.8 in the image? set MESHPROOF_KUBE_IMAGE") from exc
+        answer = execprobe.json_answer(out, err, rc, f"load generator in {self.label}")
         if "error" in answer:
             raise TargetError(f"generator {self.label}: {answer['error']}")
         return answer["ok"]
