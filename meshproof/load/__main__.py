@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"report: {path}\nplots: {', '.join(str(p) for p in pngs)}")
     if baseline is None:
         return 0
+    if baseline.get("target", "local") != doc["target"]:
+        print(f"error: the baseline was measured on target {baseline.get('target', 'local')!r}"
+              f", this run on {doc['target']!r}: added latency from different places does "
+              "not compare; gate against a baseline from the same target", file=sys.stderr)
+        return 2
     code, lines = gate.judge(baseline, doc)
     print("\n".join(lines))
     return code

@@ -120,3 +120,35 @@ def test_podgen_is_what_the_configmap_mounts():
     from meshproof.targets.kube import manifests
 
     assert manifests.fixture_files()["loadgen.py"] == Path(PODGEN).read_text()
+
+
+def test_gate_refuses_a_baseline_from_another_target(tmp_path, monkeypatch, capsys):
+    """A kube run gated against a local baseline (or the reverse) is a usage error (2):
+    the added latency of two different places does not compare."""
+    from meshproof.load import __main__ as cli
+    from meshproof.load import report
+    from tests.load.helpers import synthetic
+
+    base = {**synthetic({"p50": 300}), "target": "local"}
+    path = report.write(base, tmp_path, "base")
+    ran = {**synthetic({"p50": 300}), "target": "kube"}
+
+    class Session:
+        def __init__(self, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            pass
+
+        def measure(self, settings, command):
+            return ran
+
+    monkeypatch.setattr(cli, "LoadSession", Session)
+    monkeypatch.setattr(cli.plots, "write_all", lambda doc, out, stem: [])
+    monkeypatch.setattr(cli.report, "table", lambda doc: "")
+    assert cli.main(["--target", "kube", "--mesh", "istio", "--baseline", str(path),
+                     "--out", str(tmp_path)]) == 2
+    assert "measured on target 'local', this run on 'kube'" in capsys.readouterr().err
