@@ -133,6 +133,10 @@ class LoadSession:
             | {k: gen.get(k, v) for k, v in DEFAULT_CLIENT_TEXT.items()}
             | {"per_path": len(self.mesh.gens), "pods": self.plain.labels + self.mesh.labels},
             mesh={"name": self.mesh_name, "version": info.version, "defect": self.defect,
-                  "envoy_concurrency": info.details.get("envoy_concurrency", ""),
+                  "envoy_concurrency": _int_or_str(info.details.get("envoy_concurrency", "")),
                   "tls_handshakes": self.mtls_evidence()},
             target=self.target_name)
+
+
+def _int_or_str(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
