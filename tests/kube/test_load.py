@@ -18,7 +18,7 @@ import time
 import pytest
 
 from meshproof import paths
-from tests.kube.conftest import dead_kubeconfig
+from tests.kube.conftest import PREFLIGHT_ALLOWANCE_S, dead_kubeconfig, startup_s
 from tests.load.helpers import ok_server
 from meshproof.errors import TargetError
 from meshproof.load import gate, group, report, runner
@@ -111,10 +111,12 @@ def _make(tmp_path, kubeconfig, *extra):
 
 def test_make_load_kube_without_a_cluster_exits_2_naming_kubeconfig(tmp_path):
     cfg = dead_kubeconfig(tmp_path)
+    base = startup_s("meshproof.load.__main__", "kubernetes.client",
+                     "meshproof.mesh.istio.adapter")
     p, took = _make(tmp_path, str(cfg))
     out = p.stdout + p.stderr
     assert p.returncode == 2, out[-2000:]
-    assert took < 30, took  # make's setup check included
+    assert took - base < PREFLIGHT_ALLOWANCE_S, (took, base)  # make's setup check included
     assert f"kubeconfig {cfg}, context kind-nightly" in out and "unreachable" in out
     assert "Error 2" in out  # python -m meshproof.load itself exited 2 (make says so)
 
