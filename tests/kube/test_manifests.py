@@ -26,7 +26,7 @@ def load_objects(profile=None, clients=3):
 
 
 def all_objects():
-    out = objects() + objects(NO_MESH) + load_objects() + load_objects(NO_MESH, 1)
+    out = objects() + objects(NO_MESH) + load_objects()  # the twins: Istio (no-mesh: as fixture)
     out += [manifests.block_policy("1abcd", "team-a", "a", "b", "rtest")]
     out += manifests.toxiproxy("team-b", "echo", "rtest", "python:3.12-slim")
     return out
