@@ -161,6 +161,12 @@ class MeshAdapter(ABC):
         """Config dumps, proxy stats, logs of these pods' sidecars, for a failure."""
         return {}
 
+    def tls_handshakes(self, pods: list[Pod]) -> dict[str, int] | None:
+        """TLS handshakes each of these pods' sidecars completed so far, from the mesh's
+        own counters: load reports show them as proof a meshed path was mTLS. None: this
+        mesh cannot tell."""
+        return None
+
     def timer_granularity_s(self) -> float:
         """How early or late the data plane's timers may fire. Envoy-based meshes run
         on libevent's coarse clock: one tick of the node's CLOCK_MONOTONIC_COARSE."""

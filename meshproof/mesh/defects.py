@@ -40,6 +40,12 @@ DEFECTS: dict[str, str] = {
                     "credential",
     "acked-on-send": "the control plane reports a version ACKed (programmed) when it sends "
                      "it, before the sidecar has applied it",
+    "outlier-not-programmed": "outlier detection is not programmed: a failing endpoint "
+                              "is never ejected",
+    "dead-endpoint-kept": "an endpoint that is no longer ready stays in the load-balancing "
+                          "set",
+    "agent-drops-cert-on-ca-outage": "the identity agent drops its certificate when the CA "
+                                     "is unreachable, instead of serving it until expiry",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -51,6 +57,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
+    "outlier-not-programmed", "dead-endpoint-kept",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
     # The identity agent's (meshproof.mesh.reference_local.AGENT_DEFECTS: one agent flag).

@@ -98,8 +98,9 @@ class ReferenceMesh(MeshAdapter):
         return CLAIMS
 
     def describe(self) -> MeshInfo:
+        # Every sidecar runs Envoy with one worker thread (reference_local's installer).
         return MeshInfo(self.name, f"meshproof {__version__}", "acked",
-                        {"envoy": envoy_version()})
+                        {"envoy": envoy_version(), "envoy_concurrency": "1"})
 
     def capabilities(self) -> frozenset[str]:
         caps = {"issue-certificate", "request-certificate", "bypass-sidecar"}
@@ -183,6 +184,15 @@ class ReferenceMesh(MeshAdapter):
             except Exception as exc:  # evidence must never hide the verdict
                 out[p.key] = {"error": f"{type(exc).__name__}: {exc}"}
         return out
+
+    def tls_handshakes(self, pods: list[Pod]) -> dict[str, int] | None:
+        """Each sidecar's ``ssl.handshake`` counters summed (Envoy's admin, over its
+        Unix socket outside the pod network)."""
+        from refmesh.admin import EnvoyAdmin
+
+        return {p.key: sum(EnvoyAdmin(admin_socket(p.namespace, p.name), timeout=5)
+                           .stats(r"ssl\.handshake$").values())
+                for p in pods if p.meshed}
 
     # ------------------------------------------------------------ capabilities
 

@@ -209,6 +209,18 @@ def write_key_dir(key_dir: Path, svid: Svid, generation: int, uid: int | None) -
         pki.write_private(key_dir / name, data, uid)
 
 
+def unverifiable_svid(ident: Identity, store: SecretStore) -> Svid:
+    """The ``agent-drops-cert-on-ca-outage`` defect (``--drop-cert-on-ca-outage``): what a
+    careless agent serves once the CA is unreachable, instead of the certificate it
+    holds: a fresh key and an SVID for the same identity from a throwaway root, so
+    Envoy loads it and every peer refuses it. The mesh's root is kept for validation."""
+    throwaway_key, throwaway_root = pki.new_root(ident.trust_domain, days=1)
+    key = pki.new_key()
+    cert = pki.sign_svid(throwaway_key, throwaway_root, key.public_key(), ident.spiffe, 3600)
+    root = store.secrets[ROOT_SECRET].validation_context.trusted_ca.inline_bytes
+    return Svid(pki.cert_pem(cert), pki.key_pem(key), bytes(root))
+
+
 def renew_delay(cert: x509.Certificate, fraction: float = 0.5) -> float:
     """Seconds until ``fraction`` of the cert's remaining lifetime has passed (>= 0.5 s).
 
@@ -249,6 +261,8 @@ async def run(a: argparse.Namespace) -> None:
             pass
         renew_now.clear()
 
+    dropped: list[bool] = []  # agent-drops-cert-on-ca-outage: the placeholder is served
+
     async def issue_forever() -> None:
         token = a.token_file.read_text().strip() if a.token_file else ""
         backoff = 0.5
@@ -262,10 +276,14 @@ async def run(a: argparse.Namespace) -> None:
                     svid = await asyncio.to_thread(request_svid, a.ca_socket, token, ident, a.ttl)
             except (OSError, CARefused) as e:
                 log.error("cannot get an SVID for %s: %s (retry in %.1fs)", ident.spiffe, e, backoff)
+                if a.drop_cert_on_ca_outage and store.secrets and not dropped:  # the defect
+                    dropped.append(True)
+                    await store.update(unverifiable_svid(ident, store))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 0.5
+            dropped.clear()
             await store.update(svid)
             write_key_dir(a.key_dir, svid, store.generation, a.proxy_uid)
             cert = svid.cert
@@ -299,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--serve-cert", type=Path, default=None)
     ap.add_argument("--serve-key", type=Path, default=None)
     ap.add_argument("--serve-root", type=Path, default=None)
+    ap.add_argument("--drop-cert-on-ca-outage", action="store_true",
+                    help="defect agent-drops-cert-on-ca-outage: when a renewal finds the CA "
+                    "unreachable, serve an unverifiable placeholder instead of the held SVID")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     if bool(a.serve_cert) != bool(a.serve_key):

@@ -32,6 +32,9 @@ CAUGHT_ELSEWHERE = {
     "slow-proxy": "the load gate (make load BASELINE=...)",
     "fail-open-without-sidecar": "chaos experiment sidecar-crash (chaos/experiments/sidecar-crash.yaml)",
     "config-lost-on-cp-outage": "chaos experiment controlplane-outage (chaos/experiments/controlplane-outage.yaml)",
+    "outlier-not-programmed": "chaos experiment outlier-ejection (chaos/experiments/outlier-ejection.yaml)",
+    "dead-endpoint-kept": "chaos experiment pod-kill-under-load (chaos/experiments/pod-kill-under-load.yaml)",
+    "agent-drops-cert-on-ca-outage": "chaos experiment ca-outage (chaos/experiments/ca-outage.yaml)",
 }
 
 

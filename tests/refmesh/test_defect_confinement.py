@@ -67,6 +67,8 @@ SPEC: dict[str, tuple[str, list[str]]] = {
                                             r"string_match/(exact|prefix)$"]),
     "xfcc-forwarded": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/filters/0/"
                                    r"typed_config/forward_client_cert_details$"]),
+    "outlier-not-programmed": ("matched", [r"^clusters/[^/]+/outlier_detection/"]),
+    "dead-endpoint-kept": ("notready", [r"^endpoints/[^/]+/endpoints/0/lb_endpoints/\d+/"]),
     "slow-proxy": ("matched", [_ROUTE + r"typed_per_filter_config/envoy\.filters\.http\.fault/"
                                r"(@type|delay/.*)$"]),
 }
@@ -106,6 +108,17 @@ def _policy(which: str):  # type: ignore[no-untyped-def]
         return full_policy(TrafficSplit(SPLIT.service, (Backend("reviews-v1", 90),
                                                         Backend("reviews-v2", 0))))
     return full_policy()
+
+
+def _registry(which: str) -> Registry:
+    """The registry; ``notready``: one of team-b/echo's two pods is not ready (killed)."""
+    if which != "notready":
+        return REG
+    import dataclasses
+
+    echo = next(p for p in REG.pods if p.key == "team-b/echo-0")
+    dead = dataclasses.replace(echo, name="echo-1", ip="198.18.0.33", ready=False)
+    return Registry(services=list(REG.services), pods=[*REG.pods, dead])
 
 
 def flatten(x: Any, prefix: str = "") -> dict[str, Any]:
@@ -151,7 +164,8 @@ def test_every_xds_defect_has_a_spec_and_is_registered() -> None:
 def test_defect_changes_only_its_own_paths(defect: str) -> None:
     which, allowed = SPEC[defect]
     policy = _policy(which)
-    changed = diff(sidecar_paths(REG, policy, ()), sidecar_paths(REG, policy, (defect,)))
+    reg = _registry(which)
+    changed = diff(sidecar_paths(reg, policy, ()), sidecar_paths(reg, policy, (defect,)))
     assert changed, f"{defect} changed nothing: it would prove nothing"
     stray = [p for p in changed
              if not any(re.search(rx, p.split("|", 1)[1]) for rx in allowed)]

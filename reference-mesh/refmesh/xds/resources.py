@@ -121,9 +121,10 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     faults = {x.service: x for x in policy.faults}
     outliers = {x.service: x for x in policy.outliers}
     for svc in sorted(reg.services, key=lambda s: (s.namespace, s.name)):
-        c = outbound_cluster(reg, svc, opts, outliers.get(svc.key))
+        outlier = None if "outlier-not-programmed" in defects else outliers.get(svc.key)
+        c = outbound_cluster(reg, svc, opts, outlier)
         r.clusters[c["name"]] = c
-        e = load_assignment(reg, svc)
+        e = load_assignment(reg, svc, keep_not_ready="dead-endpoint-kept" in defects)
         r.endpoints[e["cluster_name"]] = e
         rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
                           timeout=timeouts.get(svc.key), fault=faults.get(svc.key),
@@ -185,10 +186,14 @@ def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions,
     return c
 
 
-def load_assignment(reg: Registry, svc: Service) -> dict[str, Any]:
-    """EDS for a service: its ready pods; meshed ones marked for mTLS."""
+def load_assignment(reg: Registry, svc: Service, keep_not_ready: bool = False
+                    ) -> dict[str, Any]:
+    """EDS for a service: its ready pods; meshed ones marked for mTLS. ``keep_not_ready``
+    (the ``dead-endpoint-kept`` defect) lists every pod it selects, ready or not."""
     lb = []
-    for p in reg.endpoints(svc):
+    pods = (sorted((p for p in reg.pods if svc.selects(p)), key=lambda p: p.name)
+            if keep_not_ready else reg.endpoints(svc))
+    for p in pods:
         ep: dict[str, Any] = {"endpoint": {"address": {"socket_address": {
             "address": p.ip, "port_value": svc.spec.target_port}}}}
         if p.meshed:
