@@ -87,8 +87,9 @@ bench: setup
 # BASELINE=reports/load/<old>.json gates p50/p90/p99; LOAD_ARGS passes settings.
 .PHONY: load
 load: setup
-	@bash scripts/require-root.sh "make load"
-	$(PY) -m meshproof.load --out $(REPORTS)/load $(if $(DEFECT),--defect $(DEFECT),) \
+	@$(if $(filter local,$(TARGET)),bash scripts/require-root.sh "make load",true)
+	$(PY) -m meshproof.load --target $(TARGET) --mesh $(MESH) --out $(REPORTS)/load \
+	  $(if $(DEFECT),--defect $(DEFECT),) \
 	  $(if $(BASELINE),--baseline $(BASELINE),) $(LOAD_ARGS)
 
 up: setup

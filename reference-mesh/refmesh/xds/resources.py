@@ -103,6 +103,10 @@ def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeVal
         # Precedence wrong in one direction: a workload's STRICT never beats its
         # namespace's PERMISSIVE (its PERMISSIVE still beats STRICT).
         modes = [m for m in modes if not (m.workload and m.mode is MTLSModeValue.STRICT)]
+    if "namespace-mode-ignored" in opts.defect_set and any(not m.namespace for m in modes):
+        # Precedence wrong between namespace and mesh: under a mesh-wide mode, a
+        # namespace's own mode is ignored (in both directions).
+        modes = [m for m in modes if not (m.namespace and not m.workload)]
     return effective_mtls(modes, pod.namespace, pod.workload, opts.default_mtls)
 
 
@@ -267,7 +271,8 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions) -> dict[str, Any]
     hcm = _hcm("inbound_" + str(opts.app_port), [rbac_base_filter()],
                rds={"config_source": ads_config_source(),
                     "route_config_name": names.inbound_route(opts.app_port)},
-               forward_client_cert_details="SANITIZE_SET",
+               forward_client_cert_details=("ALWAYS_FORWARD_ONLY" if "xfcc-forwarded" in defects
+                                            else "SANITIZE_SET"),
                set_current_client_cert_details={"uri": True})
     chains = [{
         "name": f"inbound-mtls-{opts.inbound_match_port}",
