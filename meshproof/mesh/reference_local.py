@@ -37,7 +37,8 @@ READY_TIMEOUT_S = 30.0
 #: Defects of the lab's wiring rather than of xDS (see ``lab_defect``).
 LAB_DEFECTS = frozenset({"fail-open-without-sidecar", "config-lost-on-cp-outage"})
 #: Defects of the identity agent (one flag each on its command line).
-AGENT_DEFECTS = {"rotation-stopped": "--no-rotate"}
+AGENT_DEFECTS = {"rotation-stopped": "--no-rotate",
+                 "agent-drops-cert-on-ca-outage": "--drop-cert-on-ca-outage"}
 #: Defects of the CA (one flag each on its command line).
 CA_DEFECTS = {"ca-signs-any": "--sign-any"}
 #: Defects of the control plane's bookkeeping (one flag each on its command line).
@@ -229,10 +230,7 @@ class ReferenceMeshInstall:
             CERT_TTL.unlink(missing_ok=True)
         pods = [p for p in self.lab.pods.values() if p.meshed and p.ready]
         before = {p.key: _svid_status(p).get("generation", 0) for p in pods}
-        for p in pods:
-            proc = self.lab.sup.procs.get(f"{p.key}/agent")
-            if proc is not None and self.lab.sup.is_ready(f"{p.key}/agent"):
-                os.kill(proc.popen.pid, signal.SIGHUP)
+        self.renew_certs()
         deadline = time.monotonic() + READY_TIMEOUT_S
         # A renewal already in flight when the setting changed may land first: the wait
         # is for a certificate whose lifetime fits the new setting (1 s: X.509 seconds).
@@ -267,6 +265,8 @@ class ReferenceMeshInstall:
 
     def serve(self, lab: Lab, op: str, args: dict[str, Any]) -> Any:
         """Operations the adapter asks of the installed mesh through ``Lab.mesh_call``."""
+        if op == "renew_certs":
+            return self.renew_certs()
         if op == "set_defect":
             return self.set_defect(str(args.get("defect") or ""))
         if op == "swap_identity":
@@ -281,6 +281,18 @@ class ReferenceMeshInstall:
 
     # ---------------------------------------------------------- lab-level defects (negative
     # controls for the chaos experiments; each touches only what its name says)
+
+    def renew_certs(self) -> int:
+        """Every ready pod's agent renews now (SIGHUP), without waiting for the result:
+        the CA-outage experiment makes each renewal fail at a known moment. Returns how
+        many agents were asked."""
+        n = 0
+        for p in [p for p in self.lab.pods.values() if p.meshed and p.ready]:
+            proc = self.lab.sup.procs.get(f"{p.key}/agent")
+            if proc is not None and self.lab.sup.is_ready(f"{p.key}/agent"):
+                os.kill(proc.popen.pid, signal.SIGHUP)
+                n += 1
+        return n
 
     def set_defect(self, defect: str) -> str:
         """Switch a lab-level defect on (or off with "") in the running lab, as a lab

@@ -130,6 +130,9 @@ def assert_nothing_in_place(t) -> None:
     pods = t.pods()
     assert all(p.ready for p in pods), [p.key for p in pods if not p.ready]
     assert len([p for p in pods if p.workload == "reviews-v1"]) == 1, [p.key for p in pods]
+    from meshproof.mesh.refpaths import CERT_TTL
+
+    assert not CERT_TTL.exists(), "a shortened certificate TTL was left in force"
     assert ControlPlaneClient().policy().to_dict() == type(
         ControlPlaneClient().policy())().to_dict(), "an intent was left in force"
     for p in pods:
