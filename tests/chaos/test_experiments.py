@@ -212,7 +212,8 @@ def test_sigint_mid_fault_runs_the_rollbacks(lab, tmp_path) -> None:
 @pytest.mark.slow  # nightly: 15-40 s each; the race it found has a lab-free test in CI
 @pytest.mark.parametrize("name,kind", [
     ("timeout-blackhole", "toxiproxy"),
-    ("controlplane-outage", "component")])
+    ("controlplane-outage", "component"),
+    ("ca-outage", "cert-ttl")])
 def test_sigkill_mid_fault_is_undone_by_the_next_run(lab, tmp_path, name, kind) -> None:
     proc = _chaos_run(name, tmp_path / "journal.json")
     _wait_for_fault(proc, kind)
