@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -124,7 +125,11 @@ class ReferenceMeshInstall:
         book = {tok: {"namespace": self.lab.pods[k].namespace,
                       "service_account": self.lab.pods[k].service_account}
                 for k, tok in self.lab.tokens.items() if k in self.lab.pods}
-        tmp = TOKENS.with_suffix(".tmp")
+        # One temporary file per thread: the lab's listener (any RPC thread or the
+        # supervisor's) and an injection can write at once, and a shared name let one
+        # writer's replace() take the file from under the other (FileNotFoundError
+        # ending a chaos run's start_component).
+        tmp = TOKENS.with_suffix(f".{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(book))
         tmp.chmod(0o600)
         tmp.replace(TOKENS)
