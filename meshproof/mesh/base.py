@@ -30,6 +30,9 @@ CAPABILITIES = {
     "bypass-sidecar": "send from inside a pod around its sidecar (as the proxy's identity)",
     "short-cert-ttl": "issue and rotate workload certificates with a short TTL for a while "
                       "(rotation checks, CA-outage experiments)",
+    "request-certificate": "ask the mesh's issuing path, with one workload's own credentials, "
+                           "for a certificate naming given identities (its CA must refuse "
+                           "any identity but that workload's)",
 }
 
 
@@ -70,6 +73,16 @@ class IssuedCert:
     key: str
     root: str
     identity: str
+
+
+@dataclass(frozen=True)
+class CertAnswer:
+    """What the mesh's issuing path answered a workload asking for ``asked``."""
+
+    asked: tuple[str, ...]
+    granted: bool
+    #: The refusal's reason, or the identities the issued certificate names.
+    detail: str
 
 
 @dataclass
@@ -163,6 +176,13 @@ class MeshAdapter(ABC):
 
     def issue_certificate(self, identity: Pod, ttl_s: int) -> IssuedCert:
         raise self._lacks("issue-certificate")
+
+    def request_certificate(self, credentials_of: Pod, identities: tuple[str, ...]
+                            ) -> CertAnswer:
+        """With ``credentials_of``'s own workload credentials (what its pod holds), ask
+        the mesh's issuing path for a certificate naming ``identities``. A correct CA
+        grants the pod's own identity alone and refuses anything else."""
+        raise self._lacks("request-certificate")
 
     @contextmanager
     def impersonate(self, pod: Pod, as_pod: Pod) -> Iterator[None]:

@@ -215,6 +215,11 @@ def test_component_outage_needs_the_flag_and_heals_after_a_kill(fake, monkeypatc
     fake.add_istiod()
     t = start(fake, ISTIO)
     assert "components" not in t.capabilities()
+    # Without the opt-in, asking anyway (a chaos file run by hand) is refused, untouched.
+    with pytest.raises(TargetError, match="MESHPROOF_ALLOW_COMPONENT_OUTAGE"):
+        t.stop_component("controlplane")
+    assert fake.objects[("apps/v1/deployments", "istio-system", "istiod")]["spec"][
+        "replicas"] == 1
     t.down()
     monkeypatch.setenv("MESHPROOF_ALLOW_COMPONENT_OUTAGE", "1")
     t = start(fake, ISTIO)

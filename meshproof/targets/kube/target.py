@@ -185,6 +185,8 @@ class KubeTarget(Target):
                               self.profile.control_plane_selector)
 
     def stop_component(self, name: str) -> None:
+        if "components" not in self._caps:  # the opt-in flag was not given: never scale down
+            raise TargetError(f"not stopping {name}: {self.missing['components']}")
         if name != "controlplane":
             raise UnknownName(f"no component {name!r} on the kube target", "components: "
                               "controlplane")
