@@ -21,7 +21,7 @@ from meshproof import paths
 from tests.kube.conftest import PREFLIGHT_ALLOWANCE_S, dead_kubeconfig, startup_s
 from tests.load.helpers import ok_server
 from meshproof.errors import TargetError
-from meshproof.load import gate, group, report, runner
+from meshproof.load import gate, report, runner
 from meshproof.load.session import LoadSession
 from meshproof.load.settings import LoadSettings, ScenarioSettings
 from meshproof.targets.kube.config import MANAGED_LABEL, OWNER_ANNOTATION, RUN_LABEL
@@ -43,10 +43,9 @@ def cluster_dns(url: str):
 
 
 @pytest.fixture
-def service(fake, monkeypatch):
+def service(fake):
     with ok_server() as url:
         fake.exec_stdin = cluster_dns(url)
-        monkeypatch.setattr(group, "START_AHEAD_S", 0.3)
         yield url
 
 
@@ -144,6 +143,9 @@ def test_make_load_kube_mesh_istio_in_a_fresh_process(fake, service, tmp_path):
     for twin, names in pods.items():
         assert len(names) == 2 and all(n.startswith(f"{twin}/client-") for n in names)
     runs = [w for w, c in zip(fake.exec_pods, fake.execs) if c[-1] == "--once"]
+    # the generators of a path were asked what they are, together, to time the start
+    assert len([c for c in fake.execs if c[-1] == "--info"]) >= 4
+    assert 0.2 <= gen["start_ahead_s"] <= 10
     # (warm-up + round) per path, floor from the plain twin: one exec per pod each
     assert sorted(runs) == sorted([*pods["load-plain"]] * 3 + [*pods["load-mesh"]] * 2)
     phases = sc["rounds"][0]["phases"]
