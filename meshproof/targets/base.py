@@ -34,8 +34,6 @@ CAPABILITIES = {
     "load": "run the open-loop load generator in a pod (meshproof.load)",
     "sidecar-usage": "CPU seconds and memory of a pod's sidecar process (load tests)",
     "pin-cpu": "pin a namespace's pod processes to one CPU (load tests)",
-    "prioritize": "raise the scheduling class of a namespace's pod processes while "
-                  "measuring, and restore it (load tests)",
 }
 
 
@@ -130,15 +128,6 @@ class Target(ABC):
         (capability ``pin-cpu``)."""
         raise TargetError(f"the {self.name} target cannot pin pods to a CPU",
                           "leave out --pin-cpu on this target")
-
-    def prioritize_pods(self, namespaces: list[str], nice: int, realtime: bool) -> str:
-        """Run these namespaces' pod processes at SCHED_FIFO 1 (``realtime``) or at ``nice``
-        until ``restore_pods`` (capability ``prioritize``); returns what was done ("" when
-        nothing was)."""
-        return ""
-
-    def restore_pods(self, namespaces: list[str]) -> None:
-        """Undo ``prioritize_pods``."""
 
     # ------------------------------------------------------------ faults
 

@@ -26,8 +26,6 @@ MISSING_REASONS = {
                      "housekeeping), as coarse as a whole load phase",
     "pin-cpu": "the kube target does not pin pods to CPUs (use the kubelet's static CPU "
                "manager policy and Guaranteed pods for that)",
-    "prioritize": "the kube target does not change pods' scheduling class (the kubelet "
-                  "and the pods' QoS class decide it)",
     "components": "stopping the mesh's control plane needs the opt-in flag "
                   "MESHPROOF_ALLOW_COMPONENT_OUTAGE=1 (meshproof chaos "
                   "--allow-component-outage)",

@@ -224,19 +224,18 @@ class LocalTarget(Target):
         return ResourceUsage(s.cpu_s, s.rss_kb, s.private_kb) if s else None
 
     def pin_cpu(self, namespaces: list[str], cpu: int) -> int:
-        from meshproof.targets.local import sched
+        """Cross-vCPU wake-ups cost ~26 us each on these VMs (docs/load.md)."""
+        from meshproof.targets.local import netns
 
-        return sched.pin(namespaces, cpu)
-
-    def prioritize_pods(self, namespaces: list[str], nice: int, realtime: bool) -> str:
-        from meshproof.targets.local import sched
-
-        return sched.prioritize(namespaces, nice, realtime)
-
-    def restore_pods(self, namespaces: list[str]) -> None:
-        from meshproof.targets.local import sched
-
-        sched.restore(namespaces)
+        pids = [pid for ns in netns.list_ours()
+                if any(ns.startswith(netns.pod_netns(n, "")) for n in namespaces)
+                for pid in netns.pids_in(ns)]
+        for pid in pids:
+            try:
+                os.sched_setaffinity(pid, {cpu})
+            except OSError:
+                pass  # gone meanwhile
+        return len(pids)
 
     def start_process(self, pod: str, name: str, argv: list[str], as_root: bool = True) -> None:
         self._call("start_process", pod=pod, name=name, argv=argv, as_root=as_root)
