@@ -60,8 +60,33 @@ def test_topology_as_objects():
     assert {s["metadata"]["name"] for s in kinds["Service"]} >= {"reviews", "reviews-v1",
                                                                  "sentinel", "echo"}
     cm = kinds["ConfigMap"][0]
-    assert set(cm["data"]) == {"workload.py", "probe.py"}
+    assert {"workload.py", "probe.py", "pylib__h2__connection.py",
+            "pylib__hpack__hpack.py", "pylib__hyperframe__frame.py"} <= set(cm["data"])
     assert "--once" in cm["data"]["probe.py"]
+    # A ConfigMap holds at most 1 MiB; the app, the probe and the HTTP/2 libraries fit.
+    assert sum(len(k) + len(v.encode()) for k, v in cm["data"].items()) < 1024 * 1024
+    # Every key is mounted back at its path (pylib/h2/connection.py beside probe.py).
+    for d in kinds["Deployment"]:
+        vol = d["spec"]["template"]["spec"]["volumes"][0]["configMap"]
+        assert {i["key"] for i in vol["items"]} == set(cm["data"])
+        assert {"key": "pylib__h2__connection.py", "path": "pylib/h2/connection.py"} \
+            in vol["items"]
+
+
+def test_service_ports_carry_their_protocol():
+    """Istio reads a port's protocol from its name prefix or appProtocol: both say it."""
+    echo = next(o for o in objects() if o["kind"] == "Service"
+                and o["metadata"]["name"] == "echo")
+    ports = {p["port"]: p for p in echo["spec"]["ports"]}
+    assert {p: (v["name"], v["appProtocol"]) for p, v in ports.items()} == {
+        80: ("http", "http"), 81: ("http2", "http2"), 7070: ("grpc", "grpc"),
+        9090: ("tcp", "tcp")}
+    dep = next(o for o in objects() if o["kind"] == "Deployment"
+               and o["metadata"]["name"] == "echo")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert [p["containerPort"] for p in c["ports"]] == [9080, 9081, 7070, 9090]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert (env["MESHPROOF_HTTP_PORTS"], env["MESHPROOF_TCP_PORTS"]) == ("9081,7070", "9090")
 
 
 def test_pods_meet_restricted():
