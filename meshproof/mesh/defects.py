@@ -28,6 +28,10 @@ DEFECTS: dict[str, str] = {
     "deny-only-with-rules": "deny by default holds only for destinations some access rule "
                             "names",
     "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
+    "plaintext-other-port": "STRICT mTLS refuses plaintext on the pod's primary port only; "
+                            "its other ports still accept it",
+    "tcp-authz-open": "access rules are not enforced on TCP ports (L4): anyone connects",
+    "h2-downgraded": "ports declared http2/grpc are carried as HTTP/1.1 upstream",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -38,6 +42,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "plaintext-other-port", "tcp-authz-open", "h2-downgraded",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
 })

@@ -35,12 +35,21 @@ _VALIDATION = (r"transport_socket/typed_config/common_tls_context/combined_valid
 
 #: defect -> (policy that exercises it, regexes every changed path must match)
 SPEC: dict[str, tuple[str, list[str]]] = {
-    "plaintext-accepted": ("matched", [r"^listeners/virtualInbound/filter_chains/1/"]),
+    # Chains: every port's mTLS chain first, then the plaintext ones; the fixture's team-b
+    # echo pod (STRICT) has four ports: 9080, 9081, 7070, 9090 (chains 0-3).
+    "plaintext-accepted": ("matched", [r"^listeners/virtualInbound/filter_chains/[1-7]/"]),
+    "plaintext-other-port": ("matched", [r"^listeners/virtualInbound/filter_chains/[4-6]/"]),
+    "tcp-authz-open": ("matched", [r"^listeners/virtualInbound/filter_chains/3/filters/"]),
+    "h2-downgraded": ("matched", [
+        r"^clusters/outbound\|(81|7070)\|\|[^/]+/(typed_extension_protocol_options/|"
+        r"transport_socket_matches/0/transport_socket/typed_config/common_tls_context/"
+        r"alpn_protocols/)",
+        r"^clusters/inbound\|(9081|7070)\|\|/typed_extension_protocol_options/"]),
     "weights-ignored": ("weighted", [_ROUTE + r"route/weighted_clusters/clusters/\d+/(name|weight)$"]),
     "match-ignored": ("matched", [_ROUTE + r"match/"]),
     "retries-dropped": ("matched", [_ROUTE + r"route/retry_policy/"]),
     "timeouts-dropped": ("matched", [_ROUTE + r"route/timeout$"]),
-    "authz-open": ("matched", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+    "authz-open": ("matched", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                r"typed_per_filter_config/envoy\.filters\.http\.rbac/"]),
     "server-identity-unchecked": ("matched", [
         r"^clusters/[^/]+/transport_socket_matches/0/" + _VALIDATION
@@ -48,12 +57,12 @@ SPEC: dict[str, tuple[str, list[str]]] = {
     "expired-cert-served": ("matched", [
         r"^clusters/[^/]+/transport_socket_matches/0/" + _VALIDATION
         + r"allow_expired_certificate$",
-        r"^listeners/virtualInbound/filter_chains/0/" + _VALIDATION
+        r"^listeners/virtualInbound/filter_chains/\d+/" + _VALIDATION
         + r"allow_expired_certificate$"]),
     "workload-strict-ignored": ("boundaries", [r"^listeners/virtualInbound/filter_chains/1/"]),
-    "deny-only-with-rules": ("boundaries", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+    "deny-only-with-rules": ("boundaries", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                             r"typed_per_filter_config/envoy\.filters\.http\.rbac/"]),
-    "route-path-prefix": ("matched", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+    "route-path-prefix": ("matched", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                       r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
                                       r"rbac/rules/policies/"]),
     "slow-proxy": ("matched", [_ROUTE + r"typed_per_filter_config/envoy\.filters\.http\.fault/"

@@ -20,6 +20,12 @@ the generated xDS with and without each and check the diff's paths):
 - ``deny-only-with-rules``: under access mode smi, a destination no AccessRule names
   gets no RBAC at all (deny by default only where some rule exists).
 - ``route-path-prefix``: an access rule's path is matched as a prefix of the path.
+- ``plaintext-other-port``: STRICT drops the plaintext chain of the pod's first
+  (primary) port only; every other app port still takes plaintext.
+- ``tcp-authz-open``: access rules are not enforced on TCP ports (no network RBAC
+  filter): any caller reaches a ``tcp`` port under access mode smi.
+- ``h2-downgraded``: ``http2``/``grpc`` clusters lose their HTTP/2 protocol options
+  (the hop to the peer sidecar and to the app falls back to HTTP/1.1).
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).
@@ -35,6 +41,7 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "plaintext-other-port", "tcp-authz-open", "h2-downgraded",
 })
 
 #: The slow-proxy defect's added latency per request and per caller sidecar:
