@@ -32,6 +32,9 @@ DEFECTS: dict[str, str] = {
                             "its other ports still accept it",
     "tcp-authz-open": "access rules are not enforced on TCP ports (L4): anyone connects",
     "h2-downgraded": "ports declared http2/grpc are carried as HTTP/1.1 upstream",
+    "xfcc-h2-unset": "the caller's identity is not forwarded to the app on HTTP/2 and gRPC "
+                     "ports",
+    "tcp-upstream-plaintext": "sidecars send opaque TCP to meshed peers in plaintext",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -42,7 +45,8 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
-    "plaintext-other-port", "tcp-authz-open", "h2-downgraded",
+    "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
+    "tcp-upstream-plaintext",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
 })

@@ -33,7 +33,8 @@ from meshproof.targets.model import Pod, ProbeOrder, ProbeResult
 CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
                     "traffic-split", "traffic-split-match", "xfcc-spiffe", "server-identity",
                     "cert-validation", "access-control", "access-control-routes", "retries",
-                    "timeouts", "fault-injection", "gamma-httproute"})
+                    "timeouts", "fault-injection", "gamma-httproute", "protocol-http2",
+                    "protocol-grpc", "protocol-tcp", "access-control-tcp"})
 
 
 @runtime_checkable

@@ -45,6 +45,11 @@ SPEC: dict[str, tuple[str, list[str]]] = {
         r"transport_socket_matches/0/transport_socket/typed_config/common_tls_context/"
         r"alpn_protocols/)",
         r"^clusters/inbound\|(9081|7070)\|\|/typed_extension_protocol_options/"]),
+    "tcp-upstream-plaintext": ("matched", [
+        r"^clusters/outbound\|9090\|\|[^/]+/transport_socket_matches/0/transport_socket/"]),
+    "xfcc-h2-unset": ("matched", [
+        r"^listeners/virtualInbound/filter_chains/[12]/filters/0/typed_config/"
+        r"(forward_client_cert_details|set_current_client_cert_details/)"]),
     "weights-ignored": ("weighted", [_ROUTE + r"route/weighted_clusters/clusters/\d+/(name|weight)$"]),
     "match-ignored": ("matched", [_ROUTE + r"match/"]),
     "retries-dropped": ("matched", [_ROUTE + r"route/retry_policy/"]),

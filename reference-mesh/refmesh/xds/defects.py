@@ -26,6 +26,10 @@ the generated xDS with and without each and check the diff's paths):
   filter): any caller reaches a ``tcp`` port under access mode smi.
 - ``h2-downgraded``: ``http2``/``grpc`` clusters lose their HTTP/2 protocol options
   (the hop to the peer sidecar and to the app falls back to HTTP/1.1).
+- ``xfcc-h2-unset``: the inbound HCM of ``http2``/``grpc`` ports does not set
+  ``x-forwarded-client-cert`` (the app on those ports cannot see its caller).
+- ``tcp-upstream-plaintext``: ``tcp`` clusters send plaintext to meshed endpoints
+  (auto mTLS forgotten for opaque TCP).
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).
@@ -41,7 +45,8 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
-    "plaintext-other-port", "tcp-authz-open", "h2-downgraded",
+    "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
+    "tcp-upstream-plaintext",
 })
 
 #: The slow-proxy defect's added latency per request and per caller sidecar:

@@ -196,9 +196,11 @@ def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions,
         "lb_policy": "ROUND_ROBIN",
         "transport_socket_matches": [
             {"name": "tlsMode-istio", "match": {"tlsMode": "istio"},
-             "transport_socket": tls.upstream_mtls(
+             "transport_socket": (tls.raw_buffer() if port.protocol == "tcp"
+                                  and "tcp-upstream-plaintext" in defects
+                                  else tls.upstream_mtls(
                  svc.spec.fqdn, sans, allow_expired="expired-cert-served" in defects,
-                 alpn=["h2"] if h2 else None)},
+                 alpn=["h2"] if h2 else None))},
             {"name": "tlsMode-disabled", "match": {}, "transport_socket": tls.raw_buffer()},
         ],
     }
@@ -329,19 +331,23 @@ def inbound_route(opts: SidecarOptions, rbac: dict[str, Any] | None = None,
             "virtual_hosts": [{"name": "inbound", "domains": ["*"], "routes": [route]}]}
 
 
-def _inbound_filters(app: AppPort, l4_rbac: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _inbound_filters(app: AppPort, l4_rbac: dict[str, Any] | None,
+                     defects: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """The filters of one app port's inbound chains (the same for mTLS and plaintext)."""
     if app.protocol == "tcp":
         return [*([l4_rbac] if l4_rbac is not None else []),
                 _tcp_proxy(f"inbound_{app.port}", names.inbound_cluster(app.port))]
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"forward_client_cert_details": "SANITIZE_SET",
+                             "set_current_client_cert_details": {"uri": True}}
     if app.protocol in H2_PROTOCOLS:
         extra["http2_protocol_options"] = {}
+        if "xfcc-h2-unset" in defects:
+            # The defect: HTTP/2 ports' HCM built without the XFCC settings (Envoy's
+            # default SANITIZE strips the header): the app never learns its caller.
+            del extra["forward_client_cert_details"], extra["set_current_client_cert_details"]
     return [_hcm("inbound_" + str(app.port), [rbac_base_filter()],
                  rds={"config_source": ads_config_source(),
-                      "route_config_name": names.inbound_route(app.port)},
-                 forward_client_cert_details="SANITIZE_SET",
-                 set_current_client_cert_details={"uri": True}, **extra)]
+                      "route_config_name": names.inbound_route(app.port)}, **extra)]
 
 
 def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
@@ -355,7 +361,7 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
     chains = [{
         "name": f"inbound-mtls-{match}",
         "filter_chain_match": {"destination_port": match, "transport_protocol": "tls"},
-        "filters": _inbound_filters(app, l4_rbac),
+        "filters": _inbound_filters(app, l4_rbac, defects),
         "transport_socket": tls.downstream_mtls(
             allow_expired="expired-cert-served" in defects),
     } for app, match in ports]
@@ -367,7 +373,7 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
                 "name": f"inbound-plaintext-{match}",
                 "filter_chain_match": {"destination_port": match,
                                        "transport_protocol": "raw_buffer"},
-                "filters": _inbound_filters(app, l4_rbac),
+                "filters": _inbound_filters(app, l4_rbac, defects),
             })
     return {
         "name": names.VIRTUAL_INBOUND,
