@@ -198,7 +198,7 @@ def test_access_tcp_l4(target, mesh, verdict):
 
 @check("split-grpc-90-10",
        "TrafficSplit reviews-v1 90 / v2 10 holds for gRPC calls to the reviews gRPC port, "
-       "within 10 points",
+       "within 10 points, over pooled HTTP/2 connections (the split is per call)",
        features=["traffic-split", "protocol-grpc"], catches=["weights-ignored"],
        intents=["TrafficSplit"])
 def test_split_grpc(target, mesh, verdict):
@@ -206,4 +206,4 @@ def test_split_grpc(target, mesh, verdict):
     judge_weights(target, mesh, verdict,
                   [TrafficSplit("bookinfo/reviews", (("reviews-v1", 90), ("reviews-v2", 10)))],
                   {"v1": 90, "v2": 10}, url=f"http://reviews:{port}{GRPC_UNARY}",
-                  protocol="grpc")
+                  protocol="grpc", fresh=False)

@@ -70,8 +70,26 @@ def test_every_defect_is_caught_somewhere():
         sorted(set(DEFECTS) - caught - set(CAUGHT_ELSEWHERE)))
 
 
-@pytest.mark.parametrize("mesh", MODES)
-@pytest.mark.parametrize("defect", sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE)))
+#: Defect x mode pairs the CI tier leaves to the nightly tier (make test-full), for its
+#: 15-minute budget: each pair is a child run with its own lab (~30-45 s on 2 shared
+#: cores). The protocol defects run in CI in reference mode where they guard the
+#: issue-11 gaps (plaintext on another port, TCP access rules); the rest, and every
+#: protocol defect in black-box mode, nightly. Their xDS confinement runs in CI
+#: (tests/refmesh/test_defect_confinement.py).
+PROTOCOL_DEFECTS = ("plaintext-other-port", "tcp-authz-open", "h2-downgraded",
+                    "xfcc-h2-unset", "tcp-upstream-plaintext")
+NIGHTLY_ONLY = {("h2-downgraded", "reference"), ("xfcc-h2-unset", "reference"),
+                ("tcp-upstream-plaintext", "reference"),
+                *((d, "reference-blackbox") for d in PROTOCOL_DEFECTS)}
+
+
+def _pairs() -> list:
+    return [pytest.param(d, m, id=f"{d}-{m}",
+                         marks=[pytest.mark.slow] if (d, m) in NIGHTLY_ONLY else [])
+            for d in sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE)) for m in MODES]
+
+
+@pytest.mark.parametrize("defect,mesh", _pairs())
 def test_defect_fails_the_checks_that_declare_it(defect, mesh, tmp_path):
     code, report = run_suite(defect, tmp_path / "report.yaml", "--catching", defect, mesh=mesh)
     results = catching(report)
