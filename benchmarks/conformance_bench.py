@@ -9,7 +9,12 @@ run's wall time, its bring-up and check time and the programmed waits (from
 the run's ConformanceReport), and passes/failures. Writes
 reports/bench/conformance.json.
 Usage (root): .venv/bin/python benchmarks/conformance_bench.py [--runs 10]
-              [--meshes reference,reference-blackbox]
+              [--meshes reference,reference-blackbox] [--without EXPR]
+
+``--without EXPR`` adds, per mesh, a run of the suite without the checks a pytest
+``-k`` EXPR selects (e.g. ``test_protocols``), interleaved with the full one: what
+those checks add to ``make conformance`` is the difference of neighbours, and the
+sum of their own durations (from the full runs' reports) is shown beside it.
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ from report import write_report  # benchmarks/report.py (script dir is on sys.pa
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_run(i: int, mesh: str, work: Path) -> dict[str, Any]:
-    reports = work / f"{mesh}-{i}"
+def one_run(i: int, mesh: str, work: Path, without: str = "") -> dict[str, Any]:
+    reports = work / f"{mesh}-{'without-' if without else ''}{i}"
+    tests = ["--tests", f"not ({without})"] if without else []
     t0 = time.monotonic()
     cp = subprocess.run([sys.executable, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
-                         "--reports", str(reports), "--", "-q"],
+                         "--reports", str(reports), *tests, "--", "-q"],
                         cwd=ROOT, capture_output=True, text=True, timeout=1200)
     wall = time.monotonic() - t0
     rep = reports / "conformance-report.yaml"
@@ -41,14 +47,15 @@ def one_run(i: int, mesh: str, work: Path) -> dict[str, Any]:
     stats = doc.get("profiles", [{}])[0].get("summary", {}).get("statistics", {})
     failed = doc.get("profiles", [{}])[0].get("summary", {}).get("failedTests", [])
     waits = [w for c in doc.get("checks", []) for w in c.get("programmed_s", [])]
-    print(f"run {i + 1} {mesh}: exit {cp.returncode}, {wall:5.1f} s, passed "
+    print(f"run {i + 1} {mesh}{' without ' + without if without else ''}: exit {cp.returncode}, {wall:5.1f} s, passed "
           f"{stats.get('Passed')}, failed {stats.get('Failed')} {failed or ''}", flush=True)
     if "run" not in doc:  # could not run at all: say why, count it as a failed run
         print(cp.stdout[-1500:] + cp.stderr[-1500:], flush=True)
     run = doc.get("run", {})
     return {"exit": cp.returncode, "wall_s": wall, "bringup_s": run.get("bringup_s", 0.0),
             "checks_s": run.get("checks_s", 0.0), "passed": stats.get("Passed", 0),
-            "failed": stats.get("Failed", 0), "waits": waits}
+            "failed": stats.get("Failed", 0), "waits": waits,
+            "durations": {c["name"]: c.get("duration_s", 0.0) for c in doc.get("checks", [])}}
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -69,21 +76,35 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--meshes", default="reference,reference-blackbox")
+    ap.add_argument("--without", default="", metavar="EXPR",
+                    help="also run each mesh without the checks this -k EXPR selects")
     args = ap.parse_args()
     meshes = [m for m in args.meshes.split(",") if m]
     by_mesh: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
+    without: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
     with tempfile.TemporaryDirectory(prefix="mp-confbench-") as d:
         for i in range(args.runs):
             for m in meshes:  # interleaved: neighbours share the machine's mood
                 by_mesh[m].append(one_run(i, m, Path(d)))
+                if args.without:
+                    without[m].append(one_run(i, m, Path(d), args.without))
     out: dict[str, float] = {}
     for m, runs in by_mesh.items():
         out.update({f"{m}.{k}": v for k, v in summarise(runs).items()})
+        if args.without:
+            rest = without[m]
+            out.update({f"{m}.without.{k}": v for k, v in summarise(rest).items()})
+            out[f"{m}.added_wall_s_p50"] = statistics.median(
+                a["wall_s"] - b["wall_s"] for a, b in zip(runs, rest))
+            left = {n for r in rest for n in r["durations"]}
+            out[f"{m}.added_checks_s_p50"] = statistics.median(
+                sum(v for n, v in r["durations"].items() if n not in left) for r in runs)
     if len(meshes) == 2:
         a, b = meshes
         out[f"wall_ratio_{b}_over_{a}"] = out[f"{b}.wall_s_p50"] / out[f"{a}.wall_s_p50"]
     write_report("conformance", out)
     return 0 if all(out[f"{m}.runs_all_passed"] == out[f"{m}.runs"] for m in meshes) else 1
+
 
 
 if __name__ == "__main__":
