@@ -112,3 +112,28 @@ def test_reviews_replicas_and_image_override():
     # without a mesh every namespace enforces restricted
     assert all(o["metadata"]["labels"].get("pod-security.kubernetes.io/enforce")
                == "restricted" for o in objs if o["kind"] == "Namespace")
+
+
+def test_ports_read_back_as_written():
+    """The kube target reads each Service port's protocol back (appProtocol, else the name's
+    prefix, Istio's rule) and each pod's app ports from its container ports."""
+    from meshproof.targets.kube.apply import app_ports
+    from meshproof.targets.kube.target import service_ports
+    from meshproof.targets.model import ServicePort
+    from meshproof.topology import fixture_topology
+
+    t = fixture_topology()
+    for s in t.services:
+        got = service_ports(manifests.service(s, "rtest")["spec"])
+        assert [(p.port, p.target_port, p.protocol) for p in got] == [
+            (p.port, p.target_port, p.protocol) for p in s.ports]
+    # A Service written by someone else: appProtocol wins, else the name prefix, else tcp.
+    assert service_ports({"ports": [
+        {"name": "grpc-web", "port": 1}, {"name": "x", "port": 2, "appProtocol": "http2"},
+        {"name": "mongo", "port": 3, "targetPort": "named"},
+        {"name": "http", "port": 4, "appProtocol": "kubernetes.io/h2c"}]}) == (
+        ServicePort(1, 1, "grpc", "grpc-web"), ServicePort(2, 2, "http2", "x"),
+        ServicePort(3, 3, "tcp", "mongo"), ServicePort(4, 4, "http2", "http"))
+    w = next(w for w in t.workloads if w.name == "echo")
+    spec = manifests.deployment(w, "rtest", "python:3.12-slim")["spec"]["template"]["spec"]
+    assert app_ports(spec) == {"port": 9080, "ports": w.ports}
