@@ -20,7 +20,7 @@ from meshproof.conformance.pods import OUTSIDE, client, echo
 from meshproof.conformance.splits import judge_weights
 from meshproof.intent import AccessMode, AccessRule, HTTPMatch, MTLSMode, TrafficSplit
 from meshproof.probe import all_denied, all_ok, denial_evidence, summary
-from meshproof.targets.model import GRPC_UNARY
+from meshproof.targets.model import GRPC_UNARY, TLSFiles
 
 pytestmark = [pytest.mark.mesh]
 
@@ -159,6 +159,31 @@ def test_caller_identity_h2_grpc(target, mesh, verdict):
                                 all_ok(fake) and not any(proto.xfcc(r) for r in fake),
                                 {"xfcc": sorted({proto.xfcc(r) for r in fake}),
                                  **summary(fake)}))
+    assert all(ok), verdict.lines
+
+
+@check("protocols-h2-over-tls",
+       "a client speaking HTTP/2 over TLS (ALPN h2) with a valid mesh certificate straight "
+       "to a STRICT pod's HTTP/2 port is served as HTTP/2 and identified by its certificate",
+       features=["protocol-http2", "mtls-strict", "xfcc-spiffe"],
+       catches=["alpn-h2-unoffered"], intents=["MTLSMode"],
+       target_needs=["put-file", "probe-tls"], mesh_needs=["issue-certificate"])
+def test_h2_over_tls(target, mesh, verdict):
+    mode_b(mesh, "STRICT")
+    src, b = client(target, OUTSIDE), echo(target, "team-b")
+    verdict.touch(b)
+    issued = mesh.issue_certificate(client(target, "team-a"), ttl_s=60)
+    files = {k: target.put_file(src, f"h2tls-{k}.pem", v)
+             for k, v in (("cert", issued.cert), ("key", issued.key), ("ca", issued.root))}
+    tls = TLSFiles(cert=files["cert"], key=files["key"], ca=files["ca"])
+    rs = proto.send_as(target, src, "http2", b.ip, b.port_for("http2"), N, timeout_s=3,
+                       tls=tls, scheme="https")
+    ok = [verdict.exact("HTTP/2 over TLS answered (ALPN h2)", all_ok(rs), summary(rs)),
+          verdict.exact("served as HTTP/2", proto.app_saw(rs, "HTTP/2"),
+                        {"app_saw": [r.json.get("protocol") for r in rs]}),
+          verdict.exact("identified by its certificate",
+                        bool(rs) and all(f"URI={issued.identity}" in proto.xfcc(r) for r in rs),
+                        {"xfcc": sorted({proto.xfcc(r) for r in rs})})]
     assert all(ok), verdict.lines
 
 

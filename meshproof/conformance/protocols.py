@@ -35,16 +35,19 @@ def service_ports(target: Target, namespace: str, name: str) -> dict[str, Servic
     return out
 
 
-def url(protocol: str, host: str, port: int, *, stream: bool = False) -> str:
-    """The probe URL for ``protocol`` on ``host:port`` (see ProbeOrder)."""
+def url(protocol: str, host: str, port: int, *, stream: bool = False,
+        scheme: str = "http") -> str:
+    """The probe URL for ``protocol`` on ``host:port`` (see ProbeOrder); ``scheme``
+    ``https`` for HTTP over TLS from the probe itself."""
     if protocol == "tcp":
         return f"tcp://{host}:{port}"
     path = (GRPC_STREAM if stream else GRPC_UNARY) if protocol == "grpc" else "/echo"
-    return f"http://{host}:{port}{path}"
+    return f"{scheme}://{host}:{port}{path}"
 
 
 def send_as(target: Target, src: Pod, protocol: str, host: str, port: int, count: int,
-            *, stream: bool = False, body: str = "", **kw: Any) -> list[ProbeResult]:
+            *, stream: bool = False, body: str = "", scheme: str = "http",
+            **kw: Any) -> list[ProbeResult]:
     """``count`` requests in ``protocol`` (a body makes HTTP a POST; gRPC's message; TCP's
     payload)."""
     extra: dict[str, Any] = {"protocol": protocol, "body": body}
@@ -52,7 +55,8 @@ def send_as(target: Target, src: Pod, protocol: str, host: str, port: int, count
         extra["method"] = "POST"
     if stream:
         extra["stream_count"] = STREAM
-    return send(target, src, url(protocol, host, port, stream=stream), count, **extra, **kw)
+    return send(target, src, url(protocol, host, port, stream=stream, scheme=scheme), count,
+                **extra, **kw)
 
 
 def to_service(target: Target, src: Pod, namespace: str, name: str, count: int,

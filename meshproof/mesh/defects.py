@@ -35,6 +35,7 @@ DEFECTS: dict[str, str] = {
     "xfcc-h2-unset": "the caller's identity is not forwarded to the app on HTTP/2 and gRPC "
                      "ports",
     "tcp-upstream-plaintext": "sidecars send opaque TCP to meshed peers in plaintext",
+    "alpn-h2-unoffered": "inbound TLS offers no ALPN h2: HTTP/2 clients over TLS are refused",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -46,7 +47,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
     "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
-    "tcp-upstream-plaintext",
+    "tcp-upstream-plaintext", "alpn-h2-unoffered",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
 })

@@ -77,9 +77,9 @@ def test_every_defect_is_caught_somewhere():
 #: protocol defect in black-box mode, nightly. Their xDS confinement runs in CI
 #: (tests/refmesh/test_defect_confinement.py).
 PROTOCOL_DEFECTS = ("plaintext-other-port", "tcp-authz-open", "h2-downgraded",
-                    "xfcc-h2-unset", "tcp-upstream-plaintext")
+                    "xfcc-h2-unset", "tcp-upstream-plaintext", "alpn-h2-unoffered")
 NIGHTLY_ONLY = {("h2-downgraded", "reference"), ("xfcc-h2-unset", "reference"),
-                ("tcp-upstream-plaintext", "reference"),
+                ("tcp-upstream-plaintext", "reference"), ("alpn-h2-unoffered", "reference"),
                 *((d, "reference-blackbox") for d in PROTOCOL_DEFECTS)}
 
 

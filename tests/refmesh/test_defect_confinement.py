@@ -45,6 +45,9 @@ SPEC: dict[str, tuple[str, list[str]]] = {
         r"transport_socket_matches/0/transport_socket/typed_config/common_tls_context/"
         r"alpn_protocols/)",
         r"^clusters/inbound\|(9081|7070)\|\|/typed_extension_protocol_options/"]),
+    "alpn-h2-unoffered": ("matched", [
+        r"^listeners/virtualInbound/filter_chains/\d+/transport_socket/typed_config/"
+        r"common_tls_context/alpn_protocols/"]),
     "tcp-upstream-plaintext": ("matched", [
         r"^clusters/outbound\|9090\|\|[^/]+/transport_socket_matches/0/transport_socket/"]),
     "xfcc-h2-unset": ("matched", [

@@ -30,6 +30,9 @@ the generated xDS with and without each and check the diff's paths):
   ``x-forwarded-client-cert`` (the app on those ports cannot see its caller).
 - ``tcp-upstream-plaintext``: ``tcp`` clusters send plaintext to meshed endpoints
   (auto mTLS forgotten for opaque TCP).
+- ``alpn-h2-unoffered``: inbound TLS offers no ALPN, so a client speaking HTTP/2
+  over TLS straight to the sidecar cannot negotiate h2 (sidecar-to-sidecar traffic
+  still works: the server sniffs the HTTP/2 preface).
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).
@@ -46,7 +49,7 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
     "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
-    "tcp-upstream-plaintext",
+    "tcp-upstream-plaintext", "alpn-h2-unoffered",
 })
 
 #: The slow-proxy defect's added latency per request and per caller sidecar:

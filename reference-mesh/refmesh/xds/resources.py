@@ -363,7 +363,8 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
         "filter_chain_match": {"destination_port": match, "transport_protocol": "tls"},
         "filters": _inbound_filters(app, l4_rbac, defects),
         "transport_socket": tls.downstream_mtls(
-            allow_expired="expired-cert-served" in defects),
+            allow_expired="expired-cert-served" in defects,
+            alpn="alpn-h2-unoffered" not in defects),
     } for app, match in ports]
     for i, (app, match) in enumerate(ports):
         # plaintext-other-port: STRICT refuses plaintext on the first (probed) port only.
