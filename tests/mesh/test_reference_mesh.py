@@ -135,8 +135,13 @@ def test_a_crashed_sidecar_is_counted_as_a_restart(lab, mesh):
     echo = lab.pod("team-c", "echo")
     name = f"{echo.key}/sidecar"
     before = lab.restarts().get(name, 0)
-    pids = subprocess.run(["pgrep", "-f", f"pods/{echo.namespace}/{echo.name}/sidecar/envoy"],
-                          capture_output=True, text=True).stdout.split()
+    from meshproof import paths
+
+    # This lab's own run dir in the pattern: other labs on the machine (MESHPROOF_INSTANCE)
+    # run the same pod names, and a bare "pods/team-c/echo-0" matched their Envoys too.
+    pattern = f"{paths.RUN_DIR}/pods/{echo.namespace}/{echo.name}/sidecar/envoy"
+    pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    assert len(pids) == 1, f"one Envoy for {pattern}, found {pids}"
     assert pids, "the sidecar's Envoy process"
     os.kill(int(pids[0]), signal.SIGKILL)
     deadline = time.monotonic() + 30
