@@ -89,9 +89,9 @@ class Verdict:
     @property
     def failed_lines(self) -> list[str]:
         """The lines of judgements that failed (what a FAIL line should show)."""
-        bad = [j["label"] for j in self.judgements if not j["ok"]]
-        # By prefix, not by splitting at the first colon: a label may hold colons itself.
-        return [ln for ln in self.lines if any(ln.startswith(f"{b}: ") for b in bad)]
+        bad = {j["label"] for j in self.judgements if not j["ok"]}
+        # A line is "<label>: <result>"; labels may hold colons themselves.
+        return [ln for ln in self.lines if ln.rsplit(": ", 1)[0] in bad]
 
     def headline(self) -> str:
         """One line for the summary: the first failing judgement, else the last line."""

@@ -33,6 +33,17 @@ the generated xDS with and without each and check the diff's paths):
 - ``alpn-h2-unoffered``: inbound TLS offers no ALPN, so a client speaking HTTP/2
   over TLS straight to the sidecar cannot negotiate h2 (sidecar-to-sidecar traffic
   still works: the server sniffs the HTTP/2 preface).
+- ``namespace-mode-ignored``: under a mesh-wide mTLS mode, a namespace's own mode is
+  ignored (namespace-over-mesh precedence wrong, both directions).
+- ``source-namespace-wide``: an access rule's source matches every service account of
+  the source's namespace (a principal prefix instead of the exact SPIFFE ID).
+- ``route-header-prefix``: an access rule's exact header value is matched as a prefix.
+- ``xfcc-forwarded``: the inbound side passes a caller's x-forwarded-client-cert through
+  as sent (ALWAYS_FORWARD_ONLY) instead of setting it from the verified certificate.
+- ``outlier-not-programmed``: an OutlierDetection intent is not programmed (the
+  service's cluster gets no ``outlier_detection``).
+- ``dead-endpoint-kept``: a service's EDS keeps its pods that are not ready (a
+  killed pod stays in the load-balancing set).
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).
@@ -50,6 +61,8 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
     "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
     "tcp-upstream-plaintext", "alpn-h2-unoffered",
+    "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
+    "outlier-not-programmed", "dead-endpoint-kept",
 })
 
 #: The slow-proxy defect's added latency per request and per caller sidecar:

@@ -113,6 +113,10 @@ def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeVal
         # Precedence wrong in one direction: a workload's STRICT never beats its
         # namespace's PERMISSIVE (its PERMISSIVE still beats STRICT).
         modes = [m for m in modes if not (m.workload and m.mode is MTLSModeValue.STRICT)]
+    if "namespace-mode-ignored" in opts.defect_set and any(not m.namespace for m in modes):
+        # Precedence wrong between namespace and mesh: under a mesh-wide mode, a
+        # namespace's own mode is ignored (in both directions).
+        modes = [m for m in modes if not (m.namespace and not m.workload)]
     return effective_mtls(modes, pod.namespace, pod.workload, opts.default_mtls)
 
 
@@ -127,10 +131,11 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     faults = {x.service: x for x in policy.faults}
     outliers = {x.service: x for x in policy.outliers}
     for svc in sorted(reg.services, key=lambda s: (s.namespace, s.name)):
+        outlier = None if "outlier-not-programmed" in defects else outliers.get(svc.key)
         for port in svc.spec.ports:
-            c = outbound_cluster(reg, svc, opts, outliers.get(svc.key), port)
+            c = outbound_cluster(reg, svc, opts, outlier, port)
             r.clusters[c["name"]] = c
-            e = load_assignment(reg, svc, port)
+            e = load_assignment(reg, svc, port, keep_not_ready="dead-endpoint-kept" in defects)
             r.endpoints[e["cluster_name"]] = e
             if port.protocol != "tcp":
                 rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
@@ -211,12 +216,16 @@ def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions,
     return c
 
 
-def load_assignment(reg: Registry, svc: Service, port: ServicePort | None = None
-                    ) -> dict[str, Any]:
-    """EDS for a service port: its ready pods; meshed ones marked for mTLS."""
+def load_assignment(reg: Registry, svc: Service, port: ServicePort | None = None,
+                    keep_not_ready: bool = False) -> dict[str, Any]:
+    """EDS for a service port: its ready pods; meshed ones marked for mTLS.
+    ``keep_not_ready`` (the ``dead-endpoint-kept`` defect) lists every pod it selects,
+    ready or not."""
     port = port or svc.spec.ports[0]
     lb = []
-    for p in reg.endpoints(svc):
+    pods = (sorted((p for p in reg.pods if svc.selects(p)), key=lambda p: p.name)
+            if keep_not_ready else reg.endpoints(svc))
+    for p in pods:
         ep: dict[str, Any] = {"endpoint": {"address": {"socket_address": {
             "address": p.ip, "port_value": port.target_port}}}}
         if p.meshed:
@@ -337,7 +346,9 @@ def _inbound_filters(app: AppPort, l4_rbac: dict[str, Any] | None,
     if app.protocol == "tcp":
         return [*([l4_rbac] if l4_rbac is not None else []),
                 _tcp_proxy(f"inbound_{app.port}", names.inbound_cluster(app.port))]
-    extra: dict[str, Any] = {"forward_client_cert_details": "SANITIZE_SET",
+    extra: dict[str, Any] = {"forward_client_cert_details": (
+                                 "ALWAYS_FORWARD_ONLY" if "xfcc-forwarded" in defects
+                                 else "SANITIZE_SET"),
                              "set_current_client_cert_details": {"uri": True}}
     if app.protocol in H2_PROTOCOLS:
         extra["http2_protocol_options"] = {}
