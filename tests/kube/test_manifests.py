@@ -66,8 +66,8 @@ def test_topology_as_objects():
     assert {s["metadata"]["name"] for s in kinds["Service"]} >= {"reviews", "reviews-v1",
                                                                  "sentinel", "echo"}
     cm = kinds["ConfigMap"][0]
-    assert {"workload.py", "probe.py", "loadgen.py", "pylib__h2__connection.py",
-            "pylib__hpack__hpack.py", "pylib__hyperframe__frame.py"} <= set(cm["data"])
+    assert {"workload.py", "probe.py", "loadgen.py", "pylib..h2..connection.py",
+            "pylib..hpack..hpack.py", "pylib..hyperframe..frame.py"} <= set(cm["data"])
     assert "--once" in cm["data"]["probe.py"] and "--once" in cm["data"]["loadgen.py"]
     # A ConfigMap holds at most 1 MiB; the app, the probe and the HTTP/2 libraries fit.
     assert sum(len(k) + len(v.encode()) for k, v in cm["data"].items()) < 1024 * 1024
@@ -75,7 +75,7 @@ def test_topology_as_objects():
     for d in kinds["Deployment"]:
         vol = d["spec"]["template"]["spec"]["volumes"][0]["configMap"]
         assert {i["key"] for i in vol["items"]} == set(cm["data"])
-        assert {"key": "pylib__h2__connection.py", "path": "pylib/h2/connection.py"} \
+        assert {"key": "pylib..h2..connection.py", "path": "pylib/h2/connection.py"} \
             in vol["items"]
 
 
@@ -164,3 +164,16 @@ def test_ports_read_back_as_written():
     w = next(w for w in t.workloads if w.name == "echo")
     spec = manifests.deployment(w, "rtest", "python:3.12-slim")["spec"]["template"]["spec"]
     assert app_ports(spec) == {"port": 9080, "ports": w.ports}
+
+
+def test_every_mounted_file_comes_back_at_its_path():
+    """ConfigMap keys cannot hold '/': each key must map back to the file's own path,
+    dunder files included (``h2/__init__.py``, ``meshproof/toxiproxy/__main__.py``)."""
+    paths = ["pylib/h2/__init__.py", "meshproof/toxiproxy/__main__.py", "probe.py"]
+    items = manifests.volume_items([manifests.file_key(p) for p in paths])
+    assert sorted(i["path"] for i in items) == sorted(paths)
+    dep = next(o for o in objects() if o["kind"] == "Deployment")
+    mounted = {i["path"] for v in dep["spec"]["template"]["spec"]["volumes"]
+               if "configMap" in v for i in v["configMap"].get("items", [])}
+    assert any(p.endswith("/__init__.py") for p in mounted), sorted(mounted)[:5]
+    assert not any("//" in p for p in mounted)

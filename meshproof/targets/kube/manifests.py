@@ -58,7 +58,7 @@ def namespace(ns: NamespaceSpec, run_id: str, profile: MeshProfile,
 
 def fixture_files() -> dict[str, str]:
     """ConfigMap data: the app, the probe and the stdlib load generator, byte for byte from
-    the tree, and the pod libraries (key ``pylib__h2__connection.py`` for
+    the tree, and the pod libraries (key ``pylib..h2..connection.py`` for
     ``pylib/h2/connection.py``)."""
     out = {"workload.py": (paths.ROOT / "fixtures" / "app" / "workload.py").read_text(),
            "probe.py": (paths.ROOT / "fixtures" / "probe" / "probe.py").read_text(),
@@ -68,14 +68,21 @@ def fixture_files() -> dict[str, str]:
     return out
 
 
+#: "/" in a ConfigMap key (keys are [-._a-zA-Z0-9]+). Not "__": Python's dunder files
+#: (``__init__.py``) would not come back at their path; ".." is in no file name mounted.
+KEY_SEP = ".."
+
+
 def file_key(path: str) -> str:
-    """The ConfigMap key of a mounted file's path (keys are [-._a-zA-Z0-9]+)."""
-    return path.replace("/", "__")
+    """The ConfigMap key of a mounted file's path."""
+    if KEY_SEP in path:
+        raise ValueError(f"{path!r}: a mounted file's path cannot contain {KEY_SEP!r}")
+    return path.replace("/", KEY_SEP)
 
 
 def volume_items(keys: list[str]) -> list[Obj]:
     """Each ConfigMap key back at its path under the mount."""
-    return [{"key": k, "path": k.replace("__", "/")} for k in sorted(keys)]
+    return [{"key": k, "path": k.replace(KEY_SEP, "/")} for k in sorted(keys)]
 
 
 def configmap(ns: str, run_id: str, files: dict[str, str]) -> Obj:
@@ -224,8 +231,8 @@ TOXIPROXY_API_PORT = 8474
 
 
 def toxiproxy_files() -> dict[str, str]:
-    """ConfigMap key (a path with '/' as '.', keys allow no '/') -> file text."""
-    return {rel.replace("/", "."): (paths.ROOT / rel).read_text() for rel in TOXIPROXY_FILES}
+    """ConfigMap key (``file_key``) -> file text."""
+    return {file_key(rel): (paths.ROOT / rel).read_text() for rel in TOXIPROXY_FILES}
 
 
 def toxiproxy(namespace: str, upstream: str, run_id: str, image: str,
@@ -240,7 +247,7 @@ def toxiproxy(namespace: str, upstream: str, run_id: str, image: str,
     labels = {"app": name}
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, namespace, run_id),
           "data": toxiproxy_files()}
-    items = [{"key": rel.replace("/", "."), "path": rel} for rel in TOXIPROXY_FILES]
+    items = volume_items(list(cm["data"]))
     dep = {"apiVersion": "apps/v1", "kind": "Deployment",
            "metadata": _meta(name, namespace, run_id, labels),
            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
