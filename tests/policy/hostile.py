@@ -130,7 +130,7 @@ def accepted() -> list[tuple[str, str]]:
         ("weight-uint32-max", SPLIT.format(name="s", w1=2**32 - 2, w2=1)),
         ("gamma-exact-95", ROUTE.format(pport=80, ptype="Exact", path=long, bport=80)),
         ("gamma-prefix-95", ROUTE.format(pport=80, ptype="PathPrefix", path=long, bport=80)),
-        ("gamma-exact-2000", ROUTE.format(pport=80, ptype="Exact", path="/" + "b" * 1999,
+        ("gamma-exact-1024", ROUTE.format(pport=80, ptype="Exact", path="/" + "b" * 1023,
                                           bport=80)),
         ("path-regex-a1000", GROUP.format(match="pathRegex: '/a{1000}'")),
         ("path-regex-unicode-class", GROUP.format(match=r"pathRegex: '/\p{L}+/[[:digit:]]+'")),
