@@ -14,7 +14,8 @@ from meshproof.errors import ConfigError
 DEFECTS: dict[str, str] = {
     "plaintext-accepted": "STRICT mTLS still accepts plaintext on the inbound listener",
     "weights-ignored": "traffic split weights are ignored (equal weights)",
-    "match-ignored": "route matches are ignored: every request takes the split",
+    "match-ignored": "route matches are ignored: every request takes the split (or the "
+                     "first HTTPRoute rule)",
     "retries-dropped": "the retry policy is not programmed",
     "timeouts-dropped": "route timeouts are not programmed",
     "authz-open": "access rules are not enforced (RBAC allows all)",
@@ -28,6 +29,21 @@ DEFECTS: dict[str, str] = {
     "deny-only-with-rules": "deny by default holds only for destinations some access rule "
                             "names",
     "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
+    "query-match-ignored": "HTTPRoute query parameter matches are dropped (the rule matches any query)",
+    "header-modifier-dropped": "a rule's RequestHeaderModifier is not programmed",
+    "response-header-modifier-dropped": "a rule's ResponseHeaderModifier is not programmed",
+    "backend-filter-dropped": "a backendRef's header modifier filters are not programmed",
+    "redirect-status-wrong": "every RequestRedirect answers 302, whatever statusCode says",
+    "redirect-scheme-dropped": "a RequestRedirect's scheme is not programmed",
+    "redirect-host-dropped": "a RequestRedirect's hostname is not programmed",
+    "redirect-port-dropped": "a RequestRedirect's port is not programmed",
+    "redirect-path-dropped": "a RequestRedirect's path (full or prefix) is not programmed",
+    "rewrite-dropped": "a URLRewrite filter is not programmed",
+    "precedence-rule-order": "HTTPRoute matches are tried in the order written, not by Gateway API's precedence",
+    "path-prefix-not-segment": "an HTTPRoute PathPrefix matches any string prefix (/v2 matches /v2example)",
+    "consumer-route-leaks": "a consumer route (other namespace than its Service) applies to every caller",
+    "producer-route-dropped": "a route in its Service's own namespace is not applied",
+    "port-ignored": "an HTTPRoute parentRef port is ignored (the route applies to every port)",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -38,6 +54,22 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    # HTTPRoute translation (refmesh.xds.httproutes).
+    "query-match-ignored",
+    "header-modifier-dropped",
+    "response-header-modifier-dropped",
+    "backend-filter-dropped",
+    "redirect-status-wrong",
+    "redirect-scheme-dropped",
+    "redirect-host-dropped",
+    "redirect-port-dropped",
+    "redirect-path-dropped",
+    "rewrite-dropped",
+    "precedence-rule-order",
+    "path-prefix-not-segment",
+    "consumer-route-leaks",
+    "producer-route-dropped",
+    "port-ignored",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
 })

@@ -37,6 +37,7 @@ from meshproof.targets.model import APP_PORT, Pod, Registry, Service
 from refmesh.bootstrap import ads_config_source
 from refmesh.xds import names, tls
 from refmesh.xds.authz import RBAC_FILTER, rbac_base_filter, rbac_per_route
+from refmesh.xds.httproutes import routes_for
 from refmesh.xds.routes import DEFAULT_RETRY, fault_filter, route_config
 
 __all__ = ["DEFAULT_RETRY", "SidecarOptions", "SidecarResources", "build_sidecar", "route_config"]
@@ -123,6 +124,7 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
         r.endpoints[e["cluster_name"]] = e
         rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
                           timeout=timeouts.get(svc.key), fault=faults.get(svc.key),
+                          http_routes=routes_for(list(policy.routes), svc, pod, defects),
                           defects=defects)
         r.routes[rt["name"]] = rt
         lst = service_listener(svc)
