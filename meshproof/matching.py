@@ -51,6 +51,17 @@ class HTTPMatch:
     def has_path(self) -> bool:
         return bool(self.path_regex or self.path_exact or self.path_prefix)
 
+    def path_as_regex(self) -> str:
+        """The path as a full-path RE2 regex, whichever form it was written in
+        (for places with regexes only: SMI route groups, a second path in one match)."""
+        from meshproof.policy.regex import escape
+
+        if self.path_exact:
+            return escape(self.path_exact)
+        if self.path_prefix:
+            return f"{escape(self.path_prefix)}(?:/.*)?"
+        return self.path_regex
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
         for key in ("path_regex", "path_exact", "path_prefix"):

@@ -19,7 +19,7 @@ from typing import Any
 
 from meshproof.intent import HTTPMatch
 from meshproof.policy.limits import RE2_MAX_PROGRAM_SIZE
-from meshproof.policy.regex import escape, estimated_program_size
+from meshproof.policy.regex import estimated_program_size
 
 #: Envoy's default ``re2.max_program_size.error_level``.
 ENVOY_DEFAULT_PROGRAM_SIZE = 100
@@ -45,15 +45,6 @@ def header_matchers(m: HTTPMatch) -> list[dict[str, Any]]:
     for name, value in m.headers:
         out.append({"name": name.lower(), "string_match": {"exact": value}})
     return out
-
-
-def path_as_regex(m: HTTPMatch) -> str:
-    """A match's path as a full-path RE2 regex, whichever form it was written in."""
-    if m.path_exact:
-        return escape(m.path_exact)
-    if m.path_prefix:
-        return f"{escape(m.path_prefix)}(?:/.*)?"
-    return m.path_regex
 
 
 def _path_specifier(m: HTTPMatch, defects: frozenset[str]) -> dict[str, Any]:
@@ -90,7 +81,7 @@ def route_match(*ms: HTTPMatch | None, defects: frozenset[str] = frozenset()
                 match.update(_path_specifier(m, defects))
             else:
                 headers.append({"name": ":path", "string_match": {
-                    "safe_regex": safe_regex(f"(?:{path_as_regex(m)})(?:\\?.*)?")}})
+                    "safe_regex": safe_regex(f"(?:{m.path_as_regex()})(?:\\?.*)?")}})
         headers.extend(header_matchers(m))
         query.extend({"name": k, "string_match": {"exact": v}} for k, v in m.query)
     if not any(k in match for k in _PATH_KEYS):
