@@ -40,6 +40,8 @@ DEFECTS: dict[str, str] = {
     "redirect-path-dropped": "a RequestRedirect's path (full or prefix) is not programmed",
     "rewrite-dropped": "a URLRewrite filter is not programmed",
     "precedence-rule-order": "HTTPRoute matches are tried in the order written, not by Gateway API's precedence",
+    "precedence-reversed": "HTTPRoute matches are tried in the reverse of the order written "
+                           "(a control plane that prepends each rule)",
     "path-prefix-not-segment": "an HTTPRoute PathPrefix matches any string prefix (/v2 matches /v2example)",
     "consumer-route-leaks": "a consumer route (other namespace than its Service) applies to every caller",
     "producer-route-dropped": "a route in its Service's own namespace is not applied",
@@ -67,6 +69,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "rewrite-dropped",
     "precedence-rule-order",
     "path-prefix-not-segment",
+    "precedence-reversed",
     "consumer-route-leaks",
     "producer-route-dropped",
     "port-ignored",

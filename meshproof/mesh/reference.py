@@ -33,7 +33,15 @@ from meshproof.targets.model import Pod, ProbeOrder, ProbeResult
 CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
                     "traffic-split", "traffic-split-match", "xfcc-spiffe", "server-identity",
                     "cert-validation", "access-control", "access-control-routes", "retries",
-                    "timeouts", "fault-injection", "gamma-httproute"})
+                    "timeouts", "fault-injection", "gamma-httproute",
+                    # Gateway API mesh routing (refmesh.xds.httproutes).
+                    "httproute-matching", "httproute-query-matching",
+                    "httproute-header-modifier", "httproute-backend-header-modifier",
+                    "httproute-response-header-modifier", "httproute-redirect",
+                    "httproute-redirect-scheme", "httproute-redirect-port",
+                    "httproute-redirect-path", "httproute-redirect-303-307-308",
+                    "httproute-rewrite", "httproute-named-rule", "httproute-parentref-port",
+                    "mesh-consumer-route", "mesh-cluster-ip-matching"})
 
 
 @runtime_checkable

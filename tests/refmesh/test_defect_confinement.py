@@ -71,6 +71,7 @@ SPEC: dict[str, tuple[str, list[str]]] = {
     "path-prefix-not-segment": ("routes", [_ROUTE + r"match/(path_separated_prefix|prefix)$"]),
     # Whole entries of the reviews route config (and only it) move or change.
     "precedence-rule-order": ("routes", [_REVIEWS]),
+    "precedence-reversed": ("routes", [_REVIEWS]),
     "consumer-route-leaks": ("routes", [_REVIEWS]),
     "producer-route-dropped": ("routes", [_REVIEWS]),
     "port-ignored": ("routes", [_REVIEWS]),

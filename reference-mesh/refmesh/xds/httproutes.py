@@ -57,7 +57,12 @@ def route_arms(reg: Registry, svc: Service, routes: list[HTTPRoute],
             for j, m in enumerate(rule.matches or (HTTPMatch(),)):
                 m = _defected_match(m, defects)
                 order = (ri, i, j)
-                key = order if "precedence-rule-order" in defects else (precedence_key(m), order)
+                if "precedence-rule-order" in defects:
+                    key: Any = order
+                elif "precedence-reversed" in defects:
+                    key = tuple(-x for x in order)
+                else:
+                    key = (precedence_key(m), order)
                 name = f"{route.name}/{rule.name or i}/{j}"
                 keyed.append((key, (name, m, *_action(reg, svc, rule, m, defects))))
     return [arm for _, arm in sorted(keyed, key=lambda x: x[0])]
