@@ -100,7 +100,7 @@ def test_mesh_redirect_host_and_status(target, mesh, verdict):
 
 @check("gw-mesh-redirect-scheme", "MeshHTTPRouteSchemeRedirect: a scheme redirect to https "
        "(with host and status)", features=["gamma-httproute", "httproute-redirect-scheme"],
-       catches=["redirect-scheme-dropped"], intents=["HTTPRoute"])
+       catches=["redirect-scheme-dropped", "redirect-status-wrong"], intents=["HTTPRoute"])
 def test_mesh_redirect_scheme(target, mesh, verdict):
     judge_cases(target, mesh, verdict, manifest("httproute-redirect-scheme"), [
         redirect("/scheme", scheme="https"),
@@ -111,7 +111,7 @@ def test_mesh_redirect_scheme(target, mesh, verdict):
 
 @check("gw-mesh-redirect-port", "MeshHTTPRouteRedirectPort: a port redirect (with host and "
        "status)", features=["gamma-httproute", "httproute-redirect-port"],
-       catches=["redirect-port-dropped"], intents=["HTTPRoute"])
+       catches=["redirect-port-dropped", "redirect-status-wrong"], intents=["HTTPRoute"])
 def test_mesh_redirect_port(target, mesh, verdict):
     judge_cases(target, mesh, verdict, manifest("httproute-redirect-port"), [
         redirect("/port", port="8083"),

@@ -202,8 +202,32 @@ class ReferenceMeshInstall:
         if op == "swap_identity":
             self.swap_identity(lab.pod(str(args["key"])), lab.pod(str(args["as_pod"])))
             return None
+        if op == "set_defect":
+            return self.set_defect(str(args.get("defect") or ""))
         raise TargetError(f"the reference mesh's installer has no operation {op!r}",
-                          "operations: swap_identity")
+                          "operations: swap_identity, set_defect")
+
+    def set_defect(self, defect: str) -> str:
+        """Switch the running mesh to another xDS defect ("" = healthy) without a new lab.
+
+        Negative controls for many small xDS defects (tests/negative/test_route_defects.py)
+        use this: one lab instead of one per defect. Only xDS defects can switch (a
+        lab-level defect changes the lab's wiring at bring-up); the caller still waits
+        for its own config to be programmed, which then carries the defect."""
+        from meshproof.mesh import defects
+        from refmesh.xds.defects import XDS_DEFECTS
+
+        if defect:
+            defects.require(defect)
+            if defect not in XDS_DEFECTS:
+                raise TargetError(f"defect {defect!r} is not an xDS defect: it cannot be "
+                                  "switched on a running lab", "bring the lab up with it")
+        if self.defect in LAB_DEFECTS:
+            raise TargetError(f"this lab runs the lab-level defect {self.defect!r}",
+                              "switch defects only on a lab brought up healthy")
+        self.defect = defect
+        self.program_defect()
+        return defect
 
     # ---------------------------------------------------------- lab-level defects (negative
     # controls for the chaos experiments; each touches only what its name says)
