@@ -291,7 +291,7 @@ def test_mesh_frontend(target, mesh, verdict):
        "IP the request is sent to, not its Host header",
        features=["gamma-httproute", "httproute-response-header-modifier",
                  "mesh-cluster-ip-matching"],
-       catches=["response-header-modifier-dropped"], intents=["HTTPRoute"])
+       catches=["route-by-host", "response-header-modifier-dropped"], intents=["HTTPRoute"])
 def test_mesh_frontend_hostname(target, mesh, verdict):
     judge_cases(target, mesh, verdict, manifest("mesh-frontend"), [
         Case("Service with another Host", "/", host="reviews-v2",

@@ -45,6 +45,8 @@ DEFECTS: dict[str, str] = {
     "path-prefix-not-segment": "an HTTPRoute PathPrefix matches any string prefix (/v2 matches /v2example)",
     "consumer-route-leaks": "a consumer route (other namespace than its Service) applies to every caller",
     "producer-route-dropped": "a route in its Service's own namespace is not applied",
+    "route-by-host": "the Host header, not the Service IP a request is sent to, picks its "
+                     "routes",
     "port-ignored": "an HTTPRoute parentRef port is ignored (the route applies to every port)",
 }
 
@@ -69,6 +71,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "rewrite-dropped",
     "precedence-rule-order",
     "path-prefix-not-segment",
+    "route-by-host",
     "precedence-reversed",
     "consumer-route-leaks",
     "producer-route-dropped",

@@ -21,7 +21,7 @@ the generated xDS with and without each and check the diff's paths):
   gets no RBAC at all (deny by default only where some rule exists).
 - ``route-path-prefix``: an access rule's path is matched as a prefix of the path.
 - HTTPRoute translation (:mod:`refmesh.xds.httproutes`), one field each:
-  ``query-match-ignored``, ``header-modifier-dropped``, ``response-header-modifier-dropped``, ``backend-filter-dropped``, ``redirect-status-wrong``, ``redirect-scheme-dropped``, ``redirect-host-dropped``, ``redirect-port-dropped``, ``redirect-path-dropped``, ``rewrite-dropped``, ``precedence-rule-order``, ``path-prefix-not-segment``, ``precedence-reversed``, ``consumer-route-leaks``, ``producer-route-dropped``, ``port-ignored`` (what each does: meshproof.mesh.defects.DEFECTS).
+  ``query-match-ignored``, ``header-modifier-dropped``, ``response-header-modifier-dropped``, ``backend-filter-dropped``, ``redirect-status-wrong``, ``redirect-scheme-dropped``, ``redirect-host-dropped``, ``redirect-port-dropped``, ``redirect-path-dropped``, ``rewrite-dropped``, ``precedence-rule-order``, ``path-prefix-not-segment``, ``route-by-host`` (refmesh.xds.resources), ``precedence-reversed``, ``consumer-route-leaks``, ``producer-route-dropped``, ``port-ignored`` (what each does: meshproof.mesh.defects.DEFECTS).
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).
@@ -49,6 +49,7 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "rewrite-dropped",
     "precedence-rule-order",
     "path-prefix-not-segment",
+    "route-by-host",
     "precedence-reversed",
     "consumer-route-leaks",
     "producer-route-dropped",

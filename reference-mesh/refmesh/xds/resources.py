@@ -129,6 +129,8 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
         r.routes[rt["name"]] = rt
         lst = service_listener(svc)
         r.listeners[lst["name"]] = lst
+    if "route-by-host" in defects:
+        _route_by_host(reg, pod, r)
     pt = passthrough_cluster(opts)
     r.clusters[pt["name"]] = pt
     ib = inbound_app_cluster(opts)
@@ -139,6 +141,28 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     r.routes[ir["name"]] = ir
     r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(workload_mtls(pod, policy, opts), opts)
     return r
+
+
+def _route_by_host(reg: Registry, pod: Pod, r: SidecarResources) -> None:
+    """The ``route-by-host`` defect: every service's route config also carries every
+    other service's routes under that service's host names, so the Host header, not
+    the Service IP the request was sent to, picks the routes (what a mesh sharing one
+    route table per port does; Gateway API's MeshFrontendHostname catches it)."""
+    own = {names.route_name(svc): svc for svc in reg.services}
+    for name, rc in r.routes.items():
+        if name not in own:
+            continue  # the inbound route
+        for other_name, other in own.items():
+            if other_name == name:
+                continue
+            # The short name only in the caller's own namespace (as its resolver has it).
+            hosts = [other.name] if other.namespace == pod.namespace else []
+            hosts += [f"{other.name}.{other.namespace}", f"{other.name}.{other.namespace}.svc",
+                      other.spec.fqdn]
+            rc["virtual_hosts"].append({
+                "name": f"by-host|{other_name}",
+                "domains": hosts + [f"{h}:{other.spec.port}" for h in hosts],
+                "routes": r.routes[other_name]["virtual_hosts"][0]["routes"]})
 
 
 # --- clusters and endpoints -------------------------------------------------
