@@ -9,7 +9,11 @@ run's wall time, its bring-up and check time and the programmed waits (from
 the run's ConformanceReport), and passes/failures. Writes
 reports/bench/conformance.json.
 Usage (root): .venv/bin/python benchmarks/conformance_bench.py [--runs 10]
-              [--meshes reference,reference-blackbox]
+              [--meshes reference,reference-blackbox] [--without EXPR]
+``--without EXPR`` adds, beside each full run, a run of the suite without the
+checks a pytest -k EXPR selects (e.g. ``test_gateway_mesh``), interleaved, and
+reports what those checks add to the wall time (full minus without, p50 of the
+pairs).
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from report import write_report  # benchmarks/report.py (script dir is on sys.pa
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_run(i: int, mesh: str, work: Path) -> dict[str, Any]:
-    reports = work / f"{mesh}-{i}"
+def one_run(i: int, mesh: str, work: Path, tests: str = "") -> dict[str, Any]:
+    reports = work / f"{mesh}-{i}{'-k' if tests else ''}"
     t0 = time.monotonic()
     cp = subprocess.run([sys.executable, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
-                         "--reports", str(reports), "--", "-q"],
+                         "--reports", str(reports), *(["--tests", tests] if tests else []),
+                         "--", "-q"],
                         cwd=ROOT, capture_output=True, text=True, timeout=1200)
     wall = time.monotonic() - t0
     rep = reports / "conformance-report.yaml"
@@ -69,21 +74,35 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--meshes", default="reference,reference-blackbox")
+    ap.add_argument("--without", default="", metavar="EXPR",
+                    help="also run without the checks pytest -k EXPR selects; report the "
+                         "wall time they add")
     args = ap.parse_args()
     meshes = [m for m in args.meshes.split(",") if m]
     by_mesh: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
+    without: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
     with tempfile.TemporaryDirectory(prefix="mp-confbench-") as d:
         for i in range(args.runs):
             for m in meshes:  # interleaved: neighbours share the machine's mood
                 by_mesh[m].append(one_run(i, m, Path(d)))
+                if args.without:
+                    without[m].append(one_run(i, m, Path(d), f"not ({args.without})"))
     out: dict[str, float] = {}
     for m, runs in by_mesh.items():
         out.update({f"{m}.{k}": v for k, v in summarise(runs).items()})
+        if args.without:
+            out.update({f"{m}.without.{k}": v for k, v in summarise(without[m]).items()})
+            out[f"{m}.added_wall_s_p50"] = statistics.median(
+                a["wall_s"] - b["wall_s"] for a, b in zip(runs, without[m]))
+            out[f"{m}.added_checks_s_p50"] = statistics.median(
+                a["checks_s"] - b["checks_s"] for a, b in zip(runs, without[m]))
     if len(meshes) == 2:
         a, b = meshes
         out[f"wall_ratio_{b}_over_{a}"] = out[f"{b}.wall_s_p50"] / out[f"{a}.wall_s_p50"]
     write_report("conformance", out)
-    return 0 if all(out[f"{m}.runs_all_passed"] == out[f"{m}.runs"] for m in meshes) else 1
+    return 0 if all(out[f"{m}.runs_all_passed"] == out[f"{m}.runs"] for m in meshes) \
+        and all(out.get(f"{m}.without.runs_all_passed", 0) == out.get(f"{m}.without.runs", 0)
+                for m in meshes) else 1
 
 
 if __name__ == "__main__":
