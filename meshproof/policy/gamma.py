@@ -33,7 +33,8 @@ from meshproof.policy.context import Context, Produced, build, check_weights
 from meshproof.policy.duration import parse_duration_ms
 from meshproof.policy.errors import FieldError
 from meshproof.policy.fields import Obj
-from meshproof.policy.matches import gateway_match, header_name, header_value, path_regex
+from meshproof.policy.matches import (exact_pairs, gateway_match, header_name, header_value,
+                                      path_regex)
 from meshproof.policy.preview import preview
 from meshproof.policy.preview import text as quoted
 from meshproof.policy.resource import Resource
@@ -218,17 +219,7 @@ def _grpc_match(value: object, at: str) -> HTTPMatch:
         else:
             regex = f"/(?:{service or '[^/]+'})/(?:{method or '[^/]+'})"
             path = {"path_regex": path_regex(regex, meth.path)}
-    headers = []
-    for hat, item in m.items("headers"):
-        h = Obj(item, hat, {"type", "name", "value"}, {"name", "value"})
-        if h.text("type", "Exact", ("Exact", "RegularExpression")) != "Exact":
-            raise FieldError(h.at("type"), "header matches of type RegularExpression are not "
-                             "supported", "use type: Exact")
-        headers.append((header_name(h.text("name"), h.at("name")),
-                        header_value(h.text("value"), h.at("value"))))
-    names = [n for n, _ in headers]
-    if len(set(names)) != len(names):
-        raise FieldError(m.at("headers"), "a header is matched twice (names ignore case)")
+    headers = exact_pairs(m, "headers", "header", header_name)
     return build(at, HTTPMatch, headers=tuple(sorted(headers)), **path)
 
 

@@ -8,6 +8,7 @@ plane has one kind of path match to program.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from meshproof.intent import HTTPMatch
 from meshproof.policy.errors import FieldError
@@ -137,6 +138,36 @@ def gateway_path(kind: str, value: str, at: str) -> dict[str, str]:
     return {"path_regex": path_regex(value, at)}
 
 
+def query_name(name: str, at: str) -> str:
+    if not _QUERY_NAME.fullmatch(name):
+        raise FieldError(at, f"{quoted(name)} is not a query parameter name",
+                         "letters, digits and !#$%&'*+-.^_`|~ (at most 256)")
+    return name
+
+
+def exact_pairs(m: Obj, key: str, what: str, name: Callable[[str, str], str]
+                ) -> list[tuple[str, str]]:
+    """Gateway API's Exact header or query parameter matches under ``key``: at most
+    :data:`MAX_GW_MATCHERS`, each name once (after ``name`` normalises it)."""
+    items = m.items(key)
+    if len(items) > MAX_GW_MATCHERS:
+        raise FieldError(m.at(key), f"{len(items)} {what} matches; Gateway API allows at "
+                         f"most {MAX_GW_MATCHERS}", "split the match")
+    out: list[tuple[str, str]] = []
+    for iat, item in items:
+        o = Obj(item, iat, _GW_HEADER, {"name", "value"})
+        if o.text("type", "Exact", ("Exact", "RegularExpression")) != "Exact":
+            raise FieldError(o.at("type"), f"{what} matches of type RegularExpression are "
+                             "not supported", "use type: Exact")
+        n = name(o.text("name"), o.at("name"))
+        if any(x == n for x, _ in out):
+            raise FieldError(o.at("name"), f"{what} {quoted(n)} is matched twice",
+                             f"match each {what} once"
+                             + (" (names ignore case)" if what == "header" else ""))
+        out.append((n, header_value(o.text("value"), o.at("value"))))
+    return out
+
+
 def gateway_match(value: object, at: str) -> HTTPMatch:
     """A Gateway API HTTPRouteMatch (path, method, Exact headers, Exact query params)."""
     m = Obj(value, at, _GW_MATCH)
@@ -146,36 +177,8 @@ def gateway_match(value: object, at: str) -> HTTPMatch:
         kind = p.text("type", "PathPrefix", ("Exact", "PathPrefix", "RegularExpression"))
         path = gateway_path(kind, p.text("value", "/"), p.at("value"))
     methods = [method(m.text("method"), m.at("method"))] if m.has("method") else []
-    headers = []
-    items = m.items("headers")
-    if len(items) > MAX_GW_MATCHERS:
-        raise FieldError(m.at("headers"), f"{len(items)} header matches; Gateway API allows "
-                         f"at most {MAX_GW_MATCHERS}", "split the match")
-    for hat, item in items:
-        h = Obj(item, hat, _GW_HEADER, {"name", "value"})
-        if h.text("type", "Exact", ("Exact", "RegularExpression")) != "Exact":
-            raise FieldError(h.at("type"), "header matches of type RegularExpression are not "
-                                           "supported", "use type: Exact")
-        headers.append((header_name(h.text("name"), h.at("name")),
-                        header_value(h.text("value"), h.at("value"))))
-    query = []
-    items = m.items("queryParams")
-    if len(items) > MAX_GW_MATCHERS:
-        raise FieldError(m.at("queryParams"), f"{len(items)} query parameter matches; Gateway "
-                         f"API allows at most {MAX_GW_MATCHERS}", "split the match")
-    for qat, item in items:
-        q = Obj(item, qat, _GW_HEADER, {"name", "value"})
-        if q.text("type", "Exact", ("Exact", "RegularExpression")) != "Exact":
-            raise FieldError(q.at("type"), "query parameter matches of type RegularExpression "
-                             "are not supported", "use type: Exact")
-        name = q.text("name")
-        if not _QUERY_NAME.fullmatch(name):
-            raise FieldError(q.at("name"), f"{quoted(name)} is not a query parameter name",
-                             "letters, digits and !#$%&'*+-.^_`|~ (at most 256)")
-        if any(n == name for n, _ in query):
-            raise FieldError(q.at("name"), f"query parameter {quoted(name)} is matched twice",
-                             "match each parameter once (names are case-sensitive)")
-        query.append((name, header_value(q.text("value"), q.at("value"))))
+    headers = exact_pairs(m, "headers", "header", header_name)
+    query = exact_pairs(m, "queryParams", "query parameter", query_name)
     match = _match("", methods, headers, at)
     return HTTPMatch(methods=match.methods, headers=match.headers,
                      query=tuple(sorted(query)), **path)
