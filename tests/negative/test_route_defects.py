@@ -6,7 +6,7 @@ minutes. Here one healthy lab serves them all: the reference mesh's
 installer switches the control plane's xDS defect at runtime
 (``mesh_call("set_defect")``), then every check that declares the defect is
 run, in both modes (the ACK adapter and the black-box adapter on the same
-lab), and must fail; with the defect cleared again, each must pass. The
+lab), and must fail; with the defect cleared again, a check passes. The
 checks are the product's own functions, called as pytest would.
 The nightly matrix (test_defects.py, slow) still runs each of them against
 the whole suite in its own lab.
@@ -98,10 +98,8 @@ def test_route_defects_fail_their_checks(lab: Target, adapters: dict[str, MeshAd
         mesh.wait_programmed(mesh.reset())
     assert not passed, f"{mode}: checks that passed with their defect: {passed}"
     if mode == "reference":
-        # Healthy again: the same checks pass (a defect switched off really is off).
-        # Once is enough to prove the switch; the black box's healthy runs are the
-        # nightly matrix's (its sentinel waits would double this test's time).
-        for _, fn in sorted({n: f for d in ROUTE_DEFECTS for n, f in checks_catching(d)}
-                            .items()):
-            run_check(fn, lab, mesh)
+        # Healthy again: a check passes (a defect switched off really is off). One is
+        # enough to prove the switch: every check's healthy pass is the conformance
+        # package's (its own lab), the black box's the nightly matrix's.
+        run_check(checks_catching(ROUTE_DEFECTS[-1])[0][1], lab, mesh)
         mesh.wait_programmed(mesh.reset())
