@@ -11,23 +11,28 @@ connections, TLS handshakes after idle).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from meshproof.load import hist, procstat
-from meshproof.load.genclient import Generator
+from meshproof.load import hist
+from meshproof.load.group import GeneratorGroup
 from meshproof.load.settings import (MAX_ERROR_FRACTION, MAX_LATENESS_P99_US,
                                      MAX_RATE_SHORTFALL, LoadSettings, ScenarioSettings)
-from meshproof.load.topology import CLIENT_POD, MESH_NS, PLAIN_NS
-from meshproof.targets.local.netns import pod_netns
+from meshproof.load.topology import CLIENT, MESH_NS, PLAIN_NS
+from meshproof.targets.model import ResourceUsage
 
 Log = Callable[[str], None]
+#: pod key -> a sampler of its sidecar's CPU and memory (the target's ``sidecar_usage``)
+Samplers = dict[str, Callable[[], ResourceUsage | None]]
 
-#: scenario -> pods (workload prefix) of the meshed namespace whose sidecars it crosses
-SIDECARS = {"single-hop": ("client-0", "reviews-v1-0"),
-            "productpage": ("client-0", "productpage-0", "details-0", "reviews-v1-0")}
+#: scenario -> workloads of the meshed namespace whose sidecars it crosses
+SIDECARS = {"single-hop": ("client", "reviews-v1"),
+            "productpage": ("client", "productpage", "details", "reviews-v1")}
+#: scenario -> (host, path): the one table of what each scenario calls; every order
+#: carries it, so a generator needs no table of its own (loadtests/podgen.py has none)
+URLS = {"single-hop": ("http://reviews", "/reviews/0"),
+        "productpage": ("http://productpage", "/productpage")}
 FLOOR = {"host": "http://127.0.0.1:9080", "path": "/healthz"}
 
 
@@ -65,35 +70,30 @@ def summarize_phase(result: dict[str, Any], rate: float, cpu: dict[str, Any]) ->
 class ScenarioRun:
     """One scenario over its rounds, against the two generators of the load lab."""
 
-    def __init__(self, plain: Generator, mesh: Generator, settings: LoadSettings,
-                 log: Log = print) -> None:
+    def __init__(self, plain: GeneratorGroup, mesh: GeneratorGroup, settings: LoadSettings,
+                 log: Log = print, sidecars: Callable[[str], Samplers] | None = None) -> None:
         self.plain = plain
         self.mesh = mesh
         self.settings = settings
         self.log = log
+        self.sidecars = sidecars or (lambda _scenario: {})
 
     def _order(self, sc: ScenarioSettings, duration: float, warmup: float,
                **extra: Any) -> dict[str, Any]:
         s = self.settings
+        host, path = URLS[sc.name]
         return {"scenario": sc.name, "rate": sc.rate, "duration_s": duration,
                 "warmup_s": warmup, "connections": s.connections, "payload": s.payload,
-                "timeout_s": s.timeout_s, "spin_us": s.spin_us, **extra}
+                "timeout_s": s.timeout_s, "spin_us": s.spin_us, "host": host, "path": path,
+                **extra}
 
-    def _sidecars(self, sc: ScenarioSettings) -> dict[str, int]:
-        out = {}
-        for pod in SIDECARS[sc.name]:
-            pid = procstat.envoy_pid(pod_netns(MESH_NS, pod))
-            if pid is not None:
-                out[f"{MESH_NS}/{pod}"] = pid
-        return out
-
-    def _phase(self, gen: Generator, order: dict[str, Any], pids: dict[str, int]
+    def _phase(self, gen: GeneratorGroup, order: dict[str, Any], pids: Samplers
                ) -> dict[str, Any]:
-        before = {k: procstat.sample(p) for k, p in pids.items()}
+        before = {k: f() for k, f in pids.items()}
         t0 = time.monotonic()
         result = gen.run(order)
         wall = time.monotonic() - t0
-        after = {k: procstat.sample(p) for k, p in pids.items()}
+        after = {k: f() for k, f in pids.items()}
         cpu = {}
         for k in pids:
             b, a = before[k], after[k]
@@ -104,7 +104,7 @@ class ScenarioRun:
 
     def run(self, sc: ScenarioSettings) -> dict[str, Any]:
         s = self.settings
-        pids = self._sidecars(sc)
+        pids = self.sidecars(sc.name)
         self.log(f"{sc.name}: {sc.rounds} rounds x ({sc.duration_s:g} s plain + "
                  f"{sc.duration_s:g} s mesh) at {sc.rate:g} rps; sidecars {sorted(pids)}")
         # A discarded warm-up on both paths (pools, TLS sessions, page cache).
@@ -128,23 +128,15 @@ class ScenarioRun:
                      + ("  FLAGGED" if any(ph["flags"] for ph in phases.values()) else ""))
         return {"rate_rps": sc.rate, "duration_s": sc.duration_s, "warmup_s": s.warmup_s,
                 "rounds": rounds,
-                "paths": {"plain": f"{PLAIN_NS}/{CLIENT_POD} -> {_url(sc.name)}",
-                          "mesh": f"{MESH_NS}/{CLIENT_POD} -> {_url(sc.name)} (2 sidecars, mTLS)"
+                "generators": {"plain": self.plain.labels, "mesh": self.mesh.labels},
+                "paths": {"plain": f"{PLAIN_NS}/{CLIENT} -> {_url(sc.name)}",
+                          "mesh": f"{MESH_NS}/{CLIENT} -> {_url(sc.name)} (2 sidecars, mTLS)"
                           if sc.name == "single-hop" else
-                          f"{MESH_NS}/{CLIENT_POD} -> {_url(sc.name)} (sidecars: "
+                          f"{MESH_NS}/{CLIENT} -> {_url(sc.name)} (sidecars: "
                           f"{len(SIDECARS[sc.name])}, mTLS)",
-                          "floor": f"{PLAIN_NS}/{CLIENT_POD} -> {FLOOR['host']}{FLOOR['path']}"}}
+                          "floor": f"{PLAIN_NS}/{CLIENT} -> {FLOOR['host']}{FLOOR['path']}"}}
 
 
 def _url(scenario: str) -> str:
-    return {"single-hop": "http://reviews/reviews/0",
-            "productpage": "http://productpage/productpage"}[scenario]
+    return "".join(URLS[scenario])
 
-
-def pin(cpu: int, pids: list[int]) -> None:
-    """Pin processes to one CPU: cross-vCPU wake-ups cost ~26 us each on this VM."""
-    for pid in pids:
-        try:
-            os.sched_setaffinity(pid, {cpu})
-        except OSError:
-            pass

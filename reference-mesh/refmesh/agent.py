@@ -10,12 +10,18 @@ Run::
     python -m refmesh.agent --ca-socket PATH --token-file FILE
         --namespace NS --service-account SA --sds-socket PATH --key-dir DIR
         [--proxy-uid UID] [--trust-domain cluster.local] [--ttl SECONDS]
-        [--serve-cert PEM --serve-key PEM [--serve-root PEM]] [--log-level INFO]
+        [--serve-cert PEM --serve-key PEM [--serve-root PEM]] [--no-rotate]
+        [--log-level INFO]
 
 - ``--ttl``: ask the CA for this SVID lifetime (short TTLs exercise rotation).
 - ``--serve-cert/--serve-key``: serve this (e.g. expired or foreign) cert
   instead of asking the CA; no renewal. The root still comes from the CA
   unless ``--serve-root`` is given. For negative controls.
+- SIGHUP: renew now (the mesh's TTL setting changed: the next certificate
+  is issued under it at once instead of at the old one's half life).
+- ``--no-rotate``: the ``rotation-stopped`` defect (a negative control): the
+  renewal timer is never armed, so the SVID is renewed only on SIGHUP and
+  otherwise served until it expires. The one place the defect lives.
 - ``--proxy-uid``: the key dir (0700), key (0600), cert and the SDS socket
   are chowned to this uid, so only that pod's Envoy can read them.
 
@@ -203,6 +209,18 @@ def write_key_dir(key_dir: Path, svid: Svid, generation: int, uid: int | None) -
         pki.write_private(key_dir / name, data, uid)
 
 
+def unverifiable_svid(ident: Identity, store: SecretStore) -> Svid:
+    """The ``agent-drops-cert-on-ca-outage`` defect (``--drop-cert-on-ca-outage``): what a
+    careless agent serves once the CA is unreachable, instead of the certificate it
+    holds: a fresh key and an SVID for the same identity from a throwaway root, so
+    Envoy loads it and every peer refuses it. The mesh's root is kept for validation."""
+    throwaway_key, throwaway_root = pki.new_root(ident.trust_domain, days=1)
+    key = pki.new_key()
+    cert = pki.sign_svid(throwaway_key, throwaway_root, key.public_key(), ident.spiffe, 3600)
+    root = store.secrets[ROOT_SECRET].validation_context.trusted_ca.inline_bytes
+    return Svid(pki.cert_pem(cert), pki.key_pem(key), bytes(root))
+
+
 def renew_delay(cert: x509.Certificate, fraction: float = 0.5) -> float:
     """Seconds until ``fraction`` of the cert's remaining lifetime has passed (>= 0.5 s).
 
@@ -228,9 +246,22 @@ async def run(a: argparse.Namespace) -> None:
     log.info("SDS serving on %s for %s", a.sds_socket, ident.spiffe)
 
     stop = asyncio.Event()
+    renew_now = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, renew_now.set)
+
+    async def until_renewal(cert: x509.Certificate) -> None:
+        """Sleep to the renewal time, or until SIGHUP asks for a renewal now."""
+        delay = None if a.no_rotate else renew_delay(cert, a.renew_fraction)
+        try:
+            await asyncio.wait_for(renew_now.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        renew_now.clear()
+
+    dropped: list[bool] = []  # agent-drops-cert-on-ca-outage: the placeholder is served
 
     async def issue_forever() -> None:
         token = a.token_file.read_text().strip() if a.token_file else ""
@@ -245,10 +276,14 @@ async def run(a: argparse.Namespace) -> None:
                     svid = await asyncio.to_thread(request_svid, a.ca_socket, token, ident, a.ttl)
             except (OSError, CARefused) as e:
                 log.error("cannot get an SVID for %s: %s (retry in %.1fs)", ident.spiffe, e, backoff)
+                if a.drop_cert_on_ca_outage and store.secrets and not dropped:  # the defect
+                    dropped.append(True)
+                    await store.update(unverifiable_svid(ident, store))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 0.5
+            dropped.clear()
             await store.update(svid)
             write_key_dir(a.key_dir, svid, store.generation, a.proxy_uid)
             cert = svid.cert
@@ -256,7 +291,7 @@ async def run(a: argparse.Namespace) -> None:
                      cert.serial_number, cert.not_valid_after_utc.isoformat())
             if a.serve_cert:
                 return  # a given cert is served as is: no renewal
-            await asyncio.sleep(renew_delay(cert, a.renew_fraction))
+            await until_renewal(cert)
 
     issuer = asyncio.create_task(issue_forever())
     await stop.wait()
@@ -277,9 +312,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--proxy-uid", type=int, default=None)
     ap.add_argument("--ttl", type=int, default=None, help="requested SVID lifetime in seconds")
     ap.add_argument("--renew-fraction", type=float, default=0.5)
+    ap.add_argument("--no-rotate", action="store_true",
+                    help="defect rotation-stopped: renew only on SIGHUP, never on a timer")
     ap.add_argument("--serve-cert", type=Path, default=None)
     ap.add_argument("--serve-key", type=Path, default=None)
     ap.add_argument("--serve-root", type=Path, default=None)
+    ap.add_argument("--drop-cert-on-ca-outage", action="store_true",
+                    help="defect agent-drops-cert-on-ca-outage: when a renewal finds the CA "
+                    "unreachable, serve an unverifiable placeholder instead of the held SVID")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     if bool(a.serve_cert) != bool(a.serve_key):

@@ -40,7 +40,7 @@ READY_TIMEOUT_S = 20.0
 
 #: What the lab honours of the target interface (meshproof.targets.base.CAPABILITIES): all.
 CAPABILITIES = ("probe", "probe-tls", "probe-in-sidecar", "put-file", "scale", "kill-pod",
-                "components", "block", "capture", "clock")
+                "components", "block", "capture", "clock", "load", "sidecar-usage", "pin-cpu")
 
 Progress = Callable[[str, int, int], None]
 
