@@ -12,16 +12,17 @@ Usage (root): .venv/bin/python benchmarks/conformance_bench.py [--runs 10]
               [--meshes reference,reference-blackbox] [--burners 2 --burn-every 2]
               [--without EXPR]
 
+``--without EXPR`` adds, per mesh, a run of the suite without the checks a pytest
+``-k`` EXPR selects (e.g. ``test_protocols``), interleaved with the full one: what
+those checks add to ``make conformance`` is the difference of neighbours, and the
+sum of their own durations (from the full runs' reports) is shown beside it.
+
 ``--burners K --burn-every M``: every M-th run (runs M-1, 2M-1, ...) has K
 CPU-burning processes beside it (each bounded by ``timeout``), so loaded and
 quiet runs interleave. Every run's judgements give each check's margin to its
 bound (benchmarks/margins.py); the narrowest per check over all runs, and the
 run it came from, go to reports/bench/conformance-margins.json, rewritten
 after every run so a benchmark stopped early still reports what ran.
-
-``--without EXPR`` adds, beside each full run, a run of the suite without the
-checks a pytest -k EXPR selects (e.g. ``test_gateway_mesh``), interleaved, and
-reports what those checks add (full minus without, p50 of the pairs).
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ def burners(k: int) -> list[subprocess.Popen[bytes]]:
                               "while True: pass"]) for _ in range(k)]
 
 
-def one_run(i: int, mesh: str, work: Path, burn: int = 0, tests: str = "") -> dict[str, Any]:
-    reports = work / f"{mesh}-{i}{'-k' if tests else ''}"
+def one_run(i: int, mesh: str, work: Path, burn: int = 0, without: str = "") -> dict[str, Any]:
+    reports = work / f"{mesh}-{'without-' if without else ''}{i}"
     t0 = time.monotonic()
     hot = burners(burn)
     try:
-        cp = _conformance(mesh, reports, tests)
+        cp = _conformance(mesh, reports, ["--tests", f"not ({without})"] if without else [])
     finally:
         for b in hot:
             b.kill()
@@ -64,11 +65,10 @@ def one_run(i: int, mesh: str, work: Path, burn: int = 0, tests: str = "") -> di
     return _result(i, mesh, reports, cp, time.monotonic() - t0, burn)
 
 
-def _conformance(mesh: str, reports: Path, tests: str = ""
+def _conformance(mesh: str, reports: Path, tests: list[str]
                  ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
-                         "--reports", str(reports), *(["--tests", tests] if tests else []),
-                         "--", "-q"],
+                         "--reports", str(reports), *tests, "--", "-q"],
                         cwd=ROOT, capture_output=True, text=True, timeout=1200)
 
 
@@ -88,7 +88,8 @@ def _result(i: int, mesh: str, reports: Path, cp: subprocess.CompletedProcess[st
     return {"exit": cp.returncode, "wall_s": wall, "bringup_s": run.get("bringup_s", 0.0),
             "checks_s": run.get("checks_s", 0.0), "passed": stats.get("Passed", 0),
             "failed": stats.get("Failed", 0), "failed_checks": failed, "waits": waits,
-            "burners": burn, "margins": report_margins(doc)}
+            "burners": burn, "margins": report_margins(doc),
+            "durations": {c["name"]: c.get("duration_s", 0.0) for c in doc.get("checks", [])}}
 
 
 def write_margins(by_mesh: dict[str, list[dict[str, Any]]]) -> Path:
@@ -142,8 +143,7 @@ def main() -> int:
     ap.add_argument("--burners", type=int, default=0, help="CPU burners beside loaded runs")
     ap.add_argument("--burn-every", type=int, default=2, help="every Nth run is loaded")
     ap.add_argument("--without", default="", metavar="EXPR",
-                    help="also run without the checks pytest -k EXPR selects; report the "
-                         "wall time they add")
+                    help="also run each mesh without the checks this -k EXPR selects")
     args = ap.parse_args()
     meshes = [m for m in args.meshes.split(",") if m]
     by_mesh: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
@@ -154,18 +154,20 @@ def main() -> int:
             for m in meshes:  # interleaved: neighbours share the machine's mood
                 by_mesh[m].append(one_run(i, m, Path(d), burn))
                 if args.without:
-                    without[m].append(one_run(i, m, Path(d), burn, f"not ({args.without})"))
+                    without[m].append(one_run(i, m, Path(d), burn, args.without))
             margins = write_margins(by_mesh)
     print_margins(margins)
     out: dict[str, float] = {}
     for m, runs in by_mesh.items():
         out.update({f"{m}.{k}": v for k, v in summarise(runs).items()})
         if args.without:
-            out.update({f"{m}.without.{k}": v for k, v in summarise(without[m]).items()})
+            rest = without[m]
+            out.update({f"{m}.without.{k}": v for k, v in summarise(rest).items()})
             out[f"{m}.added_wall_s_p50"] = statistics.median(
-                a["wall_s"] - b["wall_s"] for a, b in zip(runs, without[m]))
+                a["wall_s"] - b["wall_s"] for a, b in zip(runs, rest))
+            left = {n for r in rest for n in r["durations"]}
             out[f"{m}.added_checks_s_p50"] = statistics.median(
-                a["checks_s"] - b["checks_s"] for a, b in zip(runs, without[m]))
+                sum(v for n, v in r["durations"].items() if n not in left) for r in runs)
     if len(meshes) == 2:
         a, b = meshes
         out[f"wall_ratio_{b}_over_{a}"] = out[f"{b}.wall_s_p50"] / out[f"{a}.wall_s_p50"]

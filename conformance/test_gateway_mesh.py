@@ -15,11 +15,12 @@ from __future__ import annotations
 import pytest
 
 from meshproof import paths
+from meshproof.conformance import protocols as proto
 from meshproof.conformance.check import check
 from meshproof.conformance.expect import Case, judge_cases
 from meshproof.conformance.splits import judge_weights
 from meshproof.policy.loader import load_files
-from meshproof.targets.model import APP_PORT
+from meshproof.targets.model import APP_PORT, GRPC_UNARY
 
 pytestmark = [pytest.mark.mesh]
 
@@ -316,6 +317,37 @@ def test_mesh_consumer_route(target, mesh, verdict):
         Case("from a third namespace", "/", host="reviews-v1.bookinfo",
              source=("team-c", "client"), backend="v1",
              absent_response_headers=("X-Header-Set",))])
+
+
+@check("gw-mesh-ports", "MeshPorts: a route with a parentRef port applies to that port of "
+       "its Service only; a route without one to every port",
+       features=["gamma-httproute", "httproute-response-header-modifier",
+                 "httproute-parentref-port", "protocol-http2"],
+       catches=["port-ignored", "response-header-modifier-dropped"], intents=["HTTPRoute"])
+def test_mesh_ports(target, mesh, verdict):
+    b, c = (proto.service_ports(target, ns, "echo") for ns in ("team-b", "team-c"))
+    a = ("team-a", "client")
+    judge_cases(target, mesh, verdict, manifest("mesh-ports"), [
+        Case("the parentRef's port", "/echo", host=f"echo.team-b:{b['http'].port}",
+             source=a, response_headers={"X-Header-Set": "v1"}),
+        Case("another port of that Service", "/echo", host=f"echo.team-b:{b['http2'].port}",
+             source=a, protocol="http2", absent_response_headers=("X-Header-Set",)),
+        Case("no port: the HTTP port", "/echo", host=f"echo.team-c:{c['http'].port}",
+             source=a, response_headers={"X-Header-Set": "v2"}),
+        Case("no port: another port", "/echo", host=f"echo.team-c:{c['http2'].port}",
+             source=a, protocol="http2", response_headers={"X-Header-Set": "v2"})])
+
+
+@check("gw-mesh-grpcroute-weight", "MeshGRPCRouteWeight: a GRPCRoute's backends weighted "
+       "70/30 get 70/30 of gRPC calls within 10 points (binomial design, both error rates "
+       "<= 1e-4), per call over pooled HTTP/2 connections",
+       features=["gamma-httproute", "grpcroute", "protocol-grpc", "traffic-split"],
+       catches=["weights-ignored"], intents=["GRPCRoute"])
+def test_mesh_grpcroute_weight(target, mesh, verdict):
+    port = proto.service_ports(target, "bookinfo", "reviews")["grpc"].port
+    judge_weights(target, mesh, verdict, manifest("grpcroute-weight"),
+                  {"v1": 70, "v2": 30, "v3": 0}, url=f"http://reviews:{port}{GRPC_UNARY}",
+                  protocol="grpc", fresh=False)
 
 
 PRECEDENCE_CASES = [

@@ -53,6 +53,8 @@ class Case:
     location: dict[str, str] | None = None
     #: Where the request is sent from: (namespace, workload).
     source: tuple[str, str] = ("bookinfo", "client")
+    #: The probe's protocol (http: HTTP/1.1; http2: h2c).
+    protocol: str = "http"
 
     @property
     def url(self) -> str:
@@ -122,7 +124,7 @@ def judge_cases(target: Target, mesh: MeshAdapter, verdict: Verdict, intents: li
         src = target.pod(*case.source)
         verdict.touch(src)
         results = send(target, src, case.url, REPEAT, headers=case.headers or None,
-                       method=case.method)
+                       method=case.method, protocol=case.protocol)
         wrong = sorted({p for r in results for p in problems(case, r)})
         evidence = {"sent": len(results), "url": case.url, "method": case.method,
                     "headers": case.headers, "statuses": [r.outcome for r in results],

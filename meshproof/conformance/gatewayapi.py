@@ -67,11 +67,11 @@ TESTS: tuple[GatewayTest, ...] = (
     GatewayTest("MeshFrontendHostname", "gw-mesh-frontend-hostname",
                 extended_features=("MeshClusterIPMatching",
                                    "HTTPRouteResponseHeaderModification")),
-    GatewayTest("MeshPorts", "", extended_features=("HTTPRouteParentRefPort",
+    GatewayTest("MeshPorts", "gw-mesh-ports", extended_features=("HTTPRouteParentRefPort",
                                                     "HTTPRouteResponseHeaderModification")),
     GatewayTest("MeshConsumerRoute", "gw-mesh-consumer-route",
                 extended_features=("MeshConsumerRoute", "HTTPRouteResponseHeaderModification")),
-    GatewayTest("MeshGRPCRouteWeight", "", profile=MESH_GRPC),
+    GatewayTest("MeshGRPCRouteWeight", "gw-mesh-grpcroute-weight", profile=MESH_GRPC),
 )
 
 BY_CHECK: dict[str, GatewayTest] = {t.check: t for t in TESTS if t.check}

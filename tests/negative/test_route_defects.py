@@ -38,7 +38,7 @@ ROUTE_DEFECTS = (
     "producer-route-dropped", "query-match-ignored", "redirect-host-dropped",
     "redirect-path-dropped", "redirect-port-dropped", "redirect-scheme-dropped",
     "redirect-status-wrong", "response-header-modifier-dropped", "rewrite-dropped",
-    "route-by-host",
+    "route-by-host", "port-ignored",
 )
 MODES = ("reference", "reference-blackbox")
 

@@ -23,9 +23,10 @@ from typing import Any
 from meshproof.intent import HTTPMatch, HTTPRoute, RouteRule
 from meshproof.policy.regex import escape
 from meshproof.routing import HeaderModifier, Redirect, RouteBackend, precedence_key
-from meshproof.targets.model import Pod, Registry, Service
+from meshproof.targets.model import Pod, Registry, Service, ServicePort
 from refmesh.xds import names
 from refmesh.xds.matches import safe_regex
+from refmesh.xds.ports import backend_port
 
 #: Envoy's RedirectAction.response_code names.
 _REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
@@ -36,10 +37,12 @@ Arm = tuple[str, HTTPMatch | None, dict[str, Any], dict[str, Any]]
 
 
 def routes_for(routes: list[HTTPRoute], svc: Service, caller: Pod,
-               defects: frozenset[str]) -> list[HTTPRoute]:
-    """The HTTPRoutes that decide where ``caller``'s requests to ``svc`` go."""
+               defects: frozenset[str], port: int = 0) -> list[HTTPRoute]:
+    """The HTTPRoutes that decide where ``caller``'s requests to ``svc`` on ``port``
+    (0: the primary port) go."""
+    port = port or svc.spec.port
     mine = [r for r in routes if r.service == svc.key
-            and ("port-ignored" in defects or r.port in (0, svc.spec.port))]
+            and ("port-ignored" in defects or r.port in (0, port))]
     if "producer-route-dropped" in defects:
         mine = [r for r in mine if r.consumer]
     consumer = [r for r in mine if r.consumer == caller.namespace]
@@ -49,8 +52,10 @@ def routes_for(routes: list[HTTPRoute], svc: Service, caller: Pod,
 
 
 def route_arms(reg: Registry, svc: Service, routes: list[HTTPRoute],
-               defects: frozenset[str]) -> list[Arm]:
-    """One arm per (route, rule, match), in Gateway API's precedence order."""
+               defects: frozenset[str], port: ServicePort | None = None) -> list[Arm]:
+    """One arm per (route, rule, match), in Gateway API's precedence order, for the
+    service's ``port`` (default: the primary one)."""
+    port = port or svc.spec.ports[0]
     keyed: list[tuple[Any, Arm]] = []
     for ri, route in enumerate(routes):
         for i, rule in enumerate(route.rules):
@@ -64,7 +69,7 @@ def route_arms(reg: Registry, svc: Service, routes: list[HTTPRoute],
                 else:
                     key = (precedence_key(m), order)
                 name = f"{route.name}/{rule.name or i}/{j}"
-                keyed.append((key, (name, m, *_action(reg, svc, rule, m, defects))))
+                keyed.append((key, (name, m, *_action(reg, svc, rule, m, defects, port))))
     return [arm for _, arm in sorted(keyed, key=lambda x: x[0])]
 
 
@@ -132,13 +137,18 @@ def _redirect(r: Redirect, m: HTTPMatch, defects: frozenset[str]) -> dict[str, A
     return out
 
 
-def _backend_cluster(reg: Registry, svc: Service, b: RouteBackend,
+def _backend_cluster(reg: Registry, svc: Service, b: RouteBackend, port: ServicePort,
                      defects: frozenset[str]) -> dict[str, Any] | None:
     try:
         backend = reg.service(svc.namespace, b.service)
     except KeyError:
         return None  # not deployed (yet): never route into a void cluster
-    c: dict[str, Any] = {"name": names.outbound_cluster(backend),
+    # The backendRef's port, else the port matching the one called (as a split's).
+    to = b.port if b.port and any(p.port == b.port for p in backend.spec.ports) else (
+        None if b.port else backend_port(backend, port))
+    if to is None:
+        return None  # no such port: never route into a void cluster
+    c: dict[str, Any] = {"name": names.outbound_cluster(backend, to),
                          "weight": 1 if "weights-ignored" in defects else b.weight}
     if "backend-filter-dropped" not in defects:
         c.update(header_ops(b.request_headers, "request"))
@@ -147,7 +157,8 @@ def _backend_cluster(reg: Registry, svc: Service, b: RouteBackend,
 
 
 def _action(reg: Registry, svc: Service, rule: RouteRule, m: HTTPMatch,
-            defects: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+            defects: frozenset[str], port: ServicePort
+            ) -> tuple[dict[str, Any], dict[str, Any]]:
     extra: dict[str, Any] = {}
     if "header-modifier-dropped" not in defects:
         extra.update(header_ops(rule.request_headers, "request"))
@@ -157,11 +168,11 @@ def _action(reg: Registry, svc: Service, rule: RouteRule, m: HTTPMatch,
         return {"redirect": _redirect(rule.redirect, m, defects)}, extra
     route: dict[str, Any]
     if not rule.backends:
-        route = {"cluster": names.outbound_cluster(svc)}
+        route = {"cluster": names.outbound_cluster(svc, port.port)}
     else:
         clusters = [c for b in rule.backends
                     if (b.weight > 0 or "weights-ignored" in defects)
-                    and (c := _backend_cluster(reg, svc, b, defects)) is not None]
+                    and (c := _backend_cluster(reg, svc, b, port, defects)) is not None]
         if not clusters:
             # Gateway API: a rule whose backends are all invalid or weighted 0 answers 500.
             return {"direct_response": {"status": 500}}, extra

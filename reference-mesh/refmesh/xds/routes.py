@@ -22,11 +22,12 @@ import copy
 from typing import Any
 
 from meshproof.intent import Fault, HTTPRoute, Retry, Timeout, TrafficSplit
-from meshproof.targets.model import Registry, Service
+from meshproof.targets.model import Registry, Service, ServicePort
 from refmesh.xds import names
 from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
 from refmesh.xds.httproutes import Arm, route_arms
 from refmesh.xds.matches import is_empty, route_match
+from refmesh.xds.ports import backend_port
 
 FAULT_FILTER = "envoy.filters.http.fault"
 _FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
@@ -80,8 +81,10 @@ def retry_policy(r: Retry | None, defects: frozenset[str]) -> dict[str, Any]:
 
 
 def split_action(reg: Registry, svc: Service, split: TrafficSplit,
-                 defects: frozenset[str]) -> dict[str, Any]:
-    """Weighted clusters over the split's deployed backends (root service if none)."""
+                 defects: frozenset[str], port: ServicePort | None = None) -> dict[str, Any]:
+    """Weighted clusters over the split's deployed backends (root service if none), on
+    ``port`` of each (default: the primary one)."""
+    port = port or svc.spec.ports[0]
     weighted = []
     for b in split.backends:
         equal = "weights-ignored" in defects
@@ -91,30 +94,38 @@ def split_action(reg: Registry, svc: Service, split: TrafficSplit,
             backend = reg.service(svc.namespace, b.service)
         except KeyError:
             continue  # a backend service not deployed (yet): never route into a void cluster
-        weighted.append({"name": names.outbound_cluster(backend),
+        to = backend_port(backend, port)
+        if to is None:
+            continue  # the backend has no such port: never route into a void cluster
+        weighted.append({"name": names.outbound_cluster(backend, to),
                          "weight": 1 if equal else b.weight})
     if not weighted:
-        return {"cluster": names.outbound_cluster(svc)}
+        return {"cluster": names.outbound_cluster(svc, port.port)}
     return {"weighted_clusters": {"clusters": weighted}}
 
 
 def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None, *,
                  retry: Retry | None = None, timeout: Timeout | None = None,
                  fault: Fault | None = None, http_routes: list[HTTPRoute] | None = None,
-                 defects: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """One virtual host ("*": the listener already picked the service by VIP,
-    so the Host header never chooses the route: Gateway API's MeshFrontendHostname)."""
-    root = {"route": {"cluster": names.outbound_cluster(svc)}}
+                 defects: frozenset[str] = frozenset(),
+                 port: ServicePort | None = None) -> dict[str, Any]:
+    """One virtual host ("*": the listener already picked the service by VIP and port,
+    so the Host header never chooses the route: Gateway API's MeshFrontendHostname);
+    ``port`` defaults to the service's primary port."""
+    port = port or svc.spec.ports[0]
+    root = {"route": {"cluster": names.outbound_cluster(svc, port.port)}}
     arms: list[Arm]
     if http_routes:
-        arms = route_arms(reg, svc, http_routes, defects)
+        arms = route_arms(reg, svc, http_routes, defects, port)
     elif split is None:
         arms = [("default", None, root, {})]
     elif is_empty(split.match):
-        arms = [("default", None, {"route": split_action(reg, svc, split, defects)}, {})]
+        arms = [("default", None, {"route": split_action(reg, svc, split, defects, port)},
+                 {})]
     else:
         split_match = None if "match-ignored" in defects else split.match
-        arms = [("split", split_match, {"route": split_action(reg, svc, split, defects)}, {}),
+        arms = [("split", split_match,
+                 {"route": split_action(reg, svc, split, defects, port)}, {}),
                 ("default", None, root, {})]
 
     common: dict[str, Any] = {"retry_policy": retry_policy(retry, defects)}
@@ -136,8 +147,9 @@ def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None,
         else:
             routes.append(_route(name, route_match(match, defects=defects), action, extra,
                                  faulted if fault is not None else plain))
-    return {"name": names.route_name(svc), "validate_clusters": False, "virtual_hosts": [{
-        "name": names.route_name(svc), "domains": ["*"], "routes": routes}]}
+    name = names.route_name(svc, port.port)
+    return {"name": name, "validate_clusters": False, "virtual_hosts": [{
+        "name": name, "domains": ["*"], "routes": routes}]}
 
 
 def _route(name: str, match: dict[str, Any], action: dict[str, Any], extra: dict[str, Any],
