@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,8 @@ READY_TIMEOUT_S = 30.0
 #: Defects of the lab's wiring rather than of xDS (see ``lab_defect``).
 LAB_DEFECTS = frozenset({"fail-open-without-sidecar", "config-lost-on-cp-outage"})
 #: Defects of the identity agent (one flag each on its command line).
-AGENT_DEFECTS = {"rotation-stopped": "--no-rotate"}
+AGENT_DEFECTS = {"rotation-stopped": "--no-rotate",
+                 "agent-drops-cert-on-ca-outage": "--drop-cert-on-ca-outage"}
 #: Defects of the CA (one flag each on its command line).
 CA_DEFECTS = {"ca-signs-any": "--sign-any"}
 #: Defects of the control plane's bookkeeping (one flag each on its command line).
@@ -123,7 +125,11 @@ class ReferenceMeshInstall:
         book = {tok: {"namespace": self.lab.pods[k].namespace,
                       "service_account": self.lab.pods[k].service_account}
                 for k, tok in self.lab.tokens.items() if k in self.lab.pods}
-        tmp = TOKENS.with_suffix(".tmp")
+        # One temporary file per thread: the lab's listener (any RPC thread or the
+        # supervisor's) and an injection can write at once, and a shared name let one
+        # writer's replace() take the file from under the other (FileNotFoundError
+        # ending a chaos run's start_component).
+        tmp = TOKENS.with_suffix(f".{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(book))
         tmp.chmod(0o600)
         tmp.replace(TOKENS)
@@ -229,10 +235,7 @@ class ReferenceMeshInstall:
             CERT_TTL.unlink(missing_ok=True)
         pods = [p for p in self.lab.pods.values() if p.meshed and p.ready]
         before = {p.key: _svid_status(p).get("generation", 0) for p in pods}
-        for p in pods:
-            proc = self.lab.sup.procs.get(f"{p.key}/agent")
-            if proc is not None and self.lab.sup.is_ready(f"{p.key}/agent"):
-                os.kill(proc.popen.pid, signal.SIGHUP)
+        self.renew_certs()
         deadline = time.monotonic() + READY_TIMEOUT_S
         # A renewal already in flight when the setting changed may land first: the wait
         # is for a certificate whose lifetime fits the new setting (1 s: X.509 seconds).
@@ -267,6 +270,10 @@ class ReferenceMeshInstall:
 
     def serve(self, lab: Lab, op: str, args: dict[str, Any]) -> Any:
         """Operations the adapter asks of the installed mesh through ``Lab.mesh_call``."""
+        if op == "renew_certs":
+            return self.renew_certs()
+        if op == "set_defect":
+            return self.set_defect(str(args.get("defect") or ""))
         if op == "swap_identity":
             self.swap_identity(lab.pod(str(args["key"])), lab.pod(str(args["as_pod"])))
             return None
@@ -303,6 +310,45 @@ class ReferenceMeshInstall:
 
     # ---------------------------------------------------------- lab-level defects (negative
     # controls for the chaos experiments; each touches only what its name says)
+
+    def renew_certs(self) -> int:
+        """Every ready pod's agent renews now (SIGHUP), without waiting for the result:
+        the CA-outage experiment makes each renewal fail at a known moment. Returns how
+        many agents were asked."""
+        n = 0
+        for p in [p for p in self.lab.pods.values() if p.meshed and p.ready]:
+            proc = self.lab.sup.procs.get(f"{p.key}/agent")
+            if proc is not None and self.lab.sup.is_ready(f"{p.key}/agent"):
+                os.kill(proc.popen.pid, signal.SIGHUP)
+                n += 1
+        return n
+
+    def set_defect(self, defect: str) -> str:
+        """Switch a lab-level defect on (or off with "") in the running lab, as a lab
+        brought up with ``--defect`` has it: the listener in place, or gone and its
+        bypass rules removed. The CI tier's negative controls share one bring-up this
+        way (xDS defects go through the control plane's options); a lab per defect is
+        the nightly matrix's. Returns the defect now in force."""
+        from meshproof.errors import ConfigError
+
+        if defect and defect not in LAB_DEFECTS:
+            raise ConfigError(f"{defect!r} is not a lab-level defect",
+                              f"lab-level: {', '.join(sorted(LAB_DEFECTS))}")
+        listening = self.lab_defect in self.lab.listeners
+        if defect and not listening:
+            self.lab.listeners.append(self.lab_defect)
+        elif not defect and listening:
+            self.lab.listeners.remove(self.lab_defect)
+        self.defect = defect
+        if not defect:
+            for key in list(getattr(self, "_bypassed", set())):
+                pod = self.lab.pods.get(key)
+                if pod is not None:
+                    rule = ["MESH_INBOUND", "-p", "tcp", "--dport", str(pod.port), "-j", "RETURN"]
+                    run(["iptables", "-w", "5", "-t", "nat", "-D", *rule],
+                        netns=self.lab.netns_of(pod), check=False)
+                self._bypassed.discard(key)
+        return self.defect
 
     def lab_defect(self, reg: Registry) -> None:
         """Lab listener, registered only under a lab-level defect."""
