@@ -18,6 +18,10 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from meshproof.errors import ConfigError
+from meshproof.matching import HTTPMatch  # noqa: F401  (re-exported: intents use it)
+from meshproof.routing import (HeaderModifier,  # noqa: F401  (re-exported)
+                               HTTPRoute, Redirect, Rewrite, RouteBackend,
+                               RouteRule)
 
 
 class MTLSModeValue(str, Enum):
@@ -111,37 +115,6 @@ def effective_mtls(modes: list[MTLSMode], namespace: str, workload: str,
         if rank > best[0]:
             best = (rank, m.mode)
     return best[1]
-
-
-@dataclass(frozen=True)
-class HTTPMatch:
-    """HTTPRouteGroup-style request match (filled in by the policy issue).
-
-    Empty fields match everything. Kept here now so TrafficSplit's shape
-    does not change when matches arrive.
-    """
-
-    path_regex: str = ""
-    methods: tuple[str, ...] = ()
-    headers: tuple[tuple[str, str], ...] = ()  # (name, exact value)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {}
-        if self.path_regex:
-            d["path_regex"] = self.path_regex
-        if self.methods:
-            d["methods"] = list(self.methods)
-        if self.headers:
-            d["headers"] = {k: v for k, v in self.headers}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HTTPMatch:
-        return cls(
-            path_regex=str(d.get("path_regex", "")),
-            methods=tuple(str(m).upper() for m in d.get("methods", ())),
-            headers=tuple(sorted((str(k), str(v)) for k, v in dict(d.get("headers", {})).items())),
-        )
 
 
 @dataclass(frozen=True)
@@ -466,14 +439,14 @@ class OutlierDetection:
 
 
 Intent = (MTLSMode | TrafficSplit | AccessMode | AccessRule | Retry | Timeout | Fault
-          | OutlierDetection)
+          | OutlierDetection | HTTPRoute)
 
 #: kind -> (class, the Policy field that holds intents of that kind)
 _KINDS: dict[str, tuple[type, str]] = {
     "MTLSMode": (MTLSMode, "mtls"), "TrafficSplit": (TrafficSplit, "splits"),
     "AccessMode": (AccessMode, "access_modes"), "AccessRule": (AccessRule, "access_rules"),
     "Retry": (Retry, "retries"), "Timeout": (Timeout, "timeouts"), "Fault": (Fault, "faults"),
-    "OutlierDetection": (OutlierDetection, "outliers"),
+    "OutlierDetection": (OutlierDetection, "outliers"), "HTTPRoute": (HTTPRoute, "routes"),
 }
 
 
@@ -501,6 +474,7 @@ class Policy:
     timeouts: tuple[Timeout, ...] = ()
     faults: tuple[Fault, ...] = ()
     outliers: tuple[OutlierDetection, ...] = ()
+    routes: tuple[HTTPRoute, ...] = ()
 
     def _replace(self, field: str, items: tuple[Any, ...]) -> Policy:
         return dataclasses.replace(self, **{field: items})

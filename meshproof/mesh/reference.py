@@ -37,7 +37,15 @@ CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
                     "cert-validation", "cert-rotation", "identity-issuance", "access-control",
                     "access-control-routes", "retries", "timeouts", "fault-injection",
                     "gamma-httproute", "protocol-http2", "protocol-grpc", "protocol-tcp",
-                    "access-control-tcp"})
+                    "access-control-tcp",
+                    # Gateway API mesh routing (refmesh.xds.httproutes).
+                    "httproute-matching", "httproute-query-matching",
+                    "httproute-header-modifier", "httproute-backend-header-modifier",
+                    "httproute-response-header-modifier", "httproute-redirect",
+                    "httproute-redirect-scheme", "httproute-redirect-port",
+                    "httproute-redirect-path", "httproute-redirect-303-307-308",
+                    "httproute-rewrite", "httproute-named-rule", "httproute-parentref-port",
+                    "mesh-consumer-route", "mesh-cluster-ip-matching", "grpcroute"})
 
 
 @runtime_checkable

@@ -282,7 +282,7 @@ class ReferenceMeshInstall:
             return self.set_cert_ttl(None if ttl is None else int(ttl),
                                      int(args.get("owner_pid") or 0))
         raise TargetError(f"the reference mesh's installer has no operation {op!r}",
-                          "operations: swap_identity, set_cert_ttl")
+                          "operations: renew_certs, set_defect, swap_identity, set_cert_ttl")
 
     # ---------------------------------------------------------- lab-level defects (negative
     # controls for the chaos experiments; each touches only what its name says)
@@ -300,23 +300,28 @@ class ReferenceMeshInstall:
         return n
 
     def set_defect(self, defect: str) -> str:
-        """Switch a lab-level defect on (or off with "") in the running lab, as a lab
-        brought up with ``--defect`` has it: the listener in place, or gone and its
-        bypass rules removed. The CI tier's negative controls share one bring-up this
-        way (xDS defects go through the control plane's options); a lab per defect is
-        the nightly matrix's. Returns the defect now in force."""
+        """Switch the running lab to another defect ("" = healthy), as a lab brought up
+        with ``--defect`` has it, so the CI tier's negative controls share one bring-up
+        (a lab per defect is the nightly matrix's). A lab-level defect: its listener in
+        place, or gone and its bypass rules removed. An xDS defect (the route
+        translation's, tests/negative/test_route_defects.py): the control plane's
+        option, pushed to every sidecar; callers still wait for their own config to be
+        programmed, which then carries it. Returns the defect now in force."""
         from meshproof.errors import ConfigError
+        from refmesh.xds.defects import XDS_DEFECTS
 
-        if defect and defect not in LAB_DEFECTS:
-            raise ConfigError(f"{defect!r} is not a lab-level defect",
-                              f"lab-level: {', '.join(sorted(LAB_DEFECTS))}")
+        if defect and defect not in LAB_DEFECTS and defect not in XDS_DEFECTS:
+            raise ConfigError(f"{defect!r} cannot be switched on a running lab",
+                              f"lab-level: {', '.join(sorted(LAB_DEFECTS))}; or an xDS "
+                              "defect (refmesh.xds.defects)")
+        lab_level = defect if defect in LAB_DEFECTS else ""
         listening = self.lab_defect in self.lab.listeners
-        if defect and not listening:
+        if lab_level and not listening:
             self.lab.listeners.append(self.lab_defect)
-        elif not defect and listening:
+        elif not lab_level and listening:
             self.lab.listeners.remove(self.lab_defect)
         self.defect = defect
-        if not defect:
+        if not lab_level:
             for key in list(getattr(self, "_bypassed", set())):
                 pod = self.lab.pods.get(key)
                 if pod is not None:
@@ -324,6 +329,7 @@ class ReferenceMeshInstall:
                     run(["iptables", "-w", "5", "-t", "nat", "-D", *rule],
                         netns=self.lab.netns_of(pod), check=False)
                 self._bypassed.discard(key)
+        self.program_defect()  # the xDS defect, or none
         return self.defect
 
     def lab_defect(self, reg: Registry) -> None:

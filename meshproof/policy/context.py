@@ -47,18 +47,20 @@ class Context:
         return f"{namespace}/{name}"
 
     def service_ports(self, namespace: str, name: str) -> tuple[int, ...]:
-        """The ports a service exposes: from the registry, else the fixture port (80)."""
-        if self.registry is None:
-            return (SERVICE_PORT,)
-        return tuple(sorted({s.spec.port for s in self.registry.services
-                             if s.namespace == namespace and s.name == name})) or (SERVICE_PORT,)
+        """Every port a service exposes: from the registry, else from the fixture
+        topology (a file checked without a lab), else the fixture port (80)."""
+        from meshproof.topology import fixture_topology
+
+        specs = ([s.spec for s in self.registry.services] if self.registry is not None
+                 else list(fixture_topology().services))
+        return tuple(sorted({p.port for s in specs if (s.namespace, s.name) == (namespace, name)
+                             for p in s.ports})) or (SERVICE_PORT,)
 
     def port(self, namespace: str, name: str, port: int, at: str) -> None:
         """A route on ``port`` of a service: honoured when the service has that port.
 
-        Every fixture service has one port, so a route on it covers all of its
-        traffic; a route on another port would apply to nothing, or (if the
-        port were dropped) to the wrong traffic, so it is refused.
+        A route on a port the service does not have would apply to nothing, or (if
+        the port were dropped) to the wrong traffic, so it is refused.
         """
         ports = self.service_ports(namespace, name)
         if port not in ports:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
-from meshproof.intent import Intent
+from meshproof.intent import HTTPRoute, Intent, TrafficSplit
 from meshproof.policy import gamma, own, smi
 from meshproof.policy.context import Context, Produced
 from meshproof.policy.errors import FieldError, Location, PolicyError, Problem
@@ -45,6 +45,7 @@ KINDS: dict[tuple[str, str], tuple[Reader, str]] = {
     (smi.SPLIT_API, "TrafficSplit"): (smi.read_traffic_split, "required"),
     (smi.ACCESS_API, "TrafficTarget"): (smi.read_traffic_target, "required"),
     (gamma.GATEWAY_API, "HTTPRoute"): (gamma.read_http_route, "required"),
+    (gamma.GATEWAY_API, "GRPCRoute"): (gamma.read_grpc_route, "required"),
     (own.OWN_API, "AccessMode"): (own.read_access_mode, "optional"),
     (own.OWN_API, "MTLSMode"): (own.read_mtls_mode, "optional"),
     (own.OWN_API, "Retry"): (own.read_retry, "required"),
@@ -62,7 +63,7 @@ UNSUPPORTED: dict[str, frozenset[str]] = {
     "access.smi-spec.io": frozenset({"IdentityBinding"}),
     "metrics.smi-spec.io": frozenset({"TrafficMetrics"}),
     "gateway.networking.k8s.io": frozenset({
-        "GRPCRoute", "TCPRoute", "TLSRoute", "UDPRoute", "Gateway", "GatewayClass",
+        "TCPRoute", "TLSRoute", "UDPRoute", "Gateway", "GatewayClass",
         "ReferenceGrant", "BackendTLSPolicy", "BackendLBPolicy", "ListenerSet"}),
 }
 
@@ -186,12 +187,24 @@ class _Load:
 
     def _check_unique(self, produced: list[tuple[Intent, Resource, str]]) -> None:
         first: dict[str, Resource] = {}
+        routed: dict[str, tuple[str, Resource]] = {}
         for intent, res, at in produced:
             prior = first.setdefault(intent.key, res)
             if prior is not res:
                 self.problem(Problem(
                     res.loc, at, f"sets the same {intent.kind} as {prior.loc}",
                     "one resource per service (or scope) and kind: merge them or remove one"))
+                continue
+            # A TrafficSplit and a (producer) HTTPRoute would both decide where the
+            # service's requests go: refuse the pair rather than let one hide the other.
+            owner = (intent.service if isinstance(intent, TrafficSplit) else intent.service
+                     if isinstance(intent, HTTPRoute) and not intent.consumer else "")
+            if owner:
+                kind, res0 = routed.setdefault(owner, (intent.kind, res))
+                if kind != intent.kind:
+                    self.problem(Problem(
+                        res.loc, at, f"routes {owner} like the {kind} in {res0.loc}",
+                        "route a service with HTTPRoutes or with a TrafficSplit, not both"))
 
 
 def load_text(text: str | bytes, source: str = "<string>", registry: Registry | None = None

@@ -8,6 +8,7 @@ plane has one kind of path match to program.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from meshproof.intent import HTTPMatch
 from meshproof.policy.errors import FieldError
@@ -108,42 +109,76 @@ def _match(path: str, methods: list[str], headers: list[tuple[str, str]], at: st
 _GW_MATCH = frozenset({"path", "headers", "method", "queryParams"})
 _GW_PATH = frozenset({"type", "value"})
 _GW_HEADER = frozenset({"type", "name", "value"})
+#: Gateway API's bound on header and query parameter matches per match.
+MAX_GW_MATCHERS = 16
+#: A query parameter name as Gateway API allows it (RFC 3986 unreserved and sub-delims).
+_QUERY_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,256}")
 
 
-def gateway_path_regex(kind: str, value: str, at: str) -> str:
-    """A Gateway API path match as a full-path regex ("" = any path).
+def gateway_path(kind: str, value: str, at: str) -> dict[str, str]:
+    """A Gateway API path match as an HTTPMatch path field ({} = any path).
 
+    Exact and PathPrefix stay literal (the mesh uses its own path matchers);
     PathPrefix matches whole segments (``/foo`` matches ``/foo`` and
     ``/foo/bar``, not ``/foobar``) and ignores a trailing slash, per the spec.
     """
     if not value.startswith("/"):
         raise FieldError(at, f"path {quoted(value)} does not start with '/'")
+    if kind != "RegularExpression":
+        if len(value) > 1024 or not re.fullmatch(r"[!-~]*", value) or "?" in value \
+                or "#" in value or "//" in value:
+            raise FieldError(at, f"path {quoted(value)} cannot be a request path",
+                             "no spaces, control characters, '?', '#' or '//'; "
+                             "at most 1024 characters")
     if kind == "Exact":
-        return escape(value)
+        return {"path_exact": value}
     if kind == "PathPrefix":
         prefix = value.rstrip("/")
-        return f"{escape(prefix)}(/.*)?" if prefix else ""
-    return path_regex(value, at)
+        return {"path_prefix": prefix} if prefix else {}
+    return {"path_regex": path_regex(value, at)}
+
+
+def query_name(name: str, at: str) -> str:
+    if not _QUERY_NAME.fullmatch(name):
+        raise FieldError(at, f"{quoted(name)} is not a query parameter name",
+                         "letters, digits and !#$%&'*+-.^_`|~ (at most 256)")
+    return name
+
+
+def exact_pairs(m: Obj, key: str, what: str, name: Callable[[str, str], str]
+                ) -> list[tuple[str, str]]:
+    """Gateway API's Exact header or query parameter matches under ``key``: at most
+    :data:`MAX_GW_MATCHERS`, each name once (after ``name`` normalises it)."""
+    items = m.items(key)
+    if len(items) > MAX_GW_MATCHERS:
+        raise FieldError(m.at(key), f"{len(items)} {what} matches; Gateway API allows at "
+                         f"most {MAX_GW_MATCHERS}", "split the match")
+    out: list[tuple[str, str]] = []
+    for iat, item in items:
+        o = Obj(item, iat, _GW_HEADER, {"name", "value"})
+        if o.text("type", "Exact", ("Exact", "RegularExpression")) != "Exact":
+            raise FieldError(o.at("type"), f"{what} matches of type RegularExpression are "
+                             "not supported", "use type: Exact")
+        n = name(o.text("name"), o.at("name"))
+        if any(x == n for x, _ in out):
+            raise FieldError(o.at("name"), f"{what} {quoted(n)} is matched twice",
+                             f"match each {what} once"
+                             + (" (names ignore case)" if what == "header" else ""))
+        out.append((n, header_value(o.text("value"), o.at("value"))))
+    return out
 
 
 def gateway_match(value: object, at: str) -> HTTPMatch:
-    """A Gateway API HTTPRouteMatch (path, method, Exact headers)."""
+    """A Gateway API HTTPRouteMatch (path, method, Exact headers, Exact query params)."""
     m = Obj(value, at, _GW_MATCH)
-    if m.has("queryParams"):
-        raise FieldError(m.at("queryParams"), "query parameter matches are not supported",
-                         "match on path, method and headers")
-    path = ""
+    path: dict[str, str] = {}
     if m.has("path"):
         p = m.child("path", _GW_PATH)
         kind = p.text("type", "PathPrefix", ("Exact", "PathPrefix", "RegularExpression"))
-        path = gateway_path_regex(kind, p.text("value", "/"), p.at("value"))
+        path = gateway_path(kind, p.text("value", "/"), p.at("value"))
     methods = [method(m.text("method"), m.at("method"))] if m.has("method") else []
-    headers = []
-    for hat, item in m.items("headers"):
-        h = Obj(item, hat, _GW_HEADER, {"name", "value"})
-        if h.text("type", "Exact", ("Exact", "RegularExpression")) != "Exact":
-            raise FieldError(h.at("type"), "header matches of type RegularExpression are not "
-                                           "supported", "use type: Exact")
-        headers.append((header_name(h.text("name"), h.at("name")),
-                        header_value(h.text("value"), h.at("value"))))
-    return _match(path, methods, headers, at)
+    headers = exact_pairs(m, "headers", "header", header_name)
+    query = exact_pairs(m, "queryParams", "query parameter", query_name)
+    match = _match("", methods, headers, at)
+    return HTTPMatch(methods=match.methods, headers=match.headers,
+                     query=tuple(sorted(query)), **path)

@@ -14,8 +14,10 @@ from typing import Any
 
 import yaml
 
-from meshproof.intent import (AccessMode, AccessRule, Fault, HTTPMatch, Intent, MTLSMode,
-                              OutlierDetection, Retry, Timeout, TrafficSplit)
+from meshproof.intent import (AccessMode, AccessRule, Fault, HeaderModifier, HTTPMatch,
+                              HTTPRoute, Intent, MTLSMode, OutlierDetection, Retry, RouteRule,
+                              Timeout, TrafficSplit)
+from meshproof.policy.gamma import GATEWAY_API
 from meshproof.policy.own import OWN_API
 
 SMI_SPLIT = "split.smi-spec.io/v1alpha4"
@@ -40,8 +42,8 @@ def _slug(text: str) -> str:
 
 def _match(m: HTTPMatch, name: str = "") -> dict[str, Any]:
     d: dict[str, Any] = {"name": name} if name else {}
-    if m.path_regex:
-        d["pathRegex"] = m.path_regex
+    if m.has_path:
+        d["pathRegex"] = m.path_as_regex()
     if m.methods:
         d["methods"] = list(m.methods)
     if m.headers:
@@ -56,6 +58,118 @@ def _ms(ms: int) -> str:
 def _service_kind(kind: str, ns_service: str, spec: dict[str, Any]) -> Doc:
     ns, svc = ns_service.split("/", 1)
     return _doc(OWN_API, kind, _slug(f"{svc}-{kind}"), ns, {"service": svc, **spec})
+
+
+def _gw_matches(m: HTTPMatch) -> list[dict[str, Any]]:
+    """Gateway API matches for one HTTPMatch (one per method: a Gateway match has one)."""
+    d: dict[str, Any] = {}
+    if m.path_exact:
+        d["path"] = {"type": "Exact", "value": m.path_exact}
+    elif m.path_prefix:
+        d["path"] = {"type": "PathPrefix", "value": m.path_prefix}
+    elif m.path_regex:
+        d["path"] = {"type": "RegularExpression", "value": m.path_regex}
+    if m.headers:
+        d["headers"] = [{"name": k, "value": v} for k, v in m.headers]
+    if m.query:
+        d["queryParams"] = [{"name": k, "value": v} for k, v in m.query]
+    return [{**d, "method": meth} for meth in m.methods] if m.methods else [d]
+
+
+def _header_filter(kind: str, mod: HeaderModifier) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if mod.set:
+        body["set"] = [{"name": k, "value": v} for k, v in mod.set]
+    if mod.add:
+        body["add"] = [{"name": k, "value": v} for k, v in mod.add]
+    if mod.remove:
+        body["remove"] = list(mod.remove)
+    return {"type": kind, kind[0].lower() + kind[1:]: body}
+
+
+def _path_mod(full: str, prefix: str) -> dict[str, Any]:
+    if full:
+        return {"path": {"type": "ReplaceFullPath", "replaceFullPath": full}}
+    if prefix:
+        return {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": prefix}}
+    return {}
+
+
+def _gw_rule(rule: RouteRule) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if rule.name:
+        d["name"] = rule.name
+    if rule.matches:
+        d["matches"] = [x for m in rule.matches for x in _gw_matches(m)]
+    filters = []
+    if rule.request_headers:
+        filters.append(_header_filter("RequestHeaderModifier", rule.request_headers))
+    if rule.response_headers:
+        filters.append(_header_filter("ResponseHeaderModifier", rule.response_headers))
+    if rule.redirect is not None:
+        r = rule.redirect
+        body: dict[str, Any] = {k: v for k, v in (("scheme", r.scheme), ("hostname", r.hostname),
+                                                  ("port", r.port)) if v}
+        filters.append({"type": "RequestRedirect", "requestRedirect": {
+            **body, **_path_mod(r.path_full, r.path_prefix), "statusCode": r.status}})
+    if rule.rewrite is not None:
+        w = rule.rewrite
+        filters.append({"type": "URLRewrite", "urlRewrite": {
+            **({"hostname": w.hostname} if w.hostname else {}),
+            **_path_mod(w.path_full, w.path_prefix)}})
+    if filters:
+        d["filters"] = filters
+    if rule.backends:
+        refs = []
+        for b in rule.backends:
+            ref: dict[str, Any] = {"name": b.service, "weight": b.weight}
+            if b.port:
+                ref["port"] = b.port
+            bf = [_header_filter(k, mod) for k, mod in (
+                ("RequestHeaderModifier", b.request_headers),
+                ("ResponseHeaderModifier", b.response_headers)) if mod]
+            if bf:
+                ref["filters"] = bf
+            refs.append(ref)
+        d["backendRefs"] = refs
+    if rule.timeout_ms:
+        d["timeouts"] = {"request": _ms(rule.timeout_ms)}
+    return d
+
+
+def _http_route(intent: HTTPRoute) -> Doc:
+    ns, name = intent.name.split("/", 1)
+    sns, svc = intent.service.split("/", 1)
+    parent: dict[str, Any] = {"group": "", "kind": "Service", "name": svc}
+    if sns != ns:
+        parent["namespace"] = sns
+    if intent.port:
+        parent["port"] = intent.port
+    return _doc(GATEWAY_API, "HTTPRoute", name, ns, {
+        "parentRefs": [parent], "rules": [_gw_rule(r) for r in intent.rules]})
+
+
+def _merge_routes(docs: list[Doc]) -> list[Doc]:
+    """One HTTPRoute per name: the intents of one route (one per parent) share their
+    rules, so they become one document with several parentRefs, as the user wrote it.
+    Intents that share a name but not their rules keep apart under a suffixed name."""
+    out: list[Doc] = []
+    seen: dict[tuple[str, str], Doc] = {}
+    for d in docs:
+        if d["kind"] != "HTTPRoute":
+            out.append(d)
+            continue
+        key = (d["metadata"]["namespace"], d["metadata"]["name"])
+        prior = seen.get(key)
+        if prior is not None and prior["spec"]["rules"] == d["spec"]["rules"]:
+            prior["spec"]["parentRefs"] += d["spec"]["parentRefs"]
+            continue
+        if prior is not None:
+            d["metadata"]["name"] = _slug(f"{key[1]}-{len(seen)}")
+            key = (key[0], d["metadata"]["name"])
+        seen[key] = d
+        out.append(d)
+    return out
 
 
 def render_intent(intent: Intent) -> list[Doc]:
@@ -123,10 +237,12 @@ def render_intent(intent: Intent) -> list[Doc]:
             "consecutive5xx": intent.consecutive_5xx, "interval": _ms(intent.interval_ms),
             "baseEjectionTime": _ms(intent.base_ejection_ms),
             "maxEjectionPercent": intent.max_ejection_percent})]
+    if isinstance(intent, HTTPRoute):
+        return [_http_route(intent)]
     raise TypeError(f"no policy file form for {type(intent).__name__}")
 
 
 def render(intents: Iterable[Intent]) -> str:
     """One multi-document YAML file stating every intent."""
-    docs = [d for i in intents for d in render_intent(i)]
+    docs = _merge_routes([d for i in intents for d in render_intent(i)])
     return yaml.safe_dump_all(docs, sort_keys=False)

@@ -71,6 +71,7 @@ def diff_reports(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         map(str, pb.get("supportedFeatures", [])))
     for f in sorted(fa ^ fb):
         out.append(f"feature {f}: {'dropped' if f in fa else 'added'}")
+    out += _gateway_changes(a, b)
     ca = {c["name"]: c for c in a.get("checks", [])}
     cb = {c["name"]: c for c in b.get("checks", [])}
     for name in sorted(set(ca) | set(cb)):
@@ -80,3 +81,22 @@ def diff_reports(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             why = str(cb.get(name, {}).get("reason", ""))[:200]
             out.append(f"check {name}: {ra} -> {rb}" + (f"  ({why})" if why else ""))
     return out
+
+
+def _gateway_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Gateway API profile results (core / extended) that changed; a report from before
+    the Gateway API profiles existed simply has none to compare."""
+    def sections(r: dict[str, Any]) -> dict[str, str]:
+        out = {}
+        for p in r.get("profiles", [])[1:]:
+            if not isinstance(p, dict):
+                continue
+            for part in ("core", "extended"):
+                sec = p.get(part)
+                if isinstance(sec, dict) and isinstance(sec.get("result"), str):
+                    out[f"{p.get('name')} {part}"] = sec["result"]
+        return out
+
+    sa, sb = sections(a), sections(b)
+    return [f"profile {k}: {sa[k]} -> {sb[k]}" for k in sorted(set(sa) & set(sb))
+            if sa[k] != sb[k]]

@@ -75,6 +75,45 @@ def _merge_bomb(levels: int = 30) -> str:
     return "\n".join(lines) + "\n"
 
 
+RULES = """apiVersion: gateway.networking.k8s.io/{api}
+kind: {kind}
+metadata: {{name: r, namespace: bookinfo}}
+spec:
+  parentRefs: [{{name: reviews}}]
+  rules:
+{rules}"""
+
+
+def _route(rules: str, kind: str = "HTTPRoute") -> str:
+    return RULES.format(api="v1", kind=kind, rules=rules)
+
+
+def _redirect(body: str) -> str:
+    return _route(f"  - filters: [{{type: RequestRedirect, requestRedirect: {body}}}]\n")
+
+
+def _max_route() -> str:
+    """Gateway API's rule and match bounds filled: 16 rules of 64 matches (path, method,
+    2 headers, 2 query parameters), every filter, weighted backends with their own
+    filters. (More headers per match would pass the loader's own 50,000-value bound
+    per document first.)"""
+    match = ("{path: {type: PathPrefix, value: /r%d/m%d}, method: GET, headers: ["
+             + ", ".join(f"{{name: h{k}, value: v}}" for k in range(2)) + "], queryParams: ["
+             + ", ".join(f"{{name: q{k}, value: v}}" for k in range(2)) + "]}")
+    mod = "{set: [{name: x-s, value: v}], add: [{name: x-a, value: v}], remove: [x-r]}"
+    backends = ", ".join(f"{{name: reviews-v{1 + k % 3}, port: 80, weight: {k + 1}, "
+                         f"filters: [{{type: RequestHeaderModifier, requestHeaderModifier: "
+                         f"{mod}}}]}}" for k in range(3))
+    rules = "".join(
+        f"  - name: rule-{i}\n    matches: [" + ", ".join(match % (i, j) for j in range(64))
+        + f"]\n    filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {mod}}}, "
+        f"{{type: ResponseHeaderModifier, responseHeaderModifier: {mod}}}, "
+        f"{{type: URLRewrite, urlRewrite: {{hostname: example.org, path: "
+        f"{{type: ReplacePrefixMatch, replacePrefixMatch: /x}}}}}}]\n"
+        f"    backendRefs: [{backends}]\n" for i in range(16))
+    return _route(rules)
+
+
 def refused() -> list[tuple[str, str]]:
     """Inputs that must exit 2 with a located message."""
     cases = [
@@ -116,6 +155,32 @@ def refused() -> list[tuple[str, str]]:
         ("nul-bytes", "\0" * 1000),
         ("not-utf8", "kind: \xff\xfe\n"),
         ("many-invalid-documents", "kind: X\n---\n" * 200_000),
+        # Gateway API routes: every CRD bound, and values no request or Envoy can take.
+        ("gamma-rules-10000", _route("  - {backendRefs: [{name: reviews-v1}]}\n" * 10_000)),
+        ("gamma-matches-5000", _route("  - matches: [" + ", ".join(
+            ["{path: {value: /a}}"] * 5_000) + "]\n")),
+        ("gamma-header-sets-1000", _route(
+            "  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: ["
+            + ", ".join(f"{{name: x-{i}, value: v}}" for i in range(1_000)) + "]}}]\n")),
+        ("gamma-query-params-1000", _route("  - matches: [{queryParams: [" + ", ".join(
+            f"{{name: q{i}, value: v}}" for i in range(1_000)) + "]}]\n")),
+        ("gamma-redirect-port-0", _redirect("{port: 0}")),
+        ("gamma-redirect-wildcard-host", _redirect("{hostname: '*.example.org'}")),
+        ("gamma-redirect-status-200", _redirect("{statusCode: 200}")),
+        ("gamma-redirect-path-crlf", _redirect(
+            '{path: {type: ReplaceFullPath, replaceFullPath: "/a\\r\\nb"}}')),
+        ("gamma-query-name-space", _route(
+            "  - matches: [{queryParams: [{name: 'a b', value: v}]}]\n")),
+        ("gamma-header-set-crlf", _route(
+            '  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: '
+            '{set: [{name: x-a, value: "a\\r\\nb"}]}}]\n')),
+        ("gamma-mirror-filter", _route("  - filters: [{type: RequestMirror, requestMirror: "
+                                        "{backendRef: {name: reviews-v1}}}]\n")),
+        ("grpc-regex-lookahead", _route(
+            "  - matches: [{method: {type: RegularExpression, service: '(?=a)x'}}]\n",
+            "GRPCRoute")),
+        ("grpc-hostnames", _route("  - {backendRefs: [{name: reviews-v1}]}\n", "GRPCRoute")
+         .replace("spec:\n", "spec:\n  hostnames: [a.b]\n")),
         ("long-string-everywhere", "apiVersion: " + "v" * 5_000_000 + "\n"),
     ]
     for field in ("apiVersion", "kind", "metadata", "spec", "name", "weight"):
@@ -130,7 +195,7 @@ def accepted() -> list[tuple[str, str]]:
         ("weight-uint32-max", SPLIT.format(name="s", w1=2**32 - 2, w2=1)),
         ("gamma-exact-95", ROUTE.format(pport=80, ptype="Exact", path=long, bport=80)),
         ("gamma-prefix-95", ROUTE.format(pport=80, ptype="PathPrefix", path=long, bport=80)),
-        ("gamma-exact-2000", ROUTE.format(pport=80, ptype="Exact", path="/" + "b" * 1999,
+        ("gamma-exact-1024", ROUTE.format(pport=80, ptype="Exact", path="/" + "b" * 1023,
                                           bport=80)),
         ("path-regex-a1000", GROUP.format(match="pathRegex: '/a{1000}'")),
         ("path-regex-unicode-class", GROUP.format(match=r"pathRegex: '/\p{L}+/[[:digit:]]+'")),
@@ -140,4 +205,20 @@ def accepted() -> list[tuple[str, str]]:
          "metadata: {name: o, namespace: bookinfo}\nspec:\n"
          "  <<: &defaults {service: reviews, consecutive5xx: 3}\n  consecutive5xx: 4\n"),
         ("outlier-uint32-max", OUTLIER.format(n=2**32 - 1)),
+        ("gamma-max-route", _max_route()),
+        ("gateway-api-mesh-manifests", _gateway_manifests()),
+        ("grpc-route", _route("  - matches: [{method: {service: pkg.Echo, method: Ping}}, "
+                              "{method: {service: pkg.Echo}}, {method: {method: Ping}}, "
+                              "{method: {type: RegularExpression, method: 'P.*'}}]\n"
+                              "    backendRefs: [{name: reviews-v1, weight: 70}, "
+                              "{name: reviews-v2, weight: 30}]\n", "GRPCRoute")),
     ]
+
+
+def _gateway_manifests() -> str:
+    """Every Gateway API mesh manifest of fixtures/gateway-api/ as one load (the consumer
+    route's namespace exists in the test registry)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "fixtures" / "gateway-api"
+    return "---\n".join(p.read_text() for p in sorted(root.rglob("*.yaml")))

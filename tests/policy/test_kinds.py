@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from meshproof.intent import (AccessMode, AccessRule, Backend, Fault, HTTPMatch, MTLSMode,
-                              OutlierDetection, Retry, Timeout, TrafficSplit)
+from meshproof.intent import (AccessMode, AccessRule, Backend, Fault, HTTPMatch, HTTPRoute,
+                              MTLSMode, OutlierDetection, Retry, RouteBackend, RouteRule,
+                              Timeout, TrafficSplit)
 from meshproof.policy import load_files, load_text
 from meshproof.targets.model import Registry
 from tests.policy.conftest import EXAMPLES
@@ -22,9 +23,12 @@ EXPECTED = {
         AccessMode("smi", "team-b"),
         AccessRule("team-b/team-a-to-echo", "team-b/echo", ("team-a/client",),
                    (HTTPMatch(path_regex="/echo/.*", methods=("GET", "POST")),))],
-    "gamma-httproute-match.yaml": [
-        TrafficSplit("bookinfo/reviews", (Backend("reviews-v3", 1),), JASON)],
-    "gamma-httproute-split.yaml": [CANARY, Timeout("bookinfo/reviews", 2000)],
+    "gamma-httproute-match.yaml": [HTTPRoute("bookinfo/reviews-jason", "bookinfo/reviews", (
+        RouteRule(matches=(JASON,), backends=(RouteBackend("reviews-v3", 1, 80),)),
+        RouteRule(backends=(RouteBackend("reviews", 1, 80),))), 80)],
+    "gamma-httproute-split.yaml": [HTTPRoute("bookinfo/reviews-canary", "bookinfo/reviews", (
+        RouteRule(backends=(RouteBackend("reviews-v1", 90, 80), RouteBackend("reviews-v3", 10, 80)),
+                  timeout_ms=2000),), 80)],
     "accessmode.yaml": [AccessMode("smi", "team-b")],
     "mtlsmode.yaml": [MTLSMode("PERMISSIVE"), MTLSMode("STRICT", "bookinfo"),
                       MTLSMode("PERMISSIVE", "bookinfo", "reviews-v1")],
@@ -51,10 +55,11 @@ def test_example_loads_into_expected_intents(name: str, registry: Registry) -> N
 
 
 def test_all_examples_as_one_set_conflict_on_reviews_split(registry: Registry) -> None:
-    """Loaded together, the reviews splits clash: one split per service."""
+    """Loaded together, the reviews splits clash: one split per service, and not
+    both a split and an HTTPRoute."""
     from meshproof.policy import PolicyError
 
-    with pytest.raises(PolicyError, match="sets the same TrafficSplit"):
+    with pytest.raises(PolicyError, match="routes bookinfo/reviews like the HTTPRoute"):
         load_files(sorted(EXAMPLES.glob("*.yaml")), registry=registry)
 
 
@@ -68,9 +73,10 @@ spec: {service: ratings, retries: 0}
     assert r == Retry("bookinfo/ratings", 0, 0, ("5xx",))
 
 
-def test_gamma_path_types_become_full_path_regexes() -> None:
+def test_gamma_path_types_stay_literal() -> None:
+    """Exact and PathPrefix stay literal (the mesh uses its own path matchers)."""
     def route(path: str) -> HTTPMatch:
-        (split,) = load_text(f"""
+        (r,) = load_text(f"""
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {{name: r, namespace: bookinfo}}
@@ -80,18 +86,17 @@ spec:
   - matches: [{{path: {path}, method: POST}}]
     backendRefs: [{{name: reviews-v2, weight: 3}}, {{name: reviews-v3}}]
 """)
-        assert split.weights() == {"reviews-v2": 3, "reviews-v3": 1}
-        assert split.match.methods == ("POST",)
-        return split.match
+        (rule,) = r.rules
+        assert [(b.service, b.weight) for b in rule.backends] == [("reviews-v2", 3),
+                                                                  ("reviews-v3", 1)]
+        assert rule.matches[0].methods == ("POST",)
+        return rule.matches[0]
 
-    import re
-    prefix = route("{type: PathPrefix, value: /api.v1/}").path_regex
-    assert prefix == r"/api\.v1(/.*)?"
-    assert re.fullmatch(prefix, "/api.v1") and re.fullmatch(prefix, "/api.v1/x")
-    assert not re.fullmatch(prefix, "/api.v1x") and not re.fullmatch(prefix, "/apiXv1")
-    assert route("{type: Exact, value: /a+b}").path_regex == r"/a\+b"
+    assert route("{type: PathPrefix, value: /api.v1/}") == HTTPMatch(
+        path_prefix="/api.v1", methods=("POST",))
+    assert route("{type: Exact, value: /a+b}").path_exact == "/a+b"
     assert route("{type: RegularExpression, value: '/r/[0-9]+'}").path_regex == "/r/[0-9]+"
-    assert route("{type: PathPrefix, value: /}").path_regex == ""
+    assert not route("{type: PathPrefix, value: /}").has_path
 
 
 def test_split_and_target_may_precede_their_route_group_across_files(tmp_path) -> None:

@@ -43,7 +43,7 @@ def test_problems_printed_are_capped_with_the_total() -> None:
 def test_ports_are_honoured_or_refused(registry: Registry) -> None:
     (split,) = load_text(ROUTE.format(pport=80, ptype="PathPrefix", path="/", bport=80),
                          registry=registry)
-    assert split.weights() == {"reviews-v3": 1}
+    assert split.port == 80 and split.rules[0].backends[0].port == 80
     msg = problem(ROUTE.format(pport=8080, ptype="PathPrefix", path="/", bport=80), registry)
     assert "spec.parentRefs[0].port: service bookinfo/reviews has no port 8080" in msg
     assert "its ports: 80" in msg

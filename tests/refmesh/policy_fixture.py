@@ -46,3 +46,37 @@ def full_policy(split: TrafficSplit = MATCHED_SPLIT) -> Policy:
                       match=HTTPMatch(path_regex="/reviews/.*")),),
         outliers=(OutlierDetection("bookinfo/reviews", consecutive_5xx=3),),
     )
+
+
+def route_policy() -> Policy:
+    """full_policy with HTTPRoutes on bookinfo/reviews instead of its split: every
+    route translation (matches, filters, redirects, rewrite, consumer and port routes),
+    rules declared out of precedence order so an order bug shows."""
+    from meshproof.intent import (HeaderModifier, HTTPRoute, Redirect, Rewrite,
+                                  RouteBackend, RouteRule)
+
+    set_x = HeaderModifier(set=(("x-header-set", "v"),))
+    main = HTTPRoute("bookinfo/main", "bookinfo/reviews", (
+        RouteRule("prefix", (HTTPMatch(path_prefix="/reviews", methods=("GET",),
+                                       headers=(("end-user", "jason"),)),),
+                  (RouteBackend("reviews-v2", 90), RouteBackend("reviews-v1", 10)),
+                  rewrite=Rewrite("example.org", path_prefix="/r")),
+        RouteRule("exact", (HTTPMatch(path_exact="/reviews/1", query=(("a", "1"),)),),
+                  (RouteBackend("reviews-v1", 1, request_headers=set_x,
+                                response_headers=set_x),),
+                  request_headers=HeaderModifier((("x-s", "1"),), (("x-a", "2"),), ("x-r",)),
+                  response_headers=set_x),
+        RouteRule("redirect", (HTTPMatch(path_prefix="/old"),),
+                  redirect=Redirect("https", "example.org", 8443, path_prefix="/new",
+                                    status=301)),
+        RouteRule("full", (HTTPMatch(path_exact="/full"),),
+                  redirect=Redirect(path_full="/x", status=308)),
+        RouteRule("rest", (), (RouteBackend("reviews", 1),), timeout_ms=700),
+    ))
+    consumer = HTTPRoute("team-a/consumer", "bookinfo/reviews",
+                         (RouteRule(response_headers=set_x),))
+    other_port = HTTPRoute("bookinfo/port81", "bookinfo/reviews",
+                           (RouteRule(response_headers=set_x),), port=81)
+    import dataclasses
+
+    return dataclasses.replace(full_policy(), splits=(), routes=(main, consumer, other_port))

@@ -25,11 +25,12 @@ from refmesh.xds import SidecarOptions, build_sidecar
 from refmesh.xds.defects import XDS_DEFECTS
 from refmesh.xds.static import static_bootstrap
 
-from .policy_fixture import SPLIT, full_policy, policy_registry
+from .policy_fixture import SPLIT, full_policy, policy_registry, route_policy
 from .helpers import envoy_validate as validate
 
 REG = policy_registry()
 _ROUTE = r"^routes/[^/]+/virtual_hosts/0/routes/\d+/"
+_REVIEWS = r"^routes/reviews\.bookinfo\.svc\.cluster\.local:\d+/virtual_hosts/0/routes/"
 _VALIDATION = (r"transport_socket/typed_config/common_tls_context/combined_validation_context/"
                r"default_validation_context/")
 
@@ -73,6 +74,26 @@ SPEC: dict[str, tuple[str, list[str]]] = {
     "route-path-prefix": ("matched", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                       r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
                                       r"rbac/rules/policies/"]),
+    "query-match-ignored": ("routes", [_ROUTE + r"match/query_parameters/"]),
+    "header-modifier-dropped": ("routes", [_ROUTE + r"request_headers_to_(add|remove)/"]),
+    "response-header-modifier-dropped": ("routes", [_ROUTE + r"response_headers_to_add/"]),
+    "backend-filter-dropped": ("routes", [
+        _ROUTE + r"route/weighted_clusters/clusters/\d+/(request|response)_headers_to_add/"]),
+    "redirect-status-wrong": ("routes", [_ROUTE + r"redirect/response_code$"]),
+    "redirect-scheme-dropped": ("routes", [_ROUTE + r"redirect/scheme_redirect$"]),
+    "redirect-host-dropped": ("routes", [_ROUTE + r"redirect/host_redirect$"]),
+    "redirect-port-dropped": ("routes", [_ROUTE + r"redirect/port_redirect$"]),
+    "redirect-path-dropped": ("routes", [_ROUTE + r"redirect/(path_redirect|regex_rewrite/.*)$"]),
+    "rewrite-dropped": ("routes", [_ROUTE + r"route/(regex_rewrite/.*|host_rewrite_literal)$"]),
+    "path-prefix-not-segment": ("routes", [_ROUTE + r"match/(path_separated_prefix|prefix)$"]),
+    # Whole entries of the reviews route config (and only it) move or change.
+    "precedence-rule-order": ("routes", [_REVIEWS]),
+    "precedence-reversed": ("routes", [_REVIEWS]),
+    # Only new virtual hosts (index >= 1) in the outbound route configs.
+    "route-by-host": ("routes", [r"^routes/[^/|]+\.svc\.cluster\.local:\d+/virtual_hosts/[1-9]\d*/"]),
+    "consumer-route-leaks": ("routes", [_REVIEWS]),
+    "producer-route-dropped": ("routes", [_REVIEWS]),
+    "port-ignored": ("routes", [_REVIEWS]),
     "namespace-mode-ignored": ("mesh-wide", [r"^listeners/virtualInbound/filter_chains/1/"]),
     "source-namespace-wide": ("matched", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                           r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
@@ -104,6 +125,8 @@ def _policy(which: str):  # type: ignore[no-untyped-def]
             base, mtls=base.mtls + (MTLSMode("PERMISSIVE", "bookinfo"),
                                     MTLSMode("STRICT", "bookinfo", "reviews-v1")),
             access_modes=base.access_modes + (AccessMode("smi", "bookinfo"),))
+    if which == "routes":
+        return route_policy()
     if which == "header-rule":  # an access rule that requires an exact header value
         import dataclasses
 

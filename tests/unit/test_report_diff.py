@@ -35,6 +35,45 @@ def test_report_shape():
     assert r["checks"][0]["catches"] == ["weights-ignored"]
 
 
+def gw(name: str) -> CheckSpec:
+    return CheckSpec(name, "d", ("gamma-httproute",), (), ("HTTPRoute",))
+
+
+def test_gateway_api_profiles_split_core_extended_and_provisional():
+    from meshproof.conformance import gatewayapi
+
+    results = [CheckResult(gw(t.check), "passed", 1.0) for t in gatewayapi.TESTS if t.check]
+    r = build_report(RUN, results + [CheckResult(SPEC, "passed", 1.0)])
+    assert (r["gatewayAPIVersion"], r["gatewayAPIChannel"]) == ("v1.6.0", "standard")
+    names = [p["name"] for p in r["profiles"]]
+    assert names[:3] == ["MESHPROOF", "MESH-HTTP", "MESH-GRPC"]
+    http = r["profiles"][1]
+    assert http["core"] == {"result": "success", "statistics": {
+        "Failed": 0, "Passed": 7, "Skipped": 0}}
+    ext = http["extended"]
+    assert ext["result"] == "success" and "skippedTests" not in ext
+    assert "MeshHTTPRouteQueryParamMatching" in ext["supportedFeatures"]
+    assert ext["unsupportedFeatures"] == []
+    assert http["succeededProvisionalTests"] == [
+        "MeshHTTPRoute303Redirect", "MeshHTTPRoute307Redirect", "MeshHTTPRoute308Redirect",
+        "MeshHTTPRouteNamedRule"]
+    assert http["summary"] == "Core tests succeeded. Extended tests succeeded."
+    assert r["profiles"][2]["core"]["statistics"]["Passed"] == 1
+    # A Gateway API test whose check did not run is skipped, never absent.
+    r0 = build_report(RUN, results[1:])
+    assert r0["profiles"][1]["core"]["skippedTests"] == ["MeshBasic"]
+    # meshproof's own checks keep their own profile; the first profile is the whole run.
+    assert r["profiles"][3]["name"] == "MESHPROOF-ROUTING"
+    assert r["profiles"][0]["summary"]["statistics"]["Passed"] == len(results) + 1
+    assert r["checks"][0]["gatewayAPITest"] == "MeshBasic"
+    # A failed core test fails the core section; diff names the section.
+    failed = [CheckResult(gw("gw-mesh-basic"), "failed", 1.0), *results[1:]]
+    r2 = build_report(RUN, failed)
+    assert r2["profiles"][1]["core"]["result"] == "failure"
+    assert r2["profiles"][1]["core"]["failedTests"] == ["MeshBasic"]
+    assert "profile MESH-HTTP core: success -> failure" in diff_reports(r, r2)
+
+
 def test_interrupted_report_says_so_and_lists_what_never_ran():
     run = RunInfo(mesh="reference", target="local", interrupted=True)
     r = build_report(run, [CheckResult(SPEC, "passed", 1.0),

@@ -20,6 +20,8 @@ the generated xDS with and without each and check the diff's paths):
 - ``deny-only-with-rules``: under access mode smi, a destination no AccessRule names
   gets no RBAC at all (deny by default only where some rule exists).
 - ``route-path-prefix``: an access rule's path is matched as a prefix of the path.
+- HTTPRoute translation (:mod:`refmesh.xds.httproutes`), one field each:
+  ``query-match-ignored``, ``header-modifier-dropped``, ``response-header-modifier-dropped``, ``backend-filter-dropped``, ``redirect-status-wrong``, ``redirect-scheme-dropped``, ``redirect-host-dropped``, ``redirect-port-dropped``, ``redirect-path-dropped``, ``rewrite-dropped``, ``precedence-rule-order``, ``path-prefix-not-segment``, ``route-by-host`` (refmesh.xds.resources), ``precedence-reversed``, ``consumer-route-leaks``, ``producer-route-dropped``, ``port-ignored`` (what each does: meshproof.mesh.defects.DEFECTS).
 - ``plaintext-other-port``: STRICT drops the plaintext chain of the pod's first
   (primary) port only; every other app port still takes plaintext.
 - ``tcp-authz-open``: access rules are not enforced on TCP ports (no network RBAC
@@ -59,6 +61,23 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "query-match-ignored",
+    "header-modifier-dropped",
+    "response-header-modifier-dropped",
+    "backend-filter-dropped",
+    "redirect-status-wrong",
+    "redirect-scheme-dropped",
+    "redirect-host-dropped",
+    "redirect-port-dropped",
+    "redirect-path-dropped",
+    "rewrite-dropped",
+    "precedence-rule-order",
+    "path-prefix-not-segment",
+    "route-by-host",
+    "precedence-reversed",
+    "consumer-route-leaks",
+    "producer-route-dropped",
+    "port-ignored",
     "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
     "tcp-upstream-plaintext", "alpn-h2-unoffered",
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",

@@ -47,40 +47,66 @@ def header_matchers(m: HTTPMatch) -> list[dict[str, Any]]:
     return out
 
 
-def route_match(*ms: HTTPMatch | None) -> dict[str, Any]:
+def _path_specifier(m: HTTPMatch, defects: frozenset[str]) -> dict[str, Any]:
+    """Envoy's own path matchers for the literal forms; PathPrefix is segment-wise
+    (``path_separated_prefix``), unless the ``path-prefix-not-segment`` defect."""
+    if m.path_exact:
+        return {"path": m.path_exact}
+    if m.path_prefix:
+        if "path-prefix-not-segment" in defects:
+            return {"prefix": m.path_prefix}
+        return {"path_separated_prefix": m.path_prefix}
+    return {"safe_regex": safe_regex(m.path_regex)}
+
+
+_PATH_KEYS = ("path", "prefix", "path_separated_prefix", "safe_regex")
+
+
+def route_match(*ms: HTTPMatch | None, defects: frozenset[str] = frozenset()
+                ) -> dict[str, Any]:
     """One route match requiring every given match (AND); None/empty = every request.
 
-    Envoy's route match has one path specifier: the first path regex takes
+    Envoy's route match has one path specifier: the first path match takes
     it; any further one becomes a ``:path`` header regex (which includes
     the query string, hence the optional ``?...`` tail).
     """
     match: dict[str, Any] = {}
     headers: list[dict[str, Any]] = []
+    query: list[dict[str, Any]] = []
     for m in ms:
         if m is None:
             continue
-        if m.path_regex:
-            if "safe_regex" not in match:
-                match["safe_regex"] = safe_regex(m.path_regex)
+        if m.has_path:
+            if not any(k in match for k in _PATH_KEYS):
+                match.update(_path_specifier(m, defects))
             else:
                 headers.append({"name": ":path", "string_match": {
-                    "safe_regex": safe_regex(f"(?:{m.path_regex})(?:\\?.*)?")}})
+                    "safe_regex": safe_regex(f"(?:{m.path_as_regex()})(?:\\?.*)?")}})
         headers.extend(header_matchers(m))
-    if "safe_regex" not in match:
+        query.extend({"name": k, "string_match": {"exact": v}} for k, v in m.query)
+    if not any(k in match for k in _PATH_KEYS):
         match["prefix"] = "/"
     if headers:
         match["headers"] = headers
+    if query:
+        match["query_parameters"] = query
     return match
 
 
 def is_empty(m: HTTPMatch | None) -> bool:
-    return m is None or not (m.path_regex or m.methods or m.headers)
+    return m is None or m.empty
 
 
 def rbac_permission(m: HTTPMatch) -> dict[str, Any]:
     """An RBAC permission for one route rule: all its parts must hold."""
     rules: list[dict[str, Any]] = []
-    if m.path_regex:
+    if m.path_exact:
+        rules.append({"url_path": {"path": {"exact": m.path_exact}}})
+    elif m.path_prefix:  # whole segments: the prefix itself, or it and a '/'
+        rules.append({"or_rules": {"rules": [
+            {"url_path": {"path": {"exact": m.path_prefix}}},
+            {"url_path": {"path": {"prefix": m.path_prefix + "/"}}}]}})
+    elif m.path_regex:
         # url_path ignores the query string, like the route side's safe_regex.
         rules.append({"url_path": {"path": {"safe_regex": safe_regex(m.path_regex)}}})
     rules.extend({"header": h} for h in header_matchers(m))

@@ -43,6 +43,7 @@ from meshproof.targets.model import APP_PORT, AppPort, Pod, Registry, Service, S
 from refmesh.bootstrap import ads_config_source
 from refmesh.xds import names, tls
 from refmesh.xds.authz import RBAC_FILTER, network_rbac, rbac_base_filter, rbac_per_route
+from refmesh.xds.httproutes import routes_for
 from refmesh.xds.routes import DEFAULT_RETRY, fault_filter, route_config
 
 __all__ = ["DEFAULT_RETRY", "SidecarOptions", "SidecarResources", "build_sidecar", "route_config"]
@@ -140,10 +141,14 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
             if port.protocol != "tcp":
                 rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
                                   timeout=timeouts.get(svc.key), fault=faults.get(svc.key),
+                                  http_routes=routes_for(list(policy.routes), svc, pod, defects,
+                                                         port.port),
                                   defects=defects, port=port)
                 r.routes[rt["name"]] = rt
             lst = service_listener(svc, port, opts)
             r.listeners[lst["name"]] = lst
+    if "route-by-host" in defects:
+        _route_by_host(reg, pod, r)
     pt = passthrough_cluster(opts)
     r.clusters[pt["name"]] = pt
     r.listeners[names.VIRTUAL_OUTBOUND] = virtual_outbound(opts)
@@ -158,6 +163,31 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(
         workload_mtls(pod, policy, opts), opts, ports, network_rbac(policy, pod, defects))
     return r
+
+
+def _route_by_host(reg: Registry, pod: Pod, r: SidecarResources) -> None:
+    """The ``route-by-host`` defect: every service port's route config also carries every
+    other service's routes on the same port number under that service's host names, so
+    the Host header, not the Service IP the request was sent to, picks the routes (what a
+    mesh sharing one route table per port does; Gateway API's MeshFrontendHostname
+    catches it)."""
+    own = {names.route_name(svc, p.port): (svc, p.port) for svc in reg.services
+           for p in svc.spec.ports if p.protocol != "tcp"}
+    for name, rc in r.routes.items():
+        if name not in own:
+            continue  # an inbound route
+        port = own[name][1]
+        for other_name, (other, other_port) in own.items():
+            if other_name == name or other_port != port:
+                continue
+            # The short name only in the caller's own namespace (as its resolver has it).
+            hosts = [other.name] if other.namespace == pod.namespace else []
+            hosts += [f"{other.name}.{other.namespace}", f"{other.name}.{other.namespace}.svc",
+                      other.spec.fqdn]
+            rc["virtual_hosts"].append({
+                "name": f"by-host|{other_name}",
+                "domains": hosts + [f"{h}:{port}" for h in hosts],
+                "routes": r.routes[other_name]["virtual_hosts"][0]["routes"]})
 
 
 # --- clusters and endpoints -------------------------------------------------

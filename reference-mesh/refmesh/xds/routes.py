@@ -6,7 +6,10 @@ for the service it calls. One route config per service; its routes are
 
 - a TrafficSplit with a match: [match -> split, everything else -> root service];
 - a TrafficSplit without one: [everything -> split];
-- no split: [everything -> root service].
+- no split: [everything -> root service];
+- HTTPRoutes on the service (they win over a split): one arm per route
+  rule match, in Gateway API's precedence order (refmesh.xds.httproutes),
+  and no catch-all: a request no rule matches gets 404.
 
 A Fault with a match puts, before each arm, a copy of it restricted to the
 fault's match and carrying the fault; a Fault without one rides every arm.
@@ -18,11 +21,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from meshproof.intent import Fault, HTTPMatch, Retry, Timeout, TrafficSplit
+from meshproof.intent import Fault, HTTPRoute, Retry, Timeout, TrafficSplit
 from meshproof.targets.model import Registry, Service, ServicePort
 from refmesh.xds import names
 from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
+from refmesh.xds.httproutes import Arm, route_arms
 from refmesh.xds.matches import is_empty, route_match
+from refmesh.xds.ports import backend_port
 
 FAULT_FILTER = "envoy.filters.http.fault"
 _FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
@@ -75,14 +80,6 @@ def retry_policy(r: Retry | None, defects: frozenset[str]) -> dict[str, Any]:
     return p
 
 
-def backend_port(backend: Service, port: ServicePort) -> int | None:
-    """The backend's port a split on ``port`` goes to: the same number, else the same
-    protocol (SMI backends are services; their ports follow the root's), else None."""
-    same = [p.port for p in backend.spec.ports if p.port == port.port]
-    proto = [p.port for p in backend.spec.ports if p.protocol == port.protocol]
-    return (same or proto or [None])[0]
-
-
 def split_action(reg: Registry, svc: Service, split: TrafficSplit,
                  defects: frozenset[str], port: ServicePort | None = None) -> dict[str, Any]:
     """Weighted clusters over the split's deployed backends (root service if none), on
@@ -109,22 +106,27 @@ def split_action(reg: Registry, svc: Service, split: TrafficSplit,
 
 def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None, *,
                  retry: Retry | None = None, timeout: Timeout | None = None,
-                 fault: Fault | None = None,
+                 fault: Fault | None = None, http_routes: list[HTTPRoute] | None = None,
                  defects: frozenset[str] = frozenset(),
                  port: ServicePort | None = None) -> dict[str, Any]:
-    """One virtual host ("*": the listener already picked the service by VIP and port);
+    """One virtual host ("*": the listener already picked the service by VIP and port,
+    so the Host header never chooses the route: Gateway API's MeshFrontendHostname);
     ``port`` defaults to the service's primary port."""
     port = port or svc.spec.ports[0]
-    root = {"cluster": names.outbound_cluster(svc, port.port)}
-    arms: list[tuple[str, HTTPMatch | None, dict[str, Any]]]
-    if split is None:
-        arms = [("default", None, root)]
+    root = {"route": {"cluster": names.outbound_cluster(svc, port.port)}}
+    arms: list[Arm]
+    if http_routes:
+        arms = route_arms(reg, svc, http_routes, defects, port)
+    elif split is None:
+        arms = [("default", None, root, {})]
     elif is_empty(split.match):
-        arms = [("default", None, split_action(reg, svc, split, defects, port))]
+        arms = [("default", None, {"route": split_action(reg, svc, split, defects, port)},
+                 {})]
     else:
         split_match = None if "match-ignored" in defects else split.match
-        arms = [("split", split_match, split_action(reg, svc, split, defects, port)),
-                ("default", None, root)]
+        arms = [("split", split_match,
+                 {"route": split_action(reg, svc, split, defects, port)}, {}),
+                ("default", None, root, {})]
 
     common: dict[str, Any] = {"retry_policy": retry_policy(retry, defects)}
     if timeout is not None and "timeouts-dropped" not in defects:
@@ -133,22 +135,27 @@ def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None,
     plain = fault_config(None, defects)  # slow-proxy still delays routes the fault skips
 
     routes: list[dict[str, Any]] = []
-    for name, match, action in arms:
+    for name, match, action, extra in arms:
+        if "route" in action:  # a redirect or a direct response has no upstream to retry
+            action = {"route": {**common, **action["route"]}}
         if fault is not None and not is_empty(fault.match):
-            routes.append(_route(f"fault-{name}", route_match(fault.match, match),
-                                 {**action, **common}, faulted))
-            routes.append(_route(name, route_match(match), {**action, **common}, plain))
+            routes.append(_route(f"fault-{name}", route_match(fault.match, match,
+                                                              defects=defects),
+                                 action, extra, faulted))
+            routes.append(_route(name, route_match(match, defects=defects), action, extra,
+                                 plain))
         else:
-            routes.append(_route(name, route_match(match), {**action, **common},
+            routes.append(_route(name, route_match(match, defects=defects), action, extra,
                                  faulted if fault is not None else plain))
     name = names.route_name(svc, port.port)
     return {"name": name, "validate_clusters": False, "virtual_hosts": [{
         "name": name, "domains": ["*"], "routes": routes}]}
 
 
-def _route(name: str, match: dict[str, Any], action: dict[str, Any],
+def _route(name: str, match: dict[str, Any], action: dict[str, Any], extra: dict[str, Any],
            fault: dict[str, Any] | None) -> dict[str, Any]:
-    r: dict[str, Any] = {"name": name, "match": match, "route": copy.deepcopy(action)}
+    r: dict[str, Any] = {"name": name, "match": match, **copy.deepcopy(action),
+                         **copy.deepcopy(extra)}
     if fault is not None:
         r["typed_per_filter_config"] = {FAULT_FILTER: fault}
     return r
