@@ -39,7 +39,8 @@ from refmesh.xds import names, tls
 from refmesh.xds.authz import RBAC_FILTER, rbac_base_filter, rbac_per_route
 from refmesh.xds.routes import DEFAULT_RETRY, fault_filter, route_config
 
-__all__ = ["DEFAULT_RETRY", "SidecarOptions", "SidecarResources", "build_sidecar", "route_config"]
+__all__ = ["DEFAULT_RETRY", "SidecarOptions", "SidecarResources", "build_node", "build_shared",
+           "build_sidecar", "route_config"]
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
@@ -108,7 +109,22 @@ def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeVal
 
 def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
                   opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
-    """All xDS resources for the sidecar of ``pod``."""
+    """All xDS resources for the sidecar of ``pod``: the shared part plus its own."""
+    r = build_shared(reg, policy, opts)
+    own = build_node(policy, pod, opts)
+    for kind in ("listeners", "clusters", "endpoints", "routes"):
+        getattr(r, kind).update(getattr(own, kind))
+    return r
+
+
+def build_shared(reg: Registry, policy: Policy,
+                 opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
+    """The resources every sidecar with these options gets alike (the caller side:
+    services' clusters, endpoints, routes and listeners, passthrough, the app cluster).
+
+    Why split: the control plane builds this once per version for all sidecars
+    instead of once per sidecar (the cost that grew with the sidecar count).
+    """
     r = SidecarResources()
     defects = opts.defect_set
     splits = {s.service: s for s in policy.splits}
@@ -116,10 +132,11 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     timeouts = {x.service: x for x in policy.timeouts}
     faults = {x.service: x for x in policy.faults}
     outliers = {x.service: x for x in policy.outliers}
+    index = PodIndex(reg)
     for svc in sorted(reg.services, key=lambda s: (s.namespace, s.name)):
-        c = outbound_cluster(reg, svc, opts, outliers.get(svc.key))
+        c = outbound_cluster(reg, svc, opts, outliers.get(svc.key), index)
         r.clusters[c["name"]] = c
-        e = load_assignment(reg, svc)
+        e = load_assignment(reg, svc, index)
         r.endpoints[e["cluster_name"]] = e
         rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
                           timeout=timeouts.get(svc.key), fault=faults.get(svc.key),
@@ -132,6 +149,15 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     ib = inbound_app_cluster(opts)
     r.clusters[ib["name"]] = ib
     r.listeners[names.VIRTUAL_OUTBOUND] = virtual_outbound(opts)
+    return r
+
+
+def build_node(policy: Policy, pod: Pod,
+               opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
+    """The resources only ``pod``'s sidecar gets: its inbound listener (its mTLS mode)
+    and inbound route (its access rules)."""
+    r = SidecarResources()
+    defects = opts.defect_set
     rbac = None if "authz-open" in defects else rbac_per_route(policy, pod, defects)
     ir = inbound_route(opts, rbac)
     r.routes[ir["name"]] = ir
@@ -139,13 +165,27 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     return r
 
 
+class PodIndex:
+    """Pods by namespace, so selecting a service's pods costs its namespace, not the mesh
+    (the per-service scan of every pod was quadratic in the lab's size)."""
+
+    def __init__(self, reg: Registry) -> None:
+        self.by_ns: dict[str, list[Pod]] = {}
+        for p in reg.pods:
+            self.by_ns.setdefault(p.namespace, []).append(p)
+
+    def selected(self, svc: Service) -> list[Pod]:
+        return [p for p in self.by_ns.get(svc.namespace, []) if svc.selects(p)]
+
+
 # --- clusters and endpoints -------------------------------------------------
 
 
-def service_identities(reg: Registry, svc: Service) -> list[str]:
+def service_identities(reg: Registry, svc: Service, index: PodIndex | None = None) -> list[str]:
     """SPIFFE IDs of every meshed pod the service selects (ready or not: a pod
     becoming ready must not race its SAN into the config)."""
-    return sorted({p.identity for p in reg.pods if svc.selects(p) and p.meshed})
+    pods = index.selected(svc) if index else [p for p in reg.pods if svc.selects(p)]
+    return sorted({p.identity for p in pods if p.meshed})
 
 
 def outlier_detection(o: OutlierDetection) -> dict[str, Any]:
@@ -159,10 +199,12 @@ def outlier_detection(o: OutlierDetection) -> dict[str, Any]:
 
 
 def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions,
-                     outlier: OutlierDetection | None = None) -> dict[str, Any]:
+                     outlier: OutlierDetection | None = None,
+                     index: PodIndex | None = None) -> dict[str, Any]:
     name = names.outbound_cluster(svc)
     defects = opts.defect_set
-    sans = None if "server-identity-unchecked" in defects else service_identities(reg, svc)
+    sans = (None if "server-identity-unchecked" in defects
+            else service_identities(reg, svc, index))
     c: dict[str, Any] = {
         "name": name,
         "type": "EDS",
@@ -181,10 +223,12 @@ def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions,
     return c
 
 
-def load_assignment(reg: Registry, svc: Service) -> dict[str, Any]:
+def load_assignment(reg: Registry, svc: Service, index: PodIndex | None = None) -> dict[str, Any]:
     """EDS for a service: its ready pods; meshed ones marked for mTLS."""
     lb = []
-    for p in reg.endpoints(svc):
+    ready = (sorted((p for p in index.selected(svc) if p.ready), key=lambda p: p.name)
+             if index else reg.endpoints(svc))
+    for p in ready:
         ep: dict[str, Any] = {"endpoint": {"address": {"socket_address": {
             "address": p.ip, "port_value": svc.spec.target_port}}}}
         if p.meshed:
