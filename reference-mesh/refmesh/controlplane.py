@@ -435,6 +435,9 @@ class ControlPlane:
             if node_id is None:
                 return
             st = self.status.setdefault(node_id, NodeStatus())
+            # A new stream is a new Envoy (or a reconnected one): what the last one ACKed
+            # says nothing about what this one has, until it ACKs it again.
+            st.types = NodeStatus().types
             st.connected, st.streams = True, st.streams + 1
             self._notify()
             log.info("sidecar %s connected (uid %s, pid %s)", node_id, peer and peer.uid,
