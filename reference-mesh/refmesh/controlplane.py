@@ -57,7 +57,9 @@ listeners finish warming (they wait for EDS and RDS), so a changed CDS is
 always followed by EDS on the same stream, and a changed LDS by RDS; Envoy
 handles one stream's responses in order, so the child's ACK proves the
 parents got what they were warming for. An EDS/RDS ACK counts only when
-the ACKed response covered every name Envoy was asking for at that moment.
+every name Envoy was asking for at that moment has been sent on the
+stream. EDS and RDS go out as the changed resources only (Envoy's SotW
+mux keeps what such a response omits), CDS and LDS whole.
 """
 
 from __future__ import annotations
@@ -536,41 +538,75 @@ class ControlPlane:
         ts = st.types[short]
         ts.subscribed = True
         want = sorted(req.resource_names)
+        if t in NAMED_TYPES:
+            # A name Envoy no longer asks for is forgotten on its side: if it comes back
+            # it must be sent again.
+            held = sync.sent_serials.setdefault(t, {})
+            for n in [n for n in held if n not in set(want)]:
+                del held[n]
         sync.names[t] = want
         if not req.response_nonce:
-            return self._responses(node_id, st, sync, [t])
+            sync.sent_serials.pop(t, None)
+            return self._responses(node_id, st, sync, {t: None})
         if req.response_nonce != sync.nonce.get(t):
             return []  # stale: names remembered, the fresh ACK decides
         if req.HasField("error_detail") and req.error_detail.code:
             ts.nack = {"version": sync.stands_for.get(t), "message": req.error_detail.message}
+            sync.full_next.add(t)  # the next response carries every name: its ACK is whole
             log.warning("NACK from %s for %s version %s: %s", node_id, short,
                         ts.nack["version"], req.error_detail.message)
             return []
-        if t in NAMED_TYPES and not set(want) <= sync.sent_names.get(t, set()):
-            return self._responses(node_id, st, sync, [t])  # Envoy wants names not sent yet
+        if t in NAMED_TYPES:
+            missing = [n for n in want if n not in sync.sent_serials.get(t, {})]
+            if missing:
+                return self._responses(node_id, st, sync, {t: missing})  # not sent yet
         sync.acked_nonce[t] = req.response_nonce
         ts.acked_nonce = req.response_nonce
         ts.acked = sync.stands_for.get(t)
-        if ts.nack and ts.acked is not None and ts.acked >= (ts.nack["version"] or 0):
-            ts.nack = None
+        if ts.nack and ts.acked is not None:
+            if t in sync.partial:
+                # A partial response's ACK says nothing of the names a NACK rejected:
+                # their rejected content still stands for this version.
+                ts.nack = {**ts.nack, "version": ts.acked}
+            elif ts.acked >= (ts.nack["version"] or 0):
+                ts.nack = None
         return []
 
     def _push(self, node_id: str, st: NodeStatus, sync: _StreamSync
               ) -> list[discovery_pb2.DiscoveryResponse]:
-        """A new state version: send the types whose content changed for this node (a
-        changed CDS brings EDS along, a changed LDS brings RDS: the new clusters and
-        listeners warm on them, and their ACK then proves it); the others' last
-        response stands for the new version as it is."""
+        """A new state version: send what changed for this node, and only that.
+
+        CDS and LDS go whole (Envoy removes what a response of theirs omits)
+        when their content changed. EDS and RDS go as the changed resources
+        only (Envoy keeps what a response of theirs omits: its SotW mux
+        updates only the watches a response names), except right after their
+        parent changed (new clusters and listeners warm on them: every name
+        goes) or after a NACK. The types not sent keep their last response,
+        which then stands for the new version.
+        """
         snap = self.snapshot(node_id)
         st.known = snap is not None
         if snap is None:
             return []
-        todo = [t for t in TYPE_ORDER if sync.names.get(t) is not None
-                and snap.signature(t, sync.names[t] if t in NAMED_TYPES else None)
-                != sync.sent_sig.get(t)]
+        todo: dict[str, list[str] | None] = {}
+        for t in TYPE_ORDER:
+            names = sync.names.get(t)
+            if names is None:
+                continue
+            if t not in NAMED_TYPES:
+                if snap.signature(t) != sync.sent_sig.get(t):
+                    todo[t] = None
+                continue
+            held = sync.sent_serials.get(t, {})
+            changed = [n for n in names if n in snap.res[t]
+                       and snap.res[t][n].serial != held.get(n)]
+            if t in sync.full_next:
+                todo[t] = None
+            elif changed:
+                todo[t] = changed
         for parent, child in ((xproto.CLUSTER, xproto.ENDPOINT), (xproto.LISTENER, xproto.ROUTE)):
-            if parent in todo and child not in todo and sync.names.get(child) is not None:
-                todo.append(child)
+            if parent in todo and sync.names.get(child) is not None:
+                todo[child] = None
         for t in TYPE_ORDER:
             if t in todo or sync.names.get(t) is None:
                 continue
@@ -584,8 +620,11 @@ class ControlPlane:
                 ts.nack = {**ts.nack, "version": snap.version}  # the rejected content stands
         return self._responses(node_id, st, sync, todo, snap)
 
-    def _responses(self, node_id: str, st: NodeStatus, sync: _StreamSync, todo: list[str],
-                   snap: Snapshot | None = None) -> list[discovery_pb2.DiscoveryResponse]:
+    def _responses(self, node_id: str, st: NodeStatus, sync: _StreamSync,
+                   todo: dict[str, list[str] | None], snap: Snapshot | None = None
+                   ) -> list[discovery_pb2.DiscoveryResponse]:
+        """One response per type in ``todo``: its listed names, or (None) all it has
+        (CDS, LDS) or all Envoy asks for (EDS, RDS)."""
         snap = snap or self.snapshot(node_id)
         st.known = snap is not None
         if snap is None:
@@ -596,17 +635,24 @@ class ControlPlane:
             ts.expected = bool(snap.res[t])
             if t not in todo:
                 continue
-            names = sync.names.get(t) if t in NAMED_TYPES else None
             if t in NAMED_TYPES:
-                sync.sent_names[t] = {n for n in names or [] if n in snap.res[t]}
-            sync.sent_sig[t] = snap.signature(t, names)
+                some = todo[t]
+                names = [n for n in (some if some is not None else sync.names.get(t) or [])
+                         if n in snap.res[t]]
+                held = sync.sent_serials.setdefault(t, {})
+                held.update((n, snap.res[t][n].serial) for n in names)
+                (sync.partial.add if some is not None else sync.partial.discard)(t)
+                resources = snap.anys(t, names)
+            else:
+                sync.sent_sig[t] = snap.signature(t)
+                resources = snap.anys(t)
+            sync.full_next.discard(t)
             n = str(next(self._nonces))
             sync.nonce[t] = n
             sync.stands_for[t] = snap.version
             ts.sent, ts.sent_nonce, ts.pushes = snap.version, n, ts.pushes + 1
             out.append(discovery_pb2.DiscoveryResponse(
-                version_info=str(snap.version), resources=snap.anys(t, names or []) if names
-                is not None else snap.anys(t), type_url=t, nonce=n))
+                version_info=str(snap.version), resources=resources, type_url=t, nonce=n))
         return out
 
 
@@ -620,8 +666,14 @@ class _StreamSync:
     acked_nonce: dict[str, str] = field(default_factory=dict)
     #: The state version the last response of each type stands for.
     stands_for: dict[str, int] = field(default_factory=dict)
+    #: CDS, LDS: the (name, serial) content of the last response.
     sent_sig: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
-    sent_names: dict[str, set[str]] = field(default_factory=dict)
+    #: EDS, RDS: the serial Envoy holds per name (sent on this stream, still asked for).
+    sent_serials: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Types whose last response carried only some names.
+    partial: set[str] = field(default_factory=set)
+    #: Types whose next response must carry every name (after a NACK).
+    full_next: set[str] = field(default_factory=set)
 
 
 class _Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):

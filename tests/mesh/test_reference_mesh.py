@@ -135,7 +135,10 @@ def test_a_crashed_sidecar_is_counted_as_a_restart(lab, mesh):
     echo = lab.pod("team-c", "echo")
     name = f"{echo.key}/sidecar"
     before = lab.restarts().get(name, 0)
-    pids = subprocess.run(["pgrep", "-f", f"pods/{echo.namespace}/{echo.name}/sidecar/envoy"],
+    from meshproof.mesh.refpaths import sidecar_dir
+
+    # This lab's sidecar only (its run dir): other instances' labs have the same pod names.
+    pids = subprocess.run(["pgrep", "-f", f"{sidecar_dir(echo.namespace, echo.name)}/envoy"],
                           capture_output=True, text=True).stdout.split()
     assert pids, "the sidecar's Envoy process"
     os.kill(int(pids[0]), signal.SIGKILL)
