@@ -213,6 +213,112 @@ def renew_delay(cert: x509.Certificate, fraction: float = 0.5) -> float:
     return max(0.5, left * fraction)
 
 
+@dataclass
+class PodSpec:
+    """One pod's identity as an agent serves it: whose token, which SDS socket and keys."""
+
+    namespace: str
+    service_account: str
+    sds_socket: Path
+    key_dir: Path
+    token_file: Path | None = None
+    proxy_uid: int | None = None
+    ttl: int | None = None
+    trust_domain: str = TRUST_DOMAIN
+    serve_cert: Path | None = None
+    serve_key: Path | None = None
+    serve_root: Path | None = None
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.namespace, self.service_account, self.trust_domain)
+
+
+class PodAgent:
+    """One pod's SDS server (its own Unix socket, chowned to its proxy uid) and the loop
+    that gets its SVID from the CA with its bootstrap token and renews it.
+
+    The one piece of agent logic: ``python -m refmesh.agent`` runs one of these in
+    its own process; the node agent (:mod:`refmesh.nodeagent`) runs one per pod of
+    the node in a single process, so identities stay per pod (socket, token, key
+    dir) while the interpreter, gRPC and the protos are loaded once per node.
+    """
+
+    def __init__(self, spec: PodSpec, ca_socket: Path, renew_fraction: float = 0.5,
+                 no_rotate: bool = False) -> None:
+        self.spec = spec
+        self.ca_socket = ca_socket
+        self.renew_fraction = renew_fraction
+        self.no_rotate = no_rotate
+        self.store = SecretStore()
+        self.renew_now = asyncio.Event()
+        self._server: grpc.aio.Server | None = None
+        self._issuer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        spec = self.spec
+        server = grpc.aio.server()
+        sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(SdsServicer(self.store), server)
+        spec.sds_socket.parent.mkdir(parents=True, exist_ok=True)
+        spec.sds_socket.unlink(missing_ok=True)
+        server.add_insecure_port(f"unix:{spec.sds_socket}")
+        await server.start()
+        # Only the pod's own proxy uid may connect (root aside): another pod's Envoy cannot
+        # ask this socket for this pod's key.
+        os.chmod(spec.sds_socket, 0o600)
+        if spec.proxy_uid is not None:
+            os.chown(spec.sds_socket, spec.proxy_uid, spec.proxy_uid)
+        self._server = server
+        log.info("SDS serving on %s for %s", spec.sds_socket, spec.identity.spiffe)
+        self._issuer = asyncio.create_task(self.issue_forever())
+
+    async def stop(self) -> None:
+        if self._issuer:
+            self._issuer.cancel()
+        if self._server:
+            await self._server.stop(0.5)
+        self.spec.sds_socket.unlink(missing_ok=True)
+
+    async def until_renewal(self, cert: x509.Certificate) -> None:
+        """Sleep to the renewal time, or until asked to renew now (SIGHUP)."""
+        delay = None if self.no_rotate else renew_delay(cert, self.renew_fraction)
+        try:
+            await asyncio.wait_for(self.renew_now.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        self.renew_now.clear()
+
+    async def issue_forever(self) -> None:
+        spec, ident = self.spec, self.spec.identity
+        token = spec.token_file.read_text().strip() if spec.token_file else ""
+        backoff = 0.5
+        while True:
+            try:
+                if spec.serve_cert and spec.serve_key:
+                    root = (spec.serve_root.read_bytes() if spec.serve_root
+                            else await asyncio.to_thread(fetch_root, self.ca_socket))
+                    svid = Svid(spec.serve_cert.read_bytes(), spec.serve_key.read_bytes(), root)
+                else:
+                    svid = await asyncio.to_thread(request_svid, self.ca_socket, token, ident,
+                                                   spec.ttl)
+            except (OSError, CARefused) as e:
+                log.error("cannot get an SVID for %s: %s (retry in %.1fs)", ident.spiffe, e,
+                          backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 0.5
+            await self.store.update(svid)
+            write_key_dir(spec.key_dir, svid, self.store.generation, spec.proxy_uid)
+            cert = svid.cert
+            log.info("SVID %s generation %d serial=%x not_after=%s", ident.spiffe,
+                     self.store.generation, cert.serial_number,
+                     cert.not_valid_after_utc.isoformat())
+            if spec.serve_cert:
+                return  # a given cert is served as is: no renewal
+            await self.until_renewal(cert)
+
+
 async def run(a: argparse.Namespace) -> None:
     store = SecretStore()
     ident = Identity(a.namespace, a.service_account, a.trust_domain)
