@@ -106,6 +106,9 @@ class ScenarioRun:
     def run(self, sc: ScenarioSettings) -> dict[str, Any]:
         s = self.settings
         pids = self._sidecars(sc)
+        if s.nice and os.geteuid() == 0:
+            n = prioritize(lab_pids(), s.nice)
+            self.log(f"{sc.name}: the load lab's {n} pod threads at nice {s.nice}")
         self.log(f"{sc.name}: {sc.rounds} rounds x ({sc.duration_s:g} s plain + "
                  f"{sc.duration_s:g} s mesh) at {sc.rate:g} rps; sidecars {sorted(pids)}")
         # A discarded warm-up on both paths (pools, TLS sessions, page cache).
@@ -140,6 +143,37 @@ class ScenarioRun:
 def _url(scenario: str) -> str:
     return {"single-hop": "http://reviews/reviews/0",
             "productpage": "http://productpage/productpage"}[scenario]
+
+
+def lab_pids() -> list[int]:
+    """Every process in the load lab's pods (both namespaces: the paths compared)."""
+    from meshproof.targets.local import netns
+
+    prefix = pod_netns("load", "")
+    return [pid for ns in netns.list_ours() if ns.startswith(prefix)
+            for pid in netns.pids_in(ns)]
+
+
+def prioritize(pids: list[int], nice: int) -> int:
+    """Renice every thread of these processes (Linux nice is per thread: Envoy's worker
+    must get it too); returns how many threads. Why: beside CPU burners the sidecars'
+    fair share was ~1/3 of a core, less than 1000 rps need, and the queue that grew
+    was the machine's, not the mesh's (measured: achieved 300-900 rps, seconds of
+    latency). Both paths' processes get the same priority, so it cancels in the
+    difference."""
+    n = 0
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+                n += 1
+            except OSError:
+                pass
+    return n
 
 
 def pin(cpu: int, pids: list[int]) -> None:
