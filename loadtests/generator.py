@@ -21,8 +21,9 @@ loop, brings p99 to tens of microseconds for ~10% of a core.
 Why a real-time class on a shared machine (:func:`realtime`): with other
 processes busy on both cores, a CFS wake-up waits for the running task's
 slice (measured: send lateness p99 0.2-2 ms beside two CPU burners), so as
-root the generator runs each run as SCHED_FIFO priority 1 (the lowest
-real-time priority: it preempts ordinary tasks, never the kernel's own
+root the generator runs each run as SCHED_FIFO (priority ``rt_priority``,
+1 or 2: the lowest real-time priorities, one above the load lab's pods when
+they run real time too; it preempts ordinary tasks, never the kernel's own
 threads), with timer slack 1 ns (PR_SET_TIMERSLACK: a CFS task's sleeps are
 otherwise stretched by 50 us) and the garbage collector off during the run
 (a collection pauses every greenlet). The duty cycle stays bounded: the
@@ -95,9 +96,10 @@ def realtime(order: dict[str, Any]) -> Any:
             applied["timer_slack_ns"] = 1
         if want_rt and os.geteuid() == 0 and duty <= MAX_RT_DUTY:
             try:
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+                prio = int(order.get("rt_priority", 1))
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
                 rt = True
-                applied["policy"] = "SCHED_FIFO 1"
+                applied["policy"] = f"SCHED_FIFO {prio}"
             except OSError as exc:
                 applied["policy"] = f"SCHED_OTHER (SCHED_FIFO refused: {exc.strerror})"
         elif want_rt:

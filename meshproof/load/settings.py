@@ -43,6 +43,9 @@ class LoadSettings:
     #: Nice of the load lab's pod processes while measuring (root; 0 leaves them): a busy
     #: neighbour must not pass for mesh latency (runner.prioritize).
     nice: int = -10
+    #: Pods at SCHED_FIFO 1 and the generator at 2 while measuring (root; runner.prioritize);
+    #: False: the pods get ``nice`` and the generator SCHED_FIFO 1.
+    realtime: bool = True
 
     def __post_init__(self) -> None:
         for s in self.scenarios:

@@ -5,8 +5,9 @@ What Istio's installer, injector and init container do, for the netns lab:
   sockets only (never over the pod network they program);
 - every pod of a meshed namespace gets, before its app starts, the
   istio-init nat rules (inbound TCP -> 15006, outbound -> 15001, the pod's
-  proxy uid excluded), an identity agent and an Envoy running as the pod's
-  own proxy uid inside the pod's netns;
+  proxy uid excluded), its identity served by the node's agent (one process
+  for the lab, a socket and a token per pod: ``refmesh.nodeagent``) and an
+  Envoy running as the pod's own proxy uid inside the pod's netns;
 - every change in the lab's registry (pods, readiness) is pushed to the
   control plane, like a controller watching the kube API.
 """
@@ -18,6 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,15 @@ from meshproof.targets.local.lab import Lab
 from meshproof.targets.local.procs import ProcSpec
 from meshproof.targets.local.shell import run
 from meshproof.mesh import refpaths
-from meshproof.mesh.refpaths import ADS_SOCKET, CA_SOCKET, CP_API_SOCKET, MESH_DIR, TOKENS
+from meshproof.mesh.refpaths import (ADS_SOCKET, AGENT_SOCKET, CA_SOCKET, CP_API_SOCKET,
+                                    MESH_DIR, TOKENS)
 from meshproof.targets.model import Pod, Registry
 
 OUTBOUND_PORT = 15001
 INBOUND_PORT = 15006
 READY_TIMEOUT_S = 30.0
+#: Sidecars injected at once at install (threads: the work is mostly waiting on processes).
+INJECT_WORKERS = 8
 #: Defects of the lab's wiring rather than of xDS (see ``lab_defect``).
 LAB_DEFECTS = frozenset({"fail-open-without-sidecar", "config-lost-on-cp-outage"})
 
@@ -87,7 +92,12 @@ class ReferenceMeshInstall:
             argv=[py, "-m", "refmesh.controlplane", "--ads-socket", str(ADS_SOCKET),
                   "--api-socket", str(CP_API_SOCKET), "--state-dir", str(MESH_DIR / "cp")],
             ready=lambda _pid: _healthy(CP_API_SOCKET)))
-        self.lab.sup.wait_ready(["ca", "controlplane"], READY_TIMEOUT_S)
+        self.lab.sup.start(ProcSpec(
+            name="agent", group="mesh", log=MESH_DIR / "agent.log",
+            argv=[py, "-m", "refmesh.nodeagent", "--ca-socket", str(CA_SOCKET),
+                  "--api-socket", str(AGENT_SOCKET)],
+            ready=lambda _pid: _healthy(AGENT_SOCKET)))
+        self.lab.sup.wait_ready(["ca", "controlplane", "agent"], READY_TIMEOUT_S)
         self.program_defect()
 
     def program_defect(self) -> None:
@@ -126,6 +136,7 @@ class ReferenceMeshInstall:
         text = json.dumps(body, sort_keys=True)
         if text == self._last_registry:
             return
+        self._forget_identities({p.key for p in reg.pods if p.meshed})
         self.write_tokens()
         if not CP_API_SOCKET.exists():
             return  # control plane down (chaos): it gets the registry when back
@@ -137,8 +148,11 @@ class ReferenceMeshInstall:
 
     # ---------------------------------------------------------- sidecars
 
-    def inject(self, pod: Pod) -> None:
-        """Capture rules, agent and Envoy for one pod of a meshed namespace."""
+    def inject(self, pod: Pod, tokens: bool = True) -> None:
+        """Capture rules, identity and Envoy for one pod of a meshed namespace.
+
+        ``tokens``: write the CA's token book first (a pod added later); the
+        installer writes it once for all pods and injects them in parallel."""
         if not pod.meshed:
             return
         from refmesh.admin import EnvoyAdmin
@@ -153,8 +167,9 @@ class ReferenceMeshInstall:
         sds, admin = d / "sds.sock", d / "admin.sock"
         # The CA must know the pod's token before its agent asks (a scaled-up pod's agent
         # was refused "unknown bootstrap token" until the next registry push).
-        self.write_tokens()
-        self.lab.sup.start(self._agent_spec(pod, pod))
+        if tokens:
+            self.write_tokens()
+        self.serve_identity(pod, pod)
         cfg = write_bootstrap(d / "envoy.json", bootstrap(
             pod.key, SidecarPaths(str(ADS_SOCKET), str(sds), str(admin)),
             cluster=f"{pod.workload}.{pod.namespace}"))
@@ -164,32 +179,41 @@ class ReferenceMeshInstall:
             uid=pod.proxy_uid, argv=envoy.argv(),
             ready=lambda _pid: admin.exists() and _envoy_live(EnvoyAdmin(admin, timeout=1))))
 
-    def _agent_spec(self, pod: Pod, identity: Pod) -> ProcSpec:
-        """The identity agent of ``pod``, asking for ``identity``'s SVID with its token."""
+    def serve_identity(self, pod: Pod, identity: Pod) -> None:
+        """Have the node agent serve ``identity``'s SVID, got with ``identity``'s token, on
+        ``pod``'s SDS socket (``pod`` itself normally; another pod for an impostor)."""
+        from refmesh import unixhttp
+
         d = sidecar_dir(pod)
-        sds = d / "sds.sock"
-        cert = d / "keys" / "cert.pem"
-        return ProcSpec(
-            name=f"{pod.key}/agent", group=pod.key, log=d / "agent.log",
-            argv=[sys.executable, "-m", "refmesh.agent", "--ca-socket", str(CA_SOCKET),
-                  "--token-file", str(self.lab.pod_dir(identity) / "token"),
-                  "--namespace", identity.namespace,
-                  "--service-account", identity.service_account,
-                  "--sds-socket", str(sds), "--key-dir", str(d / "keys"),
-                  "--proxy-uid", str(pod.proxy_uid)],
-            ready=lambda _pid: sds.exists() and cert.exists())
+        spec = {"namespace": identity.namespace, "service_account": identity.service_account,
+                "token_file": str(self.lab.pod_dir(identity) / "token"),
+                "sds_socket": str(d / "sds.sock"), "key_dir": str(d / "keys"),
+                "proxy_uid": pod.proxy_uid}
+        status, answer = unixhttp.request_json(AGENT_SOCKET, "PUT", f"/pods/{pod.key}", spec,
+                                               timeout=10)
+        if status != 200:
+            raise TargetError(f"the node agent refused {pod.key}: {answer}",
+                              f"see {MESH_DIR / 'agent.log'}")
+
+    def _forget_identities(self, keep: set[str]) -> None:
+        """The node agent stops serving pods the registry no longer has (scaled down)."""
+        from refmesh import unixhttp
+
+        try:
+            _, served = unixhttp.request_json(AGENT_SOCKET, "GET", "/pods", timeout=5)
+            for key in set(served) - keep if isinstance(served, dict) else ():
+                unixhttp.request_json(AGENT_SOCKET, "DELETE", f"/pods/{key}", timeout=5)
+        except OSError:
+            pass  # the agent is down (chaos): it has nothing to forget
 
     def swap_identity(self, pod: Pod, identity: Pod) -> None:
-        """Restart ``pod``'s agent with ``identity``'s token: its Envoy then serves a
-        valid mesh certificate for another workload (an impostor), until swapped back."""
+        """Serve ``identity``'s SVID (got with its token) on ``pod``'s SDS socket: its Envoy
+        then serves a valid mesh certificate for another workload (an impostor), until
+        swapped back."""
         from refmesh.admin import EnvoyAdmin
 
-        name = f"{pod.key}/agent"
-        self.lab.sup.forget(name)
-        (sidecar_dir(pod) / "sds.sock").unlink(missing_ok=True)
         (sidecar_dir(pod) / "keys" / "cert.pem").unlink(missing_ok=True)
-        self.lab.sup.start(self._agent_spec(pod, identity))
-        self.lab.sup.wait_ready([name], READY_TIMEOUT_S)
+        self.serve_identity(pod, identity)
         admin = EnvoyAdmin(sidecar_dir(pod) / "admin.sock", timeout=2)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while identity.identity not in admin.cert_uris():  # Envoy re-fetches over SDS
@@ -257,10 +281,14 @@ class ReferenceMeshInstall:
         self.sync(self.lab.registry_obj())
         pods = [p for p in self.lab.pods.values() if p.meshed]
         total = len(pods) + 1
-        progress("CA and control plane up", 1, total)
-        for i, pod in enumerate(pods, 2):
-            self.inject(pod)
-            progress(f"sidecar injected into {pod.key}", i, total)
+        progress("CA, control plane and node agent up", 1, total)
+        self.write_tokens()
+        # In parallel: each injection is mostly waiting (iptables-restore in the pod's netns,
+        # the agent's answer, process start), and the sidecars' start-up overlaps.
+        done = iter(range(2, total + 1))
+        with ThreadPoolExecutor(max_workers=INJECT_WORKERS) as pool:
+            for pod in pool.map(lambda p: (self.inject(p, tokens=False), p)[1], pods):
+                progress(f"sidecar injected into {pod.key}", next(done), total)
         self.lab.wait_ready(timeout=READY_TIMEOUT_S)
         progress("all sidecars ready", total, total)
 
