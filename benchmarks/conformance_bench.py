@@ -10,11 +10,16 @@ the run's ConformanceReport), and passes/failures. Writes
 reports/bench/conformance.json.
 Usage (root): .venv/bin/python benchmarks/conformance_bench.py [--runs 10]
               [--meshes reference,reference-blackbox]
+              [--before TREE [--before-instance pb]]
+``--before TREE``: also run each mesh from another worktree (the old code, with
+its own ``.venv`` and its own ``MESHPROOF_INSTANCE``), interleaved with this
+tree's runs, and report this tree's wall time over the old one's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -29,12 +34,15 @@ from report import write_report  # benchmarks/report.py (script dir is on sys.pa
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_run(i: int, mesh: str, work: Path) -> dict[str, Any]:
-    reports = work / f"{mesh}-{i}"
+def one_run(i: int, mesh: str, work: Path, tree: Path = ROOT,
+            env: dict[str, str] | None = None) -> dict[str, Any]:
+    reports = work / f"{mesh}-{tree.name}-{i}"
     t0 = time.monotonic()
-    cp = subprocess.run([sys.executable, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
+    py = str(tree / ".venv" / "bin" / "python") if tree != ROOT else sys.executable
+    cp = subprocess.run([py, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
                          "--reports", str(reports), "--", "-q"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=1200)
+                        cwd=tree, capture_output=True, text=True, timeout=1200,
+                        env=env)
     wall = time.monotonic() - t0
     rep = reports / "conformance-report.yaml"
     doc = yaml.safe_load(rep.read_text()) if rep.exists() else {}
@@ -69,16 +77,30 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--meshes", default="reference,reference-blackbox")
+    ap.add_argument("--before", type=Path, default=None)
+    ap.add_argument("--before-instance", default="pb")
     args = ap.parse_args()
     meshes = [m for m in args.meshes.split(",") if m]
     by_mesh: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
+    before: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
+    old_env = {**os.environ, "MESHPROOF_INSTANCE": args.before_instance}
     with tempfile.TemporaryDirectory(prefix="mp-confbench-") as d:
         for i in range(args.runs):
             for m in meshes:  # interleaved: neighbours share the machine's mood
-                by_mesh[m].append(one_run(i, m, Path(d)))
+                if args.before and i % 2:
+                    by_mesh[m].append(one_run(i, m, Path(d)))
+                if args.before:
+                    print("  (before)", end=" ", flush=True)
+                    before[m].append(one_run(i, m, Path(d), args.before.resolve(), old_env))
+                if not (args.before and i % 2):
+                    by_mesh[m].append(one_run(i, m, Path(d)))
     out: dict[str, float] = {}
     for m, runs in by_mesh.items():
         out.update({f"{m}.{k}": v for k, v in summarise(runs).items()})
+        if before[m]:
+            out.update({f"before.{m}.{k}": v for k, v in summarise(before[m]).items()})
+            out[f"{m}.wall_ratio_after_over_before"] = \
+                out[f"{m}.wall_s_p50"] / out[f"before.{m}.wall_s_p50"]
     if len(meshes) == 2:
         a, b = meshes
         out[f"wall_ratio_{b}_over_{a}"] = out[f"{b}.wall_s_p50"] / out[f"{a}.wall_s_p50"]
