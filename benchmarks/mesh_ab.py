@@ -140,10 +140,15 @@ def run_tree(tree: Path, instance: str, args: argparse.Namespace) -> dict[str, A
            "--sizes", args.sizes] + (["--no-default"] if args.no_default else [])
     env = {**os.environ, "MESHPROOF_INSTANCE": instance}
     env.pop("PYTHONPATH", None)
-    cp = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=3600)
-    if cp.returncode != 0:
-        raise SystemExit(f"{tree}: exit {cp.returncode}\n{cp.stderr[-3000:]}")
-    return json.loads(cp.stdout.strip().splitlines()[-1])
+    for attempt in (1, 2):  # one retry, said in the output: a lab can lose a race under load
+        cp = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True,
+                            timeout=3600)
+        if cp.returncode == 0:
+            return dict(json.loads(cp.stdout.strip().splitlines()[-1]), attempts=attempt)
+        print(f"{tree}: attempt {attempt} failed (exit {cp.returncode}): "
+              f"{cp.stderr.strip().splitlines()[-1] if cp.stderr.strip() else ''}",
+              file=sys.stderr, flush=True)
+    raise SystemExit(f"{tree}: exit {cp.returncode}\n{cp.stderr[-3000:]}")
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,7 @@ class ReferenceMeshInstall:
         self.lab = lab
         self.defect = defect
         self._last_registry = ""
+        self._tokens_lock = threading.Lock()
         from refmesh.envoy_binary import staged_envoy
 
         self.envoy = str(staged_envoy())
@@ -119,13 +121,18 @@ class ReferenceMeshInstall:
             raise TargetError(f"control plane refused defect {self.defect!r}: {answer}")
 
     def write_tokens(self) -> None:
-        book = {tok: {"namespace": self.lab.pods[k].namespace,
-                      "service_account": self.lab.pods[k].service_account}
-                for k, tok in self.lab.tokens.items() if k in self.lab.pods}
-        tmp = TOKENS.with_suffix(".tmp")
-        tmp.write_text(json.dumps(book))
-        tmp.chmod(0o600)
-        tmp.replace(TOKENS)
+        """The CA's token book, replaced atomically. Under a lock: the registry listener and
+        a pod's injection both write it, and two writers sharing one temp file made one
+        fail (FileNotFoundError on the rename) under load."""
+        with self._tokens_lock:
+            book = {tok: {"namespace": self.lab.pods[k].namespace,
+                          "service_account": self.lab.pods[k].service_account}
+                    for k, tok in dict(self.lab.tokens).items() if k in self.lab.pods}
+            tmp = TOKENS.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(book))
+            tmp.replace(TOKENS)
 
     def sync(self, reg: Registry) -> None:
         """Lab listener: push the registry to the control plane when it changed."""

@@ -37,6 +37,9 @@ RESERVED_PORTS = frozenset({15000, 15001, 15004, 15006, 15020, 15021, 15053, 150
 PROXY_UID_BASE = 20000
 APP_UID_BASE = 30000
 READY_TIMEOUT_S = 20.0
+#: Pods per workload: 3 reviews versions x 64 + the rest is ~200 sidecars, the size the
+#: scale benchmark (benchmarks/mesh_ab.py --sizes 13,30,63) brings up.
+MAX_REPLICAS = 64
 
 #: What the lab honours of the target interface (meshproof.targets.base.CAPABILITIES): all.
 CAPABILITIES = ("probe", "probe-tls", "probe-in-sidecar", "put-file", "scale", "kill-pod",
@@ -271,8 +274,8 @@ class Lab:
                 for s in self.services.values()]
 
     def scale(self, workload: str, replicas: int) -> list[str]:
-        if not 0 <= replicas <= 50:
-            raise ConfigError(f"replicas must be 0..50, got {replicas}")
+        if not 0 <= replicas <= MAX_REPLICAS:
+            raise ConfigError(f"replicas must be 0..{MAX_REPLICAS}, got {replicas}")
         w = self.workloads.get(workload)
         if w is None:
             self.workload_pods(workload)  # raises UnknownName with the list
@@ -492,8 +495,8 @@ def validate(t: Topology) -> None:
                 f"{sorted(RESERVED_PORTS)}" if w.port in RESERVED_PORTS
                 else f"workload {key}: port {w.port} out of range",
                 "choose another port (the fixture app uses 9080)")
-        if not 0 <= w.replicas <= 50:
-            raise ConfigError(f"workload {key}: replicas must be 0..50")
+        if not 0 <= w.replicas <= MAX_REPLICAS:
+            raise ConfigError(f"workload {key}: replicas must be 0..{MAX_REPLICAS}")
     svc_seen: set[str] = set()
     for s in t.services:
         key = f"{s.namespace}/{s.name}"
