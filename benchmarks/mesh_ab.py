@@ -145,9 +145,8 @@ def run_tree(tree: Path, instance: str, args: argparse.Namespace) -> dict[str, A
                             timeout=3600)
         if cp.returncode == 0:
             return dict(json.loads(cp.stdout.strip().splitlines()[-1]), attempts=attempt)
-        print(f"{tree}: attempt {attempt} failed (exit {cp.returncode}): "
-              f"{cp.stderr.strip().splitlines()[-1] if cp.stderr.strip() else ''}",
-              file=sys.stderr, flush=True)
+        print(f"{tree}: attempt {attempt} failed (exit {cp.returncode}):\n"
+              f"{cp.stderr[-2500:]}", file=sys.stderr, flush=True)
     raise SystemExit(f"{tree}: exit {cp.returncode}\n{cp.stderr[-3000:]}")
 
 

@@ -24,6 +24,7 @@ import signal
 import socketserver
 import sys
 import threading
+import traceback
 import time
 from collections.abc import Callable
 from typing import Any
@@ -241,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         emit({"error": {"type": "TargetError", "what": "interrupted during up", "hint": ""}})
         return 130
     except Exception as exc:
+        traceback.print_exc()  # the starter's stderr: the one-line error hides where it was
         stop.set()
         lock.set_phase("stopping")
         lab.down()
