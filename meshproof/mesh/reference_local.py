@@ -73,13 +73,19 @@ class ReferenceMeshInstall:
         self.defect = defect
         self._last_registry = ""
         self._tokens_lock = threading.Lock()
+        self._started = False
         from refmesh.envoy_binary import staged_envoy
 
         self.envoy = str(staged_envoy())
 
     # ---------------------------------------------------------- control plane and CA
 
-    def start_control(self) -> None:
+    def start_processes(self) -> None:
+        """Start the CA, the control plane and the node agent without waiting for them
+        (``prestart``: their interpreters load while the lab creates its pods)."""
+        if self._started:
+            return
+        self._started = True
         MESH_DIR.mkdir(parents=True, exist_ok=True)
         MESH_DIR.chmod(0o755)
         self.write_tokens()
@@ -99,6 +105,9 @@ class ReferenceMeshInstall:
             argv=[py, "-m", "refmesh.nodeagent", "--ca-socket", str(CA_SOCKET),
                   "--api-socket", str(AGENT_SOCKET)],
             ready=lambda _pid: _healthy(AGENT_SOCKET)))
+
+    def start_control(self) -> None:
+        self.start_processes()
         self.lab.sup.wait_ready(["ca", "controlplane", "agent"], READY_TIMEOUT_S)
         self.program_defect()
 
@@ -319,6 +328,20 @@ def _envoy_live(admin: Any) -> bool:
         return False
 
 
+def prestart(lab: Lab, defect: str = "") -> ReferenceMeshInstall:
+    """Start the mesh's own processes as soon as the lab's fabric is up (labd calls this
+    before it creates the pods): their start-up (Python, gRPC, protos) then overlaps the
+    pods' instead of following it. :func:`install` finishes the job."""
+    if defect:
+        from meshproof.mesh import defects
+
+        defects.require(defect)
+    mesh = ReferenceMeshInstall(lab, defect)
+    mesh.start_processes()
+    lab.mesh_prestart = mesh
+    return mesh
+
+
 def install(lab: Lab, defect: str = "", progress: Progress = lambda m, d, t: None
             ) -> ReferenceMeshInstall:
     """Install the reference mesh into a running lab (labd calls this for --mesh reference)."""
@@ -326,9 +349,8 @@ def install(lab: Lab, defect: str = "", progress: Progress = lambda m, d, t: Non
         from meshproof.mesh import defects
 
         defects.require(defect)
-    try:
-        mesh = ReferenceMeshInstall(lab, defect)
-        mesh.install(progress)
-    except TargetError:
-        raise
+    early = getattr(lab, "mesh_prestart", None)
+    mesh = early if isinstance(early, ReferenceMeshInstall) and early.defect == defect \
+        else ReferenceMeshInstall(lab, defect)
+    mesh.install(progress)
     return mesh

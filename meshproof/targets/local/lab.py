@@ -69,6 +69,8 @@ class Lab:
         self.injectors: list[Callable[[Pod], None]] = []
         #: The installed mesh (reference_local.ReferenceMeshInstall), if any.
         self.mesh_install: Any = None
+        #: A mesh whose processes started before the pods (its installer's ``prestart``).
+        self.mesh_prestart: Any = None
         self._next_pod = itertools.count()
         self._next_ordinal: dict[str, itertools.count[int]] = {}
         self._lock = threading.RLock()
@@ -80,8 +82,13 @@ class Lab:
 
     # ------------------------------------------------------------ lifecycle
 
-    def up(self, topology: Topology, progress: Progress = _quiet) -> None:
-        """Bring up ``topology``; on any failure (or Ctrl-C) remove everything made."""
+    def up(self, topology: Topology, progress: Progress = _quiet,
+           after_fabric: Callable[[], object] | None = None) -> None:
+        """Bring up ``topology``; on any failure (or Ctrl-C) remove everything made.
+
+        ``after_fabric``: called once the leftovers are swept and the fabric is up,
+        before the pods (a mesh starts its own processes there, so they load while
+        the pods are created)."""
         validate(topology)
         require_root()
         require_binaries("ip", "iptables-restore", "setpriv", "tcpdump", "tshark")
@@ -97,6 +104,8 @@ class Lab:
             netns.create_fabric()
             self.started = True
             progress("fabric up", 1, total)
+            if after_fabric is not None:
+                after_fabric()
             for ns in topology.namespaces:
                 self.namespaces[ns.name] = ns
             for s in topology.services:

@@ -222,10 +222,15 @@ def main(argv: list[str] | None = None) -> int:
             topology = load_topology()
         else:
             topology = fixture_topology(reviews_replicas=args.reviews_replicas)
+        install = local_installer(args.mesh)
+        # An installer module may define prestart(lab, defect): its processes start right
+        # after the fabric, overlapping the pods' creation (the reference mesh does).
+        early = getattr(sys.modules.get(install.__module__), "prestart", None) \
+            if install is not None else None
         lab.up(topology,
                progress=lambda msg, done, total: emit(
-                   {"progress": msg, "done": done, "total": total}))
-        install = local_installer(args.mesh)
+                   {"progress": msg, "done": done, "total": total}),
+               after_fabric=(lambda: early(lab, defect=args.defect)) if early else None)
         if install is not None:
             install(lab, defect=args.defect,
                     progress=lambda msg, d, t: emit({"progress": msg, "done": d, "total": t}))
