@@ -68,6 +68,19 @@ def _pids() -> dict[str, list[int]]:
     return out
 
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages (the interpreter, gRPC's library) divided among
+    the processes that map them, so agents sharing them with the control plane count
+    their share only."""
+    try:
+        for ln in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if ln.startswith("Pss:"):
+                return int(ln.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _cpu(pids: list[int]) -> float:
     from meshproof.load.procstat import sample
 
@@ -121,6 +134,7 @@ def child(flips: int, sizes: list[int], default: bool) -> dict[str, Any]:
                     "ca_rss_mb": sum(s.rss_kb for s in mem["ca"]) / 1024,
                     "agent_processes": len(mem["agents"]),
                     "agents_rss_mb_total": sum(s.rss_kb for s in mem["agents"]) / 1024,
+                    "agents_pss_mb_total": sum(_pss_kb(p) for p in pids["agents"]) / 1024,
                     "envoy_private_mb_mean": statistics.mean(s.private_kb for s in mem["envoys"])
                     / 1024}
             mesh.reset()
