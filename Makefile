@@ -50,9 +50,11 @@ conformance: setup
 # reports/chaos/; exit codes as conformance (make itself turns a failure into 2).
 .PHONY: chaos
 chaos: setup
-	@bash scripts/require-root.sh "make chaos"
+	@$(if $(filter local,$(TARGET)),bash scripts/require-root.sh "make chaos",true)
 	@$(VENV)/bin/meshproof chaos --target $(TARGET) --mesh $(MESH) --reports $(REPORTS) \
-	  $(if $(DEFECT),--defect $(DEFECT),) $(if $(TESTS),--tests "$(TESTS)",)
+	  $(if $(DEFECT),--defect $(DEFECT),) $(if $(TESTS),--tests "$(TESTS)",) \
+	  $(if $(ALLOW_COMPONENT_OUTAGE),--allow-component-outage,); rc=$$?; \
+	  $(MAKE) --no-print-directory report; exit $$rc
 
 # The Allure HTML report, offline (npm `allure`, Allure 3: pure Node, no Java).
 report: node_modules/.installed
@@ -64,12 +66,12 @@ node_modules/.installed: package.json package-lock.json
 	@npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
-# The chaos experiments on the lab (tests/chaos/test_experiments.py) run in the nightly
-# tier for now: their CI-tier time on 2 cores was not yet measured inside the budget.
+# The chaos experiments' declared pairs (each experiment on the reference mesh, each
+# against the defects it declares) are in the CI tier; their full matrix and the
+# SIGKILL lifecycle tests are nightly (@pytest.mark.slow; docs/chaos.md).
 test: setup node_modules/.installed
 	@bash scripts/require-root.sh "make test"
-	$(PY) -m pytest tests conformance -m "not slow" $(PYTEST_K) -p no:cacheprovider \
-	  --ignore=tests/chaos/test_experiments.py --ignore=tests/chaos/test_defects_chaos.py
+	$(PY) -m pytest tests conformance -m "not slow" $(PYTEST_K) -p no:cacheprovider
 
 test-full: setup node_modules/.installed
 	@bash scripts/require-root.sh "make test-full"
@@ -85,8 +87,9 @@ bench: setup
 # BASELINE=reports/load/<old>.json gates p50/p90/p99; LOAD_ARGS passes settings.
 .PHONY: load
 load: setup
-	@bash scripts/require-root.sh "make load"
-	$(PY) -m meshproof.load --out $(REPORTS)/load $(if $(DEFECT),--defect $(DEFECT),) \
+	@$(if $(filter local,$(TARGET)),bash scripts/require-root.sh "make load",true)
+	$(PY) -m meshproof.load --target $(TARGET) --mesh $(MESH) --out $(REPORTS)/load \
+	  $(if $(DEFECT),--defect $(DEFECT),) \
 	  $(if $(BASELINE),--baseline $(BASELINE),) $(LOAD_ARGS)
 
 up: setup

@@ -9,11 +9,20 @@ run's wall time, its bring-up and check time and the programmed waits (from
 the run's ConformanceReport), and passes/failures. Writes
 reports/bench/conformance.json.
 Usage (root): .venv/bin/python benchmarks/conformance_bench.py [--runs 10]
-              [--meshes reference,reference-blackbox]
+              [--meshes reference,reference-blackbox] [--burners 2 --burn-every 2]
               [--before TREE [--before-instance pb]]
+
 ``--before TREE``: also run each mesh from another worktree (the old code, with
 its own ``.venv`` and its own ``MESHPROOF_INSTANCE``), interleaved with this
-tree's runs, and report this tree's wall time over the old one's.
+tree's runs (order alternating), and report this tree's wall time over the old
+one's.
+
+``--burners K --burn-every M``: every M-th run (runs M-1, 2M-1, ...) has K
+CPU-burning processes beside it (each bounded by ``timeout``), so loaded and
+quiet runs interleave. Every run's judgements give each check's margin to its
+bound (benchmarks/margins.py); the narrowest per check over all runs, and the
+run it came from, go to reports/bench/conformance-margins.json, rewritten
+after every run so a benchmark stopped early still reports what ran.
 """
 
 from __future__ import annotations
@@ -29,34 +38,90 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from margins import narrowest, report_margins  # benchmarks/margins.py
 from report import write_report  # benchmarks/report.py (script dir is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def one_run(i: int, mesh: str, work: Path, tree: Path = ROOT,
+#: A burner's own bound (s): it dies by itself even if the benchmark is killed.
+BURNER_MAX_S = 1800
+
+
+def burners(k: int) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen(["timeout", str(BURNER_MAX_S), sys.executable, "-c",
+                              "while True: pass"]) for _ in range(k)]
+
+
+def one_run(i: int, mesh: str, work: Path, burn: int = 0, tree: Path = ROOT,
             env: dict[str, str] | None = None) -> dict[str, Any]:
     reports = work / f"{mesh}-{tree.name}-{i}"
     t0 = time.monotonic()
-    py = str(tree / ".venv" / "bin" / "python") if tree != ROOT else sys.executable
-    cp = subprocess.run([py, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
-                         "--reports", str(reports), "--", "-q"],
-                        cwd=tree, capture_output=True, text=True, timeout=1200,
-                        env=env)
-    wall = time.monotonic() - t0
+    hot = burners(burn)
+    try:
+        cp = _conformance(mesh, reports, tree, env)
+    finally:
+        for b in hot:
+            b.kill()
+            b.wait()
+    return _result(i, mesh, reports, cp, time.monotonic() - t0, burn)
+
+
+def _conformance(mesh: str, reports: Path, tree: Path = ROOT,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    py = sys.executable if tree == ROOT else str(tree / ".venv" / "bin" / "python")
+    return subprocess.run([py, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
+                           "--reports", str(reports), "--", "-q"],
+                          cwd=tree, capture_output=True, text=True, timeout=1200, env=env)
+
+
+def _result(i: int, mesh: str, reports: Path, cp: subprocess.CompletedProcess[str],
+            wall: float, burn: int) -> dict[str, Any]:
     rep = reports / "conformance-report.yaml"
     doc = yaml.safe_load(rep.read_text()) if rep.exists() else {}
     stats = doc.get("profiles", [{}])[0].get("summary", {}).get("statistics", {})
     failed = doc.get("profiles", [{}])[0].get("summary", {}).get("failedTests", [])
     waits = [w for c in doc.get("checks", []) for w in c.get("programmed_s", [])]
-    print(f"run {i + 1} {mesh}: exit {cp.returncode}, {wall:5.1f} s, passed "
+    print(f"run {i + 1} {mesh}{' +%d burners' % burn if burn else ''}: exit "
+          f"{cp.returncode}, {wall:5.1f} s, passed "
           f"{stats.get('Passed')}, failed {stats.get('Failed')} {failed or ''}", flush=True)
     if "run" not in doc:  # could not run at all: say why, count it as a failed run
         print(cp.stdout[-1500:] + cp.stderr[-1500:], flush=True)
     run = doc.get("run", {})
     return {"exit": cp.returncode, "wall_s": wall, "bringup_s": run.get("bringup_s", 0.0),
             "checks_s": run.get("checks_s", 0.0), "passed": stats.get("Passed", 0),
-            "failed": stats.get("Failed", 0), "waits": waits}
+            "failed": stats.get("Failed", 0), "failed_checks": failed, "waits": waits,
+            "burners": burn, "margins": report_margins(doc)}
+
+
+def write_margins(by_mesh: dict[str, list[dict[str, Any]]]) -> Path:
+    """The narrowest margin per check and judgement, per mesh and load (rewritten each run)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for m, runs in by_mesh.items():
+        for load, sel in (("quiet", [r for r in runs if not r["burners"]]),
+                          ("burners", [r for r in runs if r["burners"]])):
+            if sel:
+                out[f"{m}/{load}"] = {
+                    "runs": len(sel), "failed_checks": sum(r["failed"] for r in sel),
+                    "failures": [f for r in sel for f in r["failed_checks"]],
+                    "narrowest": narrowest([r["margins"] for r in sel])}
+    path = Path("reports/bench/conformance-margins.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1, default=str))
+    return path
+
+
+def print_margins(path: Path) -> None:
+    import json
+
+    for group, g in json.loads(path.read_text()).items():
+        print(f"narrowest margins, {group} ({g['runs']} runs, {g['failed_checks']} failed "
+              "checks):")
+        for key, m in g["narrowest"].items():
+            print(f"  {key[:90]:<90} observed {m['observed']} bound {m['bound']} "
+                  f"margin {m['margin']} {m['unit']} (run {m['run']})")
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -77,7 +142,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--meshes", default="reference,reference-blackbox")
-    ap.add_argument("--before", type=Path, default=None)
+    ap.add_argument("--burners", type=int, default=0, help="CPU burners beside loaded runs")
+    ap.add_argument("--burn-every", type=int, default=2, help="every Nth run is loaded")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="a worktree of the old code (its own .venv): run it interleaved")
     ap.add_argument("--before-instance", default="pb")
     args = ap.parse_args()
     meshes = [m for m in args.meshes.split(",") if m]
@@ -86,14 +154,19 @@ def main() -> int:
     old_env = {**os.environ, "MESHPROOF_INSTANCE": args.before_instance}
     with tempfile.TemporaryDirectory(prefix="mp-confbench-") as d:
         for i in range(args.runs):
+            burn = args.burners if args.burners and i % args.burn_every == 1 else 0
             for m in meshes:  # interleaved: neighbours share the machine's mood
                 if args.before and i % 2:
-                    by_mesh[m].append(one_run(i, m, Path(d)))
-                if args.before:
                     print("  (before)", end=" ", flush=True)
-                    before[m].append(one_run(i, m, Path(d), args.before.resolve(), old_env))
-                if not (args.before and i % 2):
-                    by_mesh[m].append(one_run(i, m, Path(d)))
+                    before[m].append(one_run(i, m, Path(d), burn, args.before.resolve(),
+                                             old_env))
+                by_mesh[m].append(one_run(i, m, Path(d), burn))
+                if args.before and not i % 2:
+                    print("  (before)", end=" ", flush=True)
+                    before[m].append(one_run(i, m, Path(d), burn, args.before.resolve(),
+                                             old_env))
+            margins = write_margins(by_mesh)
+    print_margins(margins)
     out: dict[str, float] = {}
     for m, runs in by_mesh.items():
         out.update({f"{m}.{k}": v for k, v in summarise(runs).items()})

@@ -35,7 +35,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from meshproof.load.runner import lab_pids, prioritize, unprioritize
 from meshproof.load.session import LoadSession
 from meshproof.load.settings import LoadSettings, ScenarioSettings
 from meshproof.load.topology import CLIENT_POD, MESH_NS, PLAIN_NS
@@ -79,8 +78,9 @@ def main() -> int:
                                                             a.rounds),), floor_s=0)
         with LoadSession() as session:
             doc = session.measure(settings, "benchmarks/load_crosscheck.py")
-            pods = lab_pids()
-            print(prioritize(pods, -10, True), flush=True)
+            assert session.target is not None
+            how, undo = session.target.prioritize([PLAIN_NS, MESH_NS], True, -10)
+            print(how, flush=True)
             raw: list[dict[str, float]] = []
             try:
                 for r in range(a.rounds):
@@ -91,7 +91,7 @@ def main() -> int:
                     print(f"raw round {r + 1}: added " + ", ".join(
                         f"{k} {raw[-1][k]:.0f} us" for k in PCTS), flush=True)
             finally:
-                unprioritize(pods)
+                undo()
     finally:
         for b in burners:
             b.kill()

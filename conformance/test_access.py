@@ -112,3 +112,40 @@ def test_route_path_exact(target, mesh, verdict):
         r = send(target, a, f"http://echo.team-b{path}", N)
         ok.append(verdict.exact(f"{path} denied", all_denied(r), denial_evidence(r)))
     assert all(ok), verdict.lines
+
+
+@check("access-source-exact-identity", "a rule whose source is team-a's client admits that "
+       "identity only: another service account of the same namespace (team-a's echo) is "
+       "denied in the same window", features=["access-control"],
+       catches=["source-namespace-wide"], intents=["AccessMode", "AccessRule"])
+def test_source_is_one_identity(target, mesh, verdict):
+    mesh.wait_programmed(mesh.apply_all([
+        AccessMode("smi", namespace="team-b"),
+        AccessRule("team-b/allow-team-a-client", "team-b/echo", ("team-a/client",))]))
+    verdict.touch(echo(target, "team-b"))
+    named = send(target, client(target, "team-a"), ECHO_B, N)
+    neighbour = send(target, echo(target, "team-a"), ECHO_B, N)
+    ok = [verdict.exact("team-a/client allowed", all_ok(named), summary(named)),
+          verdict.exact("team-a/echo (same namespace, other service account) denied",
+                        all_denied(neighbour), denial_evidence(neighbour))]
+    assert all(ok), verdict.lines
+
+
+@check("access-route-header-exact", "a rule requiring header x-team: blue allows exactly that "
+       "value: a longer value, a shorter one, another case and no header are denied",
+       features=["access-control", "access-control-routes"],
+       catches=["route-header-prefix"], intents=["AccessMode", "AccessRule", "HTTPRouteGroup"])
+def test_route_header_exact(target, mesh, verdict):
+    mesh.wait_programmed(mesh.apply_all([
+        AccessMode("smi", namespace="team-b"),
+        AccessRule("team-b/blue-echo", "team-b/echo", ("team-a/client",),
+                   (HTTPMatch(path_regex="/echo", headers=(("x-team", "blue"),)),))]))
+    verdict.touch(echo(target, "team-b"))
+    a = client(target, "team-a")
+    exact = send(target, a, ECHO_B, N, headers={"x-team": "blue"})
+    ok = [verdict.exact("x-team blue allowed", all_ok(exact), summary(exact))]
+    for value in ("blue-green", "blu", "Blue", None):
+        r = send(target, a, ECHO_B, N, headers={"x-team": value} if value else None)
+        ok.append(verdict.exact(f"x-team {value or '(absent)'} denied", all_denied(r),
+                                denial_evidence(r)))
+    assert all(ok), verdict.lines

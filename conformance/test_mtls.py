@@ -15,10 +15,10 @@ import pytest
 
 from meshproof.conformance.check import check
 from meshproof.conformance.pods import OUTSIDE, client, echo
+from meshproof.conformance.tls import put_tls_files, tls_probe
 from meshproof.intent import MTLSMode
 from meshproof.pki import foreign_cert
 from meshproof.probe import all_denied, all_ok, denial_evidence, order, send, summary
-from meshproof.targets.model import TLSFiles
 
 pytestmark = [pytest.mark.mesh]
 
@@ -99,7 +99,7 @@ def test_workload_strict_beats_namespace_permissive(target, mesh, verdict):
 
 
 @check("mtls-caller-identity", "the server sees the caller's SPIFFE ID; an unmeshed caller "
-       "cannot forge one", features=["xfcc-spiffe"], intents=[])
+       "cannot forge one", features=["xfcc-spiffe"], catches=["xfcc-forwarded"], intents=[])
 def test_app_sees_the_callers_spiffe_id(target, mesh, verdict):
     a = client(target, "team-a")
     r = send(target, a, ECHO_B, 1)[0]
@@ -163,10 +163,7 @@ def test_impostor_server_refused(target, mesh, verdict):
 
 def _tls_probe(target, src, name: str, dst, cert: str, key: str, root: str):
     """From ``src`` (unmeshed), mTLS straight to ``dst``'s app port with these credentials."""
-    files = {k: target.put_file(src, f"{name}-{k}.pem", v)
-             for k, v in (("cert", cert), ("key", key), ("ca", root))}
-    tls = TLSFiles(cert=files["cert"], key=files["key"], ca=files["ca"])
-    return send(target, src, f"https://{dst.ip}:{dst.port}/echo", 3, timeout_s=3, tls=tls)
+    return tls_probe(target, src, dst, put_tls_files(target, src, name, cert, key, root))
 
 
 @check("mtls-client-cert-validated", "a client certificate from a foreign CA, or an expired "

@@ -317,6 +317,9 @@ def parser() -> argparse.ArgumentParser:
     ch.add_argument("--allow-component-outage", action="store_true",
                     help="on a target other than local, also run experiments that stop mesh "
                     "components (control plane, CA, sidecars)")
+    ch.add_argument("--fail-fast", action="store_true",
+                    help="stop an experiment's method at its first deviation (rollbacks "
+                    "still run); for negative controls, whose verdict is settled by then")
     ch.set_defaults(fn=cmd_chaos)
     up = sub.add_parser("up", help="bring up the fixture topology (and a mesh)")
     up.add_argument("--target", default="local", help=f"one of: {targets}")

@@ -20,13 +20,14 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
                              serialization.NoEncryption()).decode()
 
 
-def csr_and_key(spiffe_id: str) -> tuple[str, str]:
-    """A CSR for ``spiffe_id`` and its private key, both PEM."""
+def csr_and_key(spiffe_id: str, *more: str) -> tuple[str, str]:
+    """A CSR for ``spiffe_id`` (and any ``more`` URI SANs) and its private key, both PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
+    sans = [x509.UniformResourceIdentifier(u) for u in (spiffe_id, *more)]
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "meshproof")]))
-           .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]),
-                          critical=True).sign(key, hashes.SHA256()))
+           .add_extension(x509.SubjectAlternativeName(sans), critical=True)
+           .sign(key, hashes.SHA256()))
     return csr.public_bytes(serialization.Encoding.PEM).decode(), _pem_key(key)
 
 

@@ -78,6 +78,10 @@ register_mesh(MeshEntry(
     "the sentinel method (how third-party meshes are driven)",
     "meshproof.mesh.blackbox:ReferenceBlackbox", "reference", _REFERENCE_INSTALLERS))
 register_mesh(MeshEntry(
+    "reference-acked", "the reference mesh, programmed = the control plane's ACKs alone "
+    "(how ACK-based adapters decide it; for the programmed-signal checks)",
+    "meshproof.mesh.reference:ReferenceAcked", "reference", _REFERENCE_INSTALLERS))
+register_mesh(MeshEntry(
     "none", "no mesh: the bare topology (every check is skipped)",
     "meshproof.mesh.base:NoMesh", "none"))
 register_mesh(MeshEntry(

@@ -36,6 +36,21 @@ def _wl(ns: str, name: str, role: str, version: str = "v1", sa: str = "",
                         labels={"app": role, "version": version})
 
 
+#: Topologies a target can bring up (``--topology``), by name.
+TOPOLOGIES = ("fixture", "load")
+
+
+def named(name: str, *, reviews_replicas: int = 1, load_clients: int = 1) -> Topology:
+    """The topology ``name``: every target builds its own from this one function."""
+    if name == "load":  # meshed/unmeshed twins for the load tests (meshproof.load)
+        from meshproof.load.topology import load_topology
+
+        return load_topology(clients=load_clients)
+    if name != "fixture":
+        raise ValueError(f"unknown topology {name!r}: {', '.join(TOPOLOGIES)}")
+    return fixture_topology(reviews_replicas=reviews_replicas)
+
+
 def fixture_topology(*, reviews_replicas: int = 1) -> Topology:
     """The standard topology; ``reviews_replicas`` scales each reviews version."""
     t = Topology()

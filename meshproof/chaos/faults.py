@@ -63,10 +63,30 @@ def reset_cache() -> None:
 
 
 def pod(ref: str) -> Pod:
-    """``ns/workload`` or ``ns/workload#ordinal`` -> the pod (checks never use lab names)."""
+    """``ns/workload``, ``ns/workload#ordinal`` or ``ns/workload#last`` (the highest
+    ordinal: a pod an experiment scaled up, whatever ordinals earlier scalings used)
+    -> the pod (experiments never use a target's own pod names)."""
     ns, _, rest = ref.partition("/")
     workload, _, ordinal = rest.partition("#")
+    if ordinal == "last":
+        pods = target().workload_pods(ns, workload)
+        if not pods:
+            target().pod(ns, workload)  # raises UnknownName with the list
+        return pods[-1]  # type: ignore[no-any-return]
     return target().pod(ns, workload, int(ordinal or 0))  # type: ignore[no-any-return]
+
+
+def require(capability: str, what: str) -> None:
+    """Refuse a fault the target does not offer, naming why (the kube target offers
+    ``components`` only with MESHPROOF_ALLOW_COMPONENT_OUTAGE=1 /
+    ``meshproof chaos --allow-component-outage``)."""
+    t = target()
+    if not t.supports(capability):
+        why = getattr(t, "missing", {}).get(capability, "")
+        raise MeshproofError(f"{what}: target {t.name!r} does not offer {capability!r}"
+                             + (f" ({why})" if why else ""),
+                             "on a cluster, components are taken down only with the opt-in "
+                             "flag --allow-component-outage")
 
 
 def event(kind: str, **fields: Any) -> None:
@@ -75,6 +95,25 @@ def event(kind: str, **fields: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _lock, open(path, "a") as f:
         f.write(json.dumps({"t": time.time(), "kind": kind, **fields}) + "\n")
+
+
+def events() -> list[dict[str, Any]]:
+    path = Path(os.environ.get(EVENTS_ENV) or ledger.LEDGER_DIR / "events.jsonl")
+    try:
+        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    except OSError:
+        return []
+
+
+def errors_since_first_fault(url: str) -> int:
+    """Requests to ``url`` that did not answer 200, over every probe batch that started
+    after the run's first injected fault (the journal's time series)."""
+    evs = events()
+    first = min((e["t"] for e in evs if e["kind"] == "inject"), default=None)
+    if first is None:
+        return 0
+    return sum(int(e["n"]) - int(e["ok"]) for e in evs
+               if e["kind"] == "sample" and e.get("url") == url and e["t0"] >= first)
 
 
 # ---------------------------------------------------------------- toxiproxy in a pod
@@ -226,6 +265,7 @@ def remove_toxic(upstream: str, name: str) -> None:
 
 
 def stop_component(name: str) -> None:
+    require("components", f"stopping {name}")
     try:
         adapter()  # attach the mesh first: it reads the policy in force from the control plane
     except MeshproofError:
@@ -243,6 +283,7 @@ def start_component(name: str) -> None:
 
 
 def block(a: str, b: str) -> None:
+    require("block", f"partitioning {a} from {b}")
     pa, pb = pod(a), pod(b)
     ledger.record("block", a=pa.key, b=pb.key)
     event("inject", what="block", a=pa.key, b=pb.key)
@@ -258,6 +299,7 @@ def unblock(a: str, b: str) -> None:
 
 
 def kill_pod(ref: str) -> None:
+    require("kill-pod", f"killing {ref}")
     p = pod(ref)
     ledger.record("pod", key=p.key, ref=ref)
     event("inject", what="kill-pod", pod=p.key)
@@ -270,6 +312,62 @@ def revive_pod(ref: str) -> None:
         target().revive_pod(p)
         ledger.clear(e["id"])
     event("remove", what="kill-pod", pod=p.key)
+
+
+def scale(workload: str, replicas: int) -> list[Pod]:
+    """Scale ``ns/workload`` to ``replicas``; the ledger keeps the count it had, so the
+    rollback (or the next run, after a kill) scales it back."""
+    ns, _, name = workload.partition("/")
+    t = target()
+    before = len([p for p in t.workload_pods(ns, name) if p.ready])
+    if not ledger.find("scale", namespace=ns, workload=name):
+        ledger.record("scale", namespace=ns, workload=name, replicas=before)
+    event("inject", what="scale", workload=workload, replicas=int(replicas), was=before)
+    return t.scale(ns, name, int(replicas))  # type: ignore[no-any-return]
+
+
+def unscale(workload: str) -> None:
+    """Back to the replica count the ledger kept (a no-op when nothing was scaled)."""
+    ns, _, name = workload.partition("/")
+    for e in ledger.find("scale", namespace=ns, workload=name):
+        _scale_to(ns, name, int(e["args"]["replicas"]))
+        ledger.clear(e["id"])
+        event("remove", what="scale", workload=workload)
+
+
+def _scale_to(namespace: str, workload: str, replicas: int) -> None:
+    target().scale(namespace, workload, replicas)
+
+
+_ttl: Any = None  # the open short_cert_ttl context of this process, if any
+
+
+def short_cert_ttl(ttl_s: int) -> None:
+    """The mesh issues workload certificates valid ``ttl_s`` seconds (its
+    ``short_cert_ttl`` capability) until ``restore_cert_ttl`` or the ledger's undo; a
+    killed run's setting is undone by the next adapter (its owner pid is gone)."""
+    global _ttl
+    ad = adapter()
+    if not ad.supports("short-cert-ttl"):
+        raise MeshproofError(f"mesh {ad.name!r} cannot shorten its certificate TTL",
+                             "the CA-outage experiment needs the short-cert-ttl capability")
+    restore_cert_ttl()
+    ledger.record("cert-ttl", ttl_s=int(ttl_s))
+    event("inject", what="cert-ttl", ttl_s=int(ttl_s))
+    ctx = ad.short_cert_ttl(int(ttl_s))
+    ctx.__enter__()
+    _ttl = ctx
+
+
+def restore_cert_ttl() -> None:
+    """The mesh's default certificate TTL back (a no-op when none was shortened here)."""
+    global _ttl
+    ctx, _ttl = _ttl, None
+    if ctx is not None:
+        ctx.__exit__(None, None, None)
+        event("remove", what="cert-ttl")
+    for e in ledger.find("cert-ttl"):
+        ledger.clear(e["id"])
 
 
 def apply_policy(policy: str) -> Any:
@@ -312,19 +410,24 @@ def undo(entry: dict[str, Any]) -> None:
     if kind == "toxiproxy":
         _undo_toxiproxy(a["pod"])
     elif kind == "component":
-        if not t.components().get(a["name"], True):
-            t.start_component(a["name"])
-            if a["name"] == "controlplane":  # converge, as the experiment's method would
-                ad = adapter()
-                ad.wait_programmed(ad.apply_all([]), 20)
+        _undo_component(t, a["name"])
     elif kind == "block":
         pods = {p.key: p for p in t.pods()}
         if a["a"] in pods and a["b"] in pods:
             t.unblock(pods[a["a"]], pods[a["b"]])
     elif kind == "pod":
+        # Revived whether or not it looks ready: a killed runner's kill may still be in
+        # progress in the lab (its readiness not yet recomputed), as with components.
         p = next((x for x in t.pods() if x.key == a["key"]), None)
-        if p is not None and not p.ready:
+        if p is not None:
             t.revive_pod(p)
+    elif kind == "cert-ttl":
+        if _ttl is not None:
+            restore_cert_ttl()
+        else:  # a killed run's: the adapter undoes a setting whose owner is gone
+            getattr(adapter(), "undo_stale_cert_ttl", lambda: None)()
+    elif kind == "scale":
+        _scale_to(a["namespace"], a["workload"], int(a["replicas"]))
     elif kind == "intent":
         from meshproof.policy import load_text
 
@@ -336,3 +439,24 @@ def undo(entry: dict[str, Any]) -> None:
             ad.wait_programmed(token, 20)
     else:
         raise MeshproofError(f"unknown ledger entry kind {kind!r}")
+
+
+def _undo_component(t: Any, name: str) -> None:
+    """Start ``name`` whether or not it looks up now, then check it stays up.
+
+    A runner killed right after asking the lab to stop a component leaves that stop
+    running inside the lab (SIGTERM, then up to 3 s for the process to exit): in that
+    window ``components()`` still says "up", so a look-then-start skipped the start
+    and the component went down for good a moment later (the control plane after a
+    SIGKILLed controlplane-outage run: every sidecar restarted next waited forever
+    for its first config). ``start_component`` is a restart, so it is safe either
+    way; the bounded re-check covers a stop that lands after it.
+    """
+    for _ in range(3):
+        t.start_component(name)
+        time.sleep(0.3)
+        if t.components().get(name, True):
+            break
+    if name == "controlplane":  # converge, as the experiment's method would
+        ad = adapter()
+        ad.wait_programmed(ad.apply_all([]), 20)

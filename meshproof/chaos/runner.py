@@ -65,8 +65,12 @@ def takes_down_components(path: Path) -> bool:
     return bool(meta(path).get("takes-down-mesh-components"))
 
 
-def run(path: Path, reports: Path, say: Any = None) -> Result:
-    """Run one experiment file against the attached lab; write its journal and plot."""
+def run(path: Path, reports: Path, say: Any = None, fail_fast: bool = False) -> Result:
+    """Run one experiment file against the attached lab; write its journal and plot.
+
+    ``fail_fast``: stop the method at the first deviation seen during it (Chaos
+    Toolkit's ``--fail-fast``; the rollbacks still run). For negative controls, whose
+    verdict is settled by then; a user's run keeps every phase for the evidence."""
     from chaoslib.loader import load_experiment
     from chaoslib.run import EventHandlerRegistry, Runner, RunEventHandler
     from chaoslib.types import Schedule, Strategy
@@ -102,8 +106,9 @@ def run(path: Path, reports: Path, say: Any = None) -> Result:
                             "hypothesis": {"strategy": "continuously"}}}
     experiment = load_experiment(str(path), settings)
     t0 = time.monotonic()
+    started = time.time()
     runner = Runner(Strategy.CONTINUOUS, Schedule(continuous_hypothesis_frequency=FREQUENCY_S,
-                                                  fail_fast=False))
+                                                  fail_fast=fail_fast))
     runner.register_event_handler(Marks())
     journal: dict[str, Any] = {}
     interrupted = False
@@ -127,7 +132,7 @@ def run(path: Path, reports: Path, say: Any = None) -> Result:
         "marks": [{"t": t, "phase": p} for t, p in marks],
         "injected": [e for e in series if e["kind"] in ("inject", "remove")],
         "notes": [e for e in series if e["kind"] == "note"],
-        "hypothesis": _phase_samples(journal),
+        "hypothesis": _phase_samples(journal, [e for e in series if e["kind"] == "sample"]),
         "rollbacks": [{"name": r["activity"]["name"], "status": r["status"]}
                       for r in journal.get("rollbacks", [])],
         "left_in_place_after_rollbacks": left,
@@ -145,7 +150,31 @@ def run(path: Path, reports: Path, say: Any = None) -> Result:
         result.notes.append(f"plot failed: {exc}")
     events.unlink(missing_ok=True)
     _allure(result, journal)
+    try:
+        from meshproof.chaos import allure_out
+
+        allure_out.write(reports / "allure-results", name, result.title, result.phases,
+                         journal, result.plot, started, time.time())
+    except Exception as exc:  # a report must not change a verdict
+        result.notes.append(f"allure results failed: {exc}")
     return result
+
+
+def clear_allure(reports: Path) -> None:
+    """Remove earlier chaos results from ``reports/allure-results`` (conformance's stay)."""
+    d = reports / "allure-results"
+    for f in d.glob("*-result.json") if d.exists() else []:
+        try:
+            doc = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if str(doc.get("fullName", "")).startswith("chaos/experiments/"):
+            for a in [x.get("source") for st in doc.get("steps") or []
+                      for x in st.get("attachments") or []] + [
+                    x.get("source") for x in doc.get("attachments") or []]:
+                if a:
+                    (d / a).unlink(missing_ok=True)
+            f.unlink(missing_ok=True)
 
 
 def _read_events(path: Path) -> list[dict[str, Any]]:
@@ -159,13 +188,33 @@ def _met(state: Any) -> bool:
     return bool(state) and bool(state.get("steady_state_met"))
 
 
-def _phase_samples(journal: dict[str, Any]) -> dict[str, Any]:
+def _epoch(iso: Any) -> float:
+    from datetime import datetime, timezone
+
+    try:
+        d = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return 0.0
+    return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _phase_samples(journal: dict[str, Any], series: list[dict[str, Any]] | None = None
+                   ) -> dict[str, Any]:
+    """Each hypothesis check per phase: every probe's output, tolerance and verdict, and
+    the probe batches it sent (the time series entries that started within it)."""
     ss = journal.get("steady_states") or {}
+    samples = series or []
 
     def probes(state: Any) -> list[dict[str, Any]]:
-        return [{"name": p["activity"]["name"], "output": p.get("output"),
-                 "tolerance": p["activity"].get("tolerance"), "status": p.get("status"),
-                 "met": p.get("tolerance_met")} for p in (state or {}).get("probes", [])]
+        out = []
+        for p in (state or {}).get("probes", []):
+            t0, t1 = _epoch(p.get("start")), _epoch(p.get("end"))
+            out.append({"name": p["activity"]["name"], "output": p.get("output"),
+                        "tolerance": p["activity"].get("tolerance"), "status": p.get("status"),
+                        "met": p.get("tolerance_met"), "start": p.get("start"),
+                        "end": p.get("end"),
+                        "samples": [x for x in samples if t0 - 0.5 <= x["t0"] <= t1 + 0.5]})
+        return out
 
     return {"before": {"met": _met(ss.get("before")), "probes": probes(ss.get("before"))},
             "during": [{"met": _met(s), "probes": probes(s)} for s in ss.get("during") or []],

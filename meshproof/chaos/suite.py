@@ -26,7 +26,7 @@ def _line(msg: str) -> None:
 
 def run_suite(target: str = "local", mesh: str = "reference", defect: str = "",
               tests: str = "", reports: str = "reports",
-              allow_component_outage: bool = False) -> int:
+              allow_component_outage: bool = False, fail_fast: bool = False) -> int:
     files = runner.experiment_files(tests)
     if not files:
         raise ConfigError(f"no chaos experiment matches {tests!r}",
@@ -39,9 +39,13 @@ def run_suite(target: str = "local", mesh: str = "reference", defect: str = "",
                   "--allow-component-outage")
     import os
 
+    if allow_component_outage:  # the kube target reads the opt-in from its settings
+        os.environ["MESHPROOF_ALLOW_COMPONENT_OUTAGE"] = "1"
     os.environ["MESHPROOF_MESH"] = mesh
     os.environ["MESHPROOF_TARGET"] = target
     os.environ["MESHPROOF_DEFECT"] = defect
+    if allow_component_outage:  # the target reads it, here and in the activities' process
+        os.environ["MESHPROOF_ALLOW_COMPONENT_OUTAGE"] = "1"
     t0 = time.monotonic()
     lab = registry.start_target(target, mesh, defect,
                                 progress=lambda m, d, n: _line(f"up [{d}/{n}] {m}"))
@@ -49,10 +53,11 @@ def run_suite(target: str = "local", mesh: str = "reference", defect: str = "",
     _line(f"lab up in {up_s:.1f} s")
     print()
     results: list[runner.Result] = []
+    runner.clear_allure(Path(reports))
     try:
         for i, f in enumerate(files, 1):
             results.append(runner.run(f, Path(reports), say=lambda m, i=i: _line(
-                f"[{i}/{len(files)}] {m}")))
+                f"[{i}/{len(files)}] {m}"), fail_fast=fail_fast))
             _line(f"[{i}/{len(files)}] {f.stem}: {'PASS' if results[-1].passed else 'FAIL'}")
             print()
     finally:
@@ -81,7 +86,7 @@ def print_summary(results: list[runner.Result], up_s: float, wall_s: float,
 def main_args(args: Any) -> int:
     try:
         return run_suite(args.target, args.mesh, args.defect, args.tests, args.reports,
-                         args.allow_component_outage)
+                         args.allow_component_outage, getattr(args, "fail_fast", False))
     except MeshproofError as exc:
         print(f"meshproof: {exc}", file=sys.stderr)
         return 2

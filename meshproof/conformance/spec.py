@@ -24,6 +24,8 @@ FEATURES = {
     "xfcc-spiffe": "the server sees the caller's SPIFFE ID",
     "server-identity": "clients verify the server's SPIFFE ID",
     "cert-validation": "peers' certificates are validated (CA, expiry)",
+    "cert-rotation": "workload certificates are replaced before they expire",
+    "identity-issuance": "a workload's credentials get a certificate for its own identity only",
     "access-control": "SMI TrafficTarget access control, deny by default",
     "access-control-routes": "access rules limited to paths and methods",
     "retries": "retry policy (attempt counts, retriable statuses)",

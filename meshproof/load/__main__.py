@@ -16,12 +16,21 @@ from meshproof.errors import MeshproofError
 from meshproof.load import gate, plots, report
 from meshproof.load.session import LoadSession
 from meshproof.load.settings import LoadSettings, with_overrides
+from meshproof.load.topology import MAX_CLIENTS
 
 WAIT_FOR_LAB_S = 300.0
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m meshproof.load", description=__doc__)
+    ap.add_argument("--target", default="local",
+                    help="where the twins run: local (the netns lab) or kube (a cluster, "
+                         "see docs/kube.md); default local")
+    ap.add_argument("--mesh", default="reference",
+                    help="the mesh under test (reference, istio on --target kube, ...)")
+    ap.add_argument("--clients", type=int, default=1,
+                    help="client pods (one generator each) per path, sharing the rate; "
+                         "their HDR histograms are merged (default 1)")
     ap.add_argument("--scenario", action="append", choices=["single-hop", "productpage"],
                     help="repeatable; default: both")
     ap.add_argument("--rate", type=float, help="requests/s (default 1000 single-hop, 200 page)")
@@ -41,7 +50,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--baseline", type=Path, help="a previous report: gate against it")
     ap.add_argument("--out", type=Path, default=Path("reports/load"))
     ap.add_argument("--wait", type=float, default=WAIT_FOR_LAB_S,
-                    help="seconds to wait for someone else's lab to go away")
+                    help="seconds to wait for someone else's lab to go away (local)")
     return ap.parse_args(argv)
 
 
@@ -55,16 +64,22 @@ def main(argv: list[str] | None = None) -> int:
             pin_cpu=args.pin_cpu, nice=args.nice,
             realtime=False if args.no_realtime else None)
         baseline = report.load(args.baseline) if args.baseline else None
+        if not 1 <= args.clients <= MAX_CLIENTS:
+            raise ValueError(f"--clients 1..{MAX_CLIENTS}, not {args.clients}")
     except (MeshproofError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"load: about {settings.estimate_s() / 60:.1f} min of measuring", flush=True)
     command = "python -m meshproof.load " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        with LoadSession(defect=args.defect, wait_s=args.wait) as session:
+        with LoadSession(defect=args.defect, wait_s=args.wait, target=args.target,
+                         mesh=args.mesh, clients=args.clients) as session:
             doc = session.measure(settings, command)
     except MeshproofError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; everything the run made was removed", file=sys.stderr)
         return 2
     stem = time.strftime("load-%Y%m%d-%H%M%S")
     path = report.write(doc, args.out, stem)
@@ -73,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"report: {path}\nplots: {', '.join(str(p) for p in pngs)}")
     if baseline is None:
         return 0
+    if baseline.get("target", "local") != doc["target"]:
+        print(f"error: the baseline was measured on target {baseline.get('target', 'local')!r}"
+              f", this run on {doc['target']!r}: added latency from different places does "
+              "not compare; gate against a baseline from the same target", file=sys.stderr)
+        return 2
     code, lines = gate.judge(baseline, doc)
     print("\n".join(lines))
     return code

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from meshproof import paths
 from meshproof.errors import TargetError
 from meshproof.jsonline import exchange
+from meshproof.targets.base import LoadGenerator
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "loadtests" / "generator.py"
@@ -29,13 +30,15 @@ class ProcessTarget(Protocol):
     def stop_process(self, pod: str, name: str) -> None: ...
 
 
-class Generator:
-    """A running generator: ``run(order)`` blocks for the run and returns its answer."""
+class Generator(LoadGenerator):
+    """A running Locust generator: ``run(order)`` blocks for the run and returns its
+    answer (the local lab's ``load_generator``; ``local()`` for tests)."""
 
     def __init__(self, sock: Path, label: str, stop: Any) -> None:
         self.sock = sock
         self.label = label
         self._stop = stop
+        self._stopped = False
 
     def _call(self, msg: dict[str, Any], timeout: float) -> Any:
         answer = exchange(self.sock, msg, timeout, f"generator {self.label}")
@@ -52,6 +55,9 @@ class Generator:
         return self._call({"cmd": "run", "order": order}, budget)
 
     def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         try:
             self._call({"cmd": "quit"}, 5)
         except (OSError, TargetError):

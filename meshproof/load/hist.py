@@ -9,7 +9,8 @@ encodes compactly into the JSON report for re-analysis.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
@@ -32,6 +33,35 @@ def record_us(h: HdrHistogram, us: float) -> None:
 def decode(text: str) -> HdrHistogram:
     """The generator's encoded histogram (empty string: no samples)."""
     return HdrHistogram.decode(text.encode()) if text else new()
+
+
+def from_counts(counts: Mapping[str, int]) -> HdrHistogram:
+    """The histogram of a stdlib generator's answer (``loadtests/podgen.py``): counts per
+    HDR bucket's lowest value in us, so this is the histogram of the raw values."""
+    h = new()
+    for value, n in counts.items():
+        h.record_value(int(min(max(int(value), LOWEST_US), HIGHEST_US)), int(n))
+    return h
+
+
+def encode(h: HdrHistogram) -> str:
+    return h.encode().decode() if h.total_count else ""
+
+
+#: the histograms every generator answer carries (``<name>_hdr``, or ``<name>_counts``)
+ANSWER_HISTS = ("latency", "lateness", "dispatch")
+
+
+def with_hdr(answer: dict[str, Any]) -> dict[str, Any]:
+    """A generator's answer with its histograms HDR-encoded (``<name>_hdr``), whichever
+    encoding the generator used: the one form the runner and the report read."""
+    out = dict(answer)
+    for name in ANSWER_HISTS:
+        counts = out.pop(f"{name}_counts", None)
+        if counts is not None:
+            out[f"{name}_hdr"] = encode(from_counts(counts))
+    out.pop("encoding", None)
+    return out
 
 
 def merge(hists: Iterable[HdrHistogram]) -> HdrHistogram:

@@ -15,9 +15,10 @@ SCHEMA = "meshproof.load/v1"
 
 
 def document(scenarios: dict[str, Any], settings: dict[str, Any], command: str,
-             generator: dict[str, Any], mesh: dict[str, Any]) -> dict[str, Any]:
+             generator: dict[str, Any], mesh: dict[str, Any], target: str = "local"
+             ) -> dict[str, Any]:
     return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": command,
+            "command": command, "target": target,
             "host": {"cpus": os.cpu_count(), "kernel": platform.release(),
                      "python": platform.python_version()},
             "generator": generator, "mesh": mesh, "settings": settings,

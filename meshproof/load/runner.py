@@ -11,23 +11,32 @@ connections, TLS handshakes after idle).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from meshproof.load import hist, procstat
-from meshproof.load.genclient import Generator
+from meshproof.load import hist
+from meshproof.load.group import GeneratorGroup
 from meshproof.load.settings import (MAX_ERROR_FRACTION, MAX_RATE_SHORTFALL, LoadSettings,
                                      ScenarioSettings)
-from meshproof.load.topology import CLIENT_POD, MESH_NS, PLAIN_NS
-from meshproof.targets.local.netns import pod_netns
+from meshproof.load.topology import CLIENT, MESH_NS, PLAIN_NS
+from meshproof.targets.model import ResourceUsage
 
 Log = Callable[[str], None]
+#: realtime? -> (what was done, undo): the target's ``prioritize`` for the measured pods
+Priority = Callable[[bool], tuple[str, Callable[[], None]]]
+#: The pods run real time only while the offered load stays well under a core's worth.
+MAX_RT_POD_RATE = 2000.0
+#: pod key -> a sampler of its sidecar's CPU and memory (the target's ``sidecar_usage``)
+Samplers = dict[str, Callable[[], ResourceUsage | None]]
 
-#: scenario -> pods (workload prefix) of the meshed namespace whose sidecars it crosses
-SIDECARS = {"single-hop": ("client-0", "reviews-v1-0"),
-            "productpage": ("client-0", "productpage-0", "details-0", "reviews-v1-0")}
+#: scenario -> workloads of the meshed namespace whose sidecars it crosses
+SIDECARS = {"single-hop": ("client", "reviews-v1"),
+            "productpage": ("client", "productpage", "details", "reviews-v1")}
+#: scenario -> (host, path): the one table of what each scenario calls; every order
+#: carries it, so a generator needs no table of its own (loadtests/podgen.py has none)
+URLS = {"single-hop": ("http://reviews", "/reviews/0"),
+        "productpage": ("http://productpage", "/productpage")}
 FLOOR = {"host": "http://127.0.0.1:9080", "path": "/healthz"}
 
 
@@ -66,36 +75,34 @@ def summarize_phase(result: dict[str, Any], rate: float, cpu: dict[str, Any]) ->
 class ScenarioRun:
     """One scenario over its rounds, against the two generators of the load lab."""
 
-    def __init__(self, plain: Generator, mesh: Generator, settings: LoadSettings,
-                 log: Log = print) -> None:
+    def __init__(self, plain: GeneratorGroup, mesh: GeneratorGroup, settings: LoadSettings,
+                 log: Log = print, sidecars: Callable[[str], Samplers] | None = None,
+                 priority: Priority | None = None) -> None:
         self.plain = plain
         self.mesh = mesh
         self.settings = settings
         self.log = log
+        self.sidecars = sidecars or (lambda _scenario: {})
+        #: Gives the measured pods the CPU first while a scenario runs (the target's
+        #: ``prioritize``); returns what it did and how to undo it.
+        self.priority = priority
 
     def _order(self, sc: ScenarioSettings, duration: float, warmup: float,
                **extra: Any) -> dict[str, Any]:
         s = self.settings
+        host, path = URLS[sc.name]
         return {"scenario": sc.name, "rate": sc.rate, "duration_s": duration,
                 "warmup_s": warmup, "connections": s.connections, "payload": s.payload,
-                "timeout_s": s.timeout_s, "spin_us": s.spin_us,
+                "timeout_s": s.timeout_s, "spin_us": s.spin_us, "host": host, "path": path,
                 "rt_priority": 2 if s.realtime else 1, **extra}
 
-    def _sidecars(self, sc: ScenarioSettings) -> dict[str, int]:
-        out = {}
-        for pod in SIDECARS[sc.name]:
-            pid = procstat.envoy_pid(pod_netns(MESH_NS, pod))
-            if pid is not None:
-                out[f"{MESH_NS}/{pod}"] = pid
-        return out
-
-    def _phase(self, gen: Generator, order: dict[str, Any], pids: dict[str, int]
+    def _phase(self, gen: GeneratorGroup, order: dict[str, Any], pids: Samplers
                ) -> dict[str, Any]:
-        before = {k: procstat.sample(p) for k, p in pids.items()}
+        before = {k: f() for k, f in pids.items()}
         t0 = time.monotonic()
         result = gen.run(order)
         wall = time.monotonic() - t0
-        after = {k: procstat.sample(p) for k, p in pids.items()}
+        after = {k: f() for k, f in pids.items()}
         cpu = {}
         for k in pids:
             b, a = before[k], after[k]
@@ -105,20 +112,20 @@ class ScenarioRun:
         return summarize_phase(result, float(order["rate"]), cpu)
 
     def run(self, sc: ScenarioSettings) -> dict[str, Any]:
-        s = self.settings
-        pids = self._sidecars(sc)
-        pods = lab_pids() if os.geteuid() == 0 and (s.nice or s.realtime) else []
-        if pods:
-            how = prioritize(pods, s.nice, s.realtime and sc.rate <= MAX_RT_POD_RATE)
-            self.log(f"{sc.name}: the load lab's {how}")
+        undo = None
+        if self.priority is not None:
+            how, undo = self.priority(self.settings.realtime and sc.rate <= MAX_RT_POD_RATE)
+            if how:
+                self.log(f"{sc.name}: {how}")
         try:
-            return self._rounds(sc, pids)
+            return self._rounds(sc)
         finally:
-            if pods:
-                unprioritize(pods)
+            if undo is not None:
+                undo()
 
-    def _rounds(self, sc: ScenarioSettings, pids: dict[str, int]) -> dict[str, Any]:
+    def _rounds(self, sc: ScenarioSettings) -> dict[str, Any]:
         s = self.settings
+        pids = self.sidecars(sc.name)
         self.log(f"{sc.name}: {sc.rounds} rounds x ({sc.duration_s:g} s plain + "
                  f"{sc.duration_s:g} s mesh) at {sc.rate:g} rps; sidecars {sorted(pids)}")
         # A discarded warm-up on both paths (pools, TLS sessions, page cache).
@@ -142,83 +149,15 @@ class ScenarioRun:
                      + ("  FLAGGED" if any(ph["flags"] for ph in phases.values()) else ""))
         return {"rate_rps": sc.rate, "duration_s": sc.duration_s, "warmup_s": s.warmup_s,
                 "rounds": rounds,
-                "paths": {"plain": f"{PLAIN_NS}/{CLIENT_POD} -> {_url(sc.name)}",
-                          "mesh": f"{MESH_NS}/{CLIENT_POD} -> {_url(sc.name)} (2 sidecars, mTLS)"
+                "generators": {"plain": self.plain.labels, "mesh": self.mesh.labels},
+                "paths": {"plain": f"{PLAIN_NS}/{CLIENT} -> {_url(sc.name)}",
+                          "mesh": f"{MESH_NS}/{CLIENT} -> {_url(sc.name)} (2 sidecars, mTLS)"
                           if sc.name == "single-hop" else
-                          f"{MESH_NS}/{CLIENT_POD} -> {_url(sc.name)} (sidecars: "
+                          f"{MESH_NS}/{CLIENT} -> {_url(sc.name)} (sidecars: "
                           f"{len(SIDECARS[sc.name])}, mTLS)",
-                          "floor": f"{PLAIN_NS}/{CLIENT_POD} -> {FLOOR['host']}{FLOOR['path']}"}}
+                          "floor": f"{PLAIN_NS}/{CLIENT} -> {FLOOR['host']}{FLOOR['path']}"}}
 
 
 def _url(scenario: str) -> str:
-    return {"single-hop": "http://reviews/reviews/0",
-            "productpage": "http://productpage/productpage"}[scenario]
+    return "".join(URLS[scenario])
 
-
-def lab_pids() -> list[int]:
-    """Every process in the load lab's pods (both namespaces: the paths compared)."""
-    from meshproof.targets.local import netns
-
-    prefix = pod_netns("load", "")
-    return [pid for ns in netns.list_ours() if ns.startswith(prefix)
-            for pid in netns.pids_in(ns)]
-
-
-#: Real time for the pods only while the offered load stays well under a core's worth.
-MAX_RT_POD_RATE = 2000.0
-
-
-def _threads(pids: list[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            out += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            continue
-    return out
-
-
-def prioritize(pids: list[int], nice: int, realtime: bool) -> str:
-    """Give every thread of these processes (Linux scheduling is per thread: Envoy's
-    worker must get it too) SCHED_FIFO priority 1 (``realtime``) or the given nice;
-    returns what was done, for the log and the report.
-
-    Why: beside two CPU burners and other labs (load average 20+ on 2 cores), the
-    sidecars' fair share fell below what 1000 rps need and the queue that grew was
-    the machine's, not the mesh's (measured: achieved 300-900 rps, seconds of
-    latency, at nice 0 and still at nice -10). Real time is bounded by the offered
-    load (the pods only answer requests: ~0.5 core at 1000 rps), by
-    ``MAX_RT_POD_RATE`` and by the kernel's RT throttling; the generator runs one
-    real-time priority above them, so its sends stay on time. Both paths' pods get
-    the same class, so it cancels in the difference."""
-    tids = _threads(pids)
-    done = 0
-    for tid in tids:
-        try:
-            if realtime:
-                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(1))
-            else:
-                os.setpriority(os.PRIO_PROCESS, tid, nice)
-            done += 1
-        except OSError:
-            pass
-    return f"{done} pod threads at " + ("SCHED_FIFO 1" if realtime else f"nice {nice}")
-
-
-def unprioritize(pids: list[int]) -> None:
-    """Back to SCHED_OTHER, nice 0."""
-    for tid in _threads(pids):
-        try:
-            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-            os.setpriority(os.PRIO_PROCESS, tid, 0)
-        except OSError:
-            pass
-
-
-def pin(cpu: int, pids: list[int]) -> None:
-    """Pin processes to one CPU: cross-vCPU wake-ups cost ~26 us each on this VM."""
-    for pid in pids:
-        try:
-            os.sched_setaffinity(pid, {cpu})
-        except OSError:
-            pass

@@ -16,21 +16,28 @@ from meshproof.topology import Topology
 
 PLAIN_NS = "load-plain"
 MESH_NS = "load-mesh"
-#: pod of each namespace that runs the generator
+#: the workload of each namespace whose pods run the generators (one per pod)
+CLIENT = "client"
+#: its first pod on the local lab (the wire test captures in its netns)
 CLIENT_POD = "client-0"
+MAX_CLIENTS = 16
 
 
-def _wl(ns: str, name: str, role: str) -> WorkloadSpec:
-    return WorkloadSpec(namespace=ns, name=name, role=role, version="v1", replicas=1,
+def _wl(ns: str, name: str, role: str, replicas: int = 1) -> WorkloadSpec:
+    return WorkloadSpec(namespace=ns, name=name, role=role, version="v1", replicas=replicas,
                         service_account=role, labels={"app": role, "version": "v1"})
 
 
-def load_topology() -> Topology:
-    """Twin namespaces, each: client, productpage, details, reviews-v1 (+ services)."""
+def load_topology(clients: int = 1) -> Topology:
+    """Twin namespaces, each: ``clients`` client pods (one generator each: several when
+    one process cannot generate the rate; their histograms are merged), productpage,
+    details, reviews-v1 (+ services)."""
+    if not 1 <= clients <= MAX_CLIENTS:
+        raise ValueError(f"load clients 1..{MAX_CLIENTS}, not {clients}")
     t = Topology()
     t.namespaces = [NamespaceSpec(PLAIN_NS, False), NamespaceSpec(MESH_NS, True)]
     for ns in (PLAIN_NS, MESH_NS):
-        t.workloads += [_wl(ns, "client", "client"), _wl(ns, "productpage", "productpage"),
+        t.workloads += [_wl(ns, CLIENT, "client", clients), _wl(ns, "productpage", "productpage"),
                         _wl(ns, "details", "details"), _wl(ns, "reviews-v1", "reviews")]
         t.services += [ServiceSpec(ns, "productpage", {"app": "productpage"}),
                        ServiceSpec(ns, "details", {"app": "details"}),

@@ -30,6 +30,9 @@ CAPABILITIES = {
     "bypass-sidecar": "send from inside a pod around its sidecar (as the proxy's identity)",
     "short-cert-ttl": "issue and rotate workload certificates with a short TTL for a while "
                       "(rotation checks, CA-outage experiments)",
+    "request-certificate": "ask the mesh's issuing path, with one workload's own credentials, "
+                           "for a certificate naming given identities (its CA must refuse "
+                           "any identity but that workload's)",
 }
 
 
@@ -70,6 +73,16 @@ class IssuedCert:
     key: str
     root: str
     identity: str
+
+
+@dataclass(frozen=True)
+class CertAnswer:
+    """What the mesh's issuing path answered a workload asking for ``asked``."""
+
+    asked: tuple[str, ...]
+    granted: bool
+    #: The refusal's reason, or the identities the issued certificate names.
+    detail: str
 
 
 @dataclass
@@ -148,6 +161,12 @@ class MeshAdapter(ABC):
         """Config dumps, proxy stats, logs of these pods' sidecars, for a failure."""
         return {}
 
+    def tls_handshakes(self, pods: list[Pod]) -> dict[str, int] | None:
+        """TLS handshakes each of these pods' sidecars completed so far, from the mesh's
+        own counters: load reports show them as proof a meshed path was mTLS. None: this
+        mesh cannot tell."""
+        return None
+
     def timer_granularity_s(self) -> float:
         """How early or late the data plane's timers may fire. Envoy-based meshes run
         on libevent's coarse clock: one tick of the node's CLOCK_MONOTONIC_COARSE."""
@@ -157,6 +176,13 @@ class MeshAdapter(ABC):
 
     def issue_certificate(self, identity: Pod, ttl_s: int) -> IssuedCert:
         raise self._lacks("issue-certificate")
+
+    def request_certificate(self, credentials_of: Pod, identities: tuple[str, ...]
+                            ) -> CertAnswer:
+        """With ``credentials_of``'s own workload credentials (what its pod holds), ask
+        the mesh's issuing path for a certificate naming ``identities``. A correct CA
+        grants the pod's own identity alone and refuses anything else."""
+        raise self._lacks("request-certificate")
 
     @contextmanager
     def impersonate(self, pod: Pod, as_pod: Pod) -> Iterator[None]:

@@ -52,8 +52,12 @@ def sentinel(generation: int) -> Fault:
 
 class ReferenceBlackbox(DeclaredResources, ReferenceMesh):
     """Config and "programmed" as a black box. The workload-side capabilities (a
-    certificate as a pod would get one, an impostor, a process beside the sidecar)
-    are kept from ReferenceMesh: they are not how config reaches the mesh."""
+    certificate as a pod would get one, an impostor, a process beside the sidecar, a
+    short certificate TTL) are kept from ReferenceMesh: they are not how config reaches
+    the mesh. The TTL is an install setting of any mesh (istiod's workload-certificate
+    TTL, Linkerd's issuance lifetime), changed by its operator tooling, which waits for
+    the rollout; the rotation checks then observe only what any mesh shows (the
+    caller's certificate hash in XFCC, status codes), never the agent's files."""
 
     name = "reference-blackbox"
 

@@ -28,6 +28,24 @@ DEFECTS: dict[str, str] = {
     "deny-only-with-rules": "deny by default holds only for destinations some access rule "
                             "names",
     "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
+    "namespace-mode-ignored": "under a mesh-wide mTLS mode a namespace's own mode is ignored",
+    "source-namespace-wide": "an access rule's source admits every service account of its "
+                             "namespace",
+    "route-header-prefix": "an access rule's exact header value is matched as a prefix",
+    "xfcc-forwarded": "the server's sidecar passes a caller's x-forwarded-client-cert "
+                      "through instead of setting it from the verified certificate",
+    "rotation-stopped": "the identity agent never renews a certificate on its own: it is "
+                        "served until it expires",
+    "ca-signs-any": "the CA signs whatever identity a CSR names for any known workload "
+                    "credential",
+    "acked-on-send": "the control plane reports a version ACKed (programmed) when it sends "
+                     "it, before the sidecar has applied it",
+    "outlier-not-programmed": "outlier detection is not programmed: a failing endpoint "
+                              "is never ejected",
+    "dead-endpoint-kept": "an endpoint that is no longer ready stays in the load-balancing "
+                          "set",
+    "agent-drops-cert-on-ca-outage": "the identity agent drops its certificate when the CA "
+                                     "is unreachable, instead of serving it until expiry",
 }
 
 #: Defects the reference mesh can inject in this version. The xDS ones are injected by
@@ -38,8 +56,16 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
+    "outlier-not-programmed", "dead-endpoint-kept",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
+    # The identity agent's (meshproof.mesh.reference_local.AGENT_DEFECTS: one agent flag).
+    "rotation-stopped",
+    # The CA's (meshproof.mesh.reference_local.CA_DEFECTS: one CA flag).
+    "ca-signs-any",
+    # The control plane's ACK bookkeeping (reference_local.CP_DEFECTS: one flag).
+    "acked-on-send",
 })
 
 

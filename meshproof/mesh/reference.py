@@ -16,6 +16,7 @@ lab's process supervisor (an impostor identity) go through the target's
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,17 +25,18 @@ from typing import Any, Protocol, runtime_checkable
 from meshproof import __version__
 from meshproof.errors import MeshproofError, TargetError
 from meshproof.intent import Intent, Policy
-from meshproof.mesh.base import (ConfigRejected, IssuedCert, MeshAdapter, MeshInfo,
-                                 NotProgrammed, Token)
+from meshproof.mesh.base import (CertAnswer, ConfigRejected, IssuedCert, MeshAdapter,
+                                 MeshInfo, NotProgrammed, Token)
 from meshproof.mesh.defects import IMPLEMENTED
-from meshproof.mesh.refpaths import CA_SOCKET, CP_API_SOCKET, TOKENS, admin_socket
+from meshproof.mesh.refpaths import CA_SOCKET, CERT_TTL, CP_API_SOCKET, TOKENS, admin_socket
+from meshproof.pki import csr_and_key
 from meshproof.targets.base import Target
 from meshproof.targets.model import Pod, ProbeOrder, ProbeResult
 
 #: Features the reference mesh claims: all of them (a skip against it is a failure).
 CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
                     "traffic-split", "traffic-split-match", "xfcc-spiffe", "server-identity",
-                    "cert-validation", "access-control", "access-control-routes", "retries",
+                    "cert-validation", "cert-rotation", "identity-issuance", "access-control", "access-control-routes", "retries",
                     "timeouts", "fault-injection", "gamma-httproute"})
 
 
@@ -80,6 +82,9 @@ class ControlPlaneClient:
 
 class ReferenceMesh(MeshAdapter):
     name = "reference"
+    #: Also read each sidecar's own warming counters before saying programmed (Envoy
+    #: ACKs before warming ends). ``ReferenceAcked`` turns it off.
+    read_proxy_warming = True
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
@@ -88,6 +93,7 @@ class ReferenceMesh(MeshAdapter):
         # The control plane holds the policy in force: start from it, so the CLI and a
         # test session share one truth.
         self.policy = self.cp.policy()
+        self.undo_stale_cert_ttl()
 
     # ------------------------------------------------------------ declarations
 
@@ -95,13 +101,14 @@ class ReferenceMesh(MeshAdapter):
         return CLAIMS
 
     def describe(self) -> MeshInfo:
+        # Every sidecar runs Envoy with one worker thread (reference_local's installer).
         return MeshInfo(self.name, f"meshproof {__version__}", "acked",
-                        {"envoy": envoy_version()})
+                        {"envoy": envoy_version(), "envoy_concurrency": "1"})
 
     def capabilities(self) -> frozenset[str]:
-        caps = {"issue-certificate", "bypass-sidecar"}
+        caps = {"issue-certificate", "request-certificate", "bypass-sidecar"}
         if isinstance(self.target, MeshHost):
-            caps.add("impersonate")
+            caps |= {"impersonate", "short-cert-ttl"}
         return frozenset(caps)
 
     def defects(self) -> frozenset[str]:
@@ -151,6 +158,8 @@ class ReferenceMesh(MeshAdapter):
                 node, why = next(iter(nacked.items()))
                 raise ConfigRejected(f"sidecar {node} rejected version {version}: {why}",
                                      "the last good config keeps serving; fix the intent")
+            if not waiting and not self.read_proxy_warming:
+                return
             if not waiting:
                 return
             if time.monotonic() >= deadline:
@@ -181,27 +190,53 @@ class ReferenceMesh(MeshAdapter):
                 out[p.key] = {"error": f"{type(exc).__name__}: {exc}"}
         return out
 
+    def tls_handshakes(self, pods: list[Pod]) -> dict[str, int] | None:
+        """Each sidecar's ``ssl.handshake`` counters summed (Envoy's admin, over its
+        Unix socket outside the pod network)."""
+        from refmesh.admin import EnvoyAdmin
+
+        return {p.key: sum(EnvoyAdmin(admin_socket(p.namespace, p.name), timeout=5)
+                           .stats(r"ssl\.handshake$").values())
+                for p in pods if p.meshed}
+
     # ------------------------------------------------------------ capabilities
 
     def issue_certificate(self, identity: Pod, ttl_s: int) -> IssuedCert:
         """A certificate for ``identity``'s workload from the mesh CA, as a pod's agent
         would get it: a CSR plus that pod's bootstrap token (the CA's token book)."""
-        from refmesh import unixhttp
+        csr, key = csr_and_key(identity.identity)
+        status, body = self._sign(identity, csr, ttl_s)
+        if status != 200:
+            raise MeshproofError(f"the mesh CA refused to sign {identity.identity}: {body}")
+        return IssuedCert(body["cert"], key, body["root"], identity.identity)
 
-        from meshproof.pki import csr_and_key
+    def request_certificate(self, credentials_of: Pod, identities: tuple[str, ...]
+                            ) -> CertAnswer:
+        """The pod's bootstrap token (its agent's credential) with a CSR naming
+        ``identities``, to the CA exactly as the agent sends it."""
+        from cryptography import x509
+
+        from refmesh.pki import uri_sans
+
+        status, body = self._sign(credentials_of, csr_and_key(*identities)[0], 60)
+        if status != 200:
+            return CertAnswer(tuple(identities), False,
+                              f"{status}: {dict(body).get('error', body)}")
+        cert = x509.load_pem_x509_certificate(str(body["cert"]).encode())
+        return CertAnswer(tuple(identities), True, " ".join(uri_sans(cert)))
+
+    def _sign(self, pod: Pod, csr: str, ttl_s: int) -> tuple[int, Any]:
+        """POST a CSR to the CA with ``pod``'s bootstrap token."""
+        from refmesh import unixhttp
 
         book = json.loads(TOKENS.read_text())
         token = next((t for t, who in book.items()
                       if (who["namespace"], who["service_account"])
-                      == (identity.namespace, identity.service_account)), None)
+                      == (pod.namespace, pod.service_account)), None)
         if token is None:
-            raise MeshproofError(f"no bootstrap token for {identity.identity}")
-        csr, key = csr_and_key(identity.identity)
-        status, body = unixhttp.request_json(CA_SOCKET, "POST", "/sign", {
+            raise MeshproofError(f"no bootstrap token for {pod.identity}")
+        return unixhttp.request_json(CA_SOCKET, "POST", "/sign", {
             "csr": csr, "token": token, "ttl_seconds": ttl_s}, timeout=10)
-        if status != 200:
-            raise MeshproofError(f"the mesh CA refused to sign {identity.identity}: {body}")
-        return IssuedCert(body["cert"], key, body["root"], identity.identity)
 
     @contextmanager
     def impersonate(self, pod: Pod, as_pod: Pod) -> Iterator[None]:
@@ -213,6 +248,60 @@ class ReferenceMesh(MeshAdapter):
         finally:
             self.target.mesh_call("swap_identity", key=pod.key, as_pod=pod.key)
 
+    @contextmanager
+    def short_cert_ttl(self, ttl_s: int) -> Iterator[None]:
+        """The CA issues every workload certificate for ``ttl_s`` seconds and the agents
+        rotate at half life; entering returns once every sidecar serves such a
+        certificate, leaving once every one serves a default-TTL certificate again. The
+        setting is recorded under the run dir (``refpaths.CERT_TTL``) with this process's
+        pid, so a killed run's setting is undone by the next adapter (or goes with the
+        lab at ``meshproof down``)."""
+        if not isinstance(self.target, MeshHost):
+            raise self._lacks("short-cert-ttl")
+        if ttl_s < 2:
+            raise MeshproofError(f"short_cert_ttl({ttl_s}): the CA's shortest TTL is 2 s")
+        self.target.mesh_call("set_cert_ttl", ttl_s=int(ttl_s), owner_pid=os.getpid())
+        try:
+            yield
+        finally:
+            self.target.mesh_call("set_cert_ttl", ttl_s=None)
+
+    def undo_stale_cert_ttl(self) -> bool:
+        """A short TTL left in force by a run that died (its owner pid is gone): set the
+        default back. True if there was one."""
+        try:
+            owner = int(json.loads(CERT_TTL.read_text()).get("owner_pid") or 0)
+        except (OSError, ValueError, AttributeError):
+            return False
+        if owner and _alive(owner) or not isinstance(self.target, MeshHost):
+            return False
+        self.target.mesh_call("set_cert_ttl", ttl_s=None)
+        return True
+
     def bypass_probe(self, src: Pod, order: ProbeOrder) -> list[ProbeResult]:
         """As the pod's proxy uid, which the capture rules exempt (as Istio's do)."""
         return self.target.probe(src, order, in_sidecar=True)
+
+
+class ReferenceAcked(ReferenceMesh):
+    """``--mesh reference-acked``: programmed from the control plane's ACKs alone, as an
+    ACK-based third-party adapter decides it (Istio's syncz: acked == sent), without
+    reading the proxies' own warming counters. It proves the ACK method the way the
+    black box proves the sentinel method, and it is where a control plane that reports
+    ACK on send shows: the reference adapter's extra read of each Envoy (answered on the
+    thread that applies xDS) mostly hides it. For the programmed-signal checks; a
+    change that makes a cluster warm (outlier detection) can race it, as it can any
+    ACK-only adapter."""
+
+    name = "reference-acked"
+    read_proxy_warming = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

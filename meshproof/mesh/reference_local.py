@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -29,8 +30,8 @@ from meshproof.targets.local.lab import Lab
 from meshproof.targets.local.procs import ProcSpec
 from meshproof.targets.local.shell import run
 from meshproof.mesh import refpaths
-from meshproof.mesh.refpaths import (ADS_SOCKET, AGENT_SOCKET, CA_SOCKET, CP_API_SOCKET,
-                                    MESH_DIR, TOKENS)
+from meshproof.mesh.refpaths import (ADS_SOCKET, AGENT_SOCKET, CA_SOCKET, CERT_TTL,
+                                    CP_API_SOCKET, MESH_DIR, TOKENS)
 from meshproof.targets.model import Pod, Registry
 
 OUTBOUND_PORT = 15001
@@ -40,6 +41,13 @@ READY_TIMEOUT_S = 30.0
 INJECT_WORKERS = 8
 #: Defects of the lab's wiring rather than of xDS (see ``lab_defect``).
 LAB_DEFECTS = frozenset({"fail-open-without-sidecar", "config-lost-on-cp-outage"})
+#: Defects of the identity agent (one flag each on its command line).
+AGENT_DEFECTS = {"rotation-stopped": "--no-rotate",
+                 "agent-drops-cert-on-ca-outage": "--drop-cert-on-ca-outage"}
+#: Defects of the CA (one flag each on its command line).
+CA_DEFECTS = {"ca-signs-any": "--sign-any"}
+#: Defects of the control plane's bookkeeping (one flag each on its command line).
+CP_DEFECTS = {"acked-on-send": "--ack-on-send"}
 
 Progress = Callable[[str, int, int], None]
 
@@ -93,17 +101,21 @@ class ReferenceMeshInstall:
         self.lab.sup.start(ProcSpec(
             name="ca", group="mesh", log=MESH_DIR / "ca.log",
             argv=[py, "-m", "refmesh.ca", "--state-dir", str(MESH_DIR / "ca"),
-                  "--socket", str(CA_SOCKET), "--tokens", str(TOKENS)],
+                  "--socket", str(CA_SOCKET), "--tokens", str(TOKENS),
+                  "--ttl-file", str(CERT_TTL),
+                  *([CA_DEFECTS[self.defect]] if self.defect in CA_DEFECTS else [])],
             ready=lambda _pid: _healthy(CA_SOCKET)))
         self.lab.sup.start(ProcSpec(
             name="controlplane", group="mesh", log=MESH_DIR / "controlplane.log",
             argv=[py, "-m", "refmesh.controlplane", "--ads-socket", str(ADS_SOCKET),
-                  "--api-socket", str(CP_API_SOCKET), "--state-dir", str(MESH_DIR / "cp")],
+                  "--api-socket", str(CP_API_SOCKET), "--state-dir", str(MESH_DIR / "cp"),
+                  *([CP_DEFECTS[self.defect]] if self.defect in CP_DEFECTS else [])],
             ready=lambda _pid: _healthy(CP_API_SOCKET)))
         self.lab.sup.start(ProcSpec(
             name="agent", group="mesh", log=MESH_DIR / "agent.log",
             argv=[py, "-m", "refmesh.nodeagent", "--ca-socket", str(CA_SOCKET),
-                  "--api-socket", str(AGENT_SOCKET)],
+                  "--api-socket", str(AGENT_SOCKET),
+                  *([AGENT_DEFECTS[self.defect]] if self.defect in AGENT_DEFECTS else [])],
             ready=lambda _pid: _healthy(AGENT_SOCKET)))
 
     def start_control(self) -> None:
@@ -237,13 +249,72 @@ class ReferenceMeshInstall:
                 raise TargetError(f"{pod.key}'s Envoy did not take {identity.identity}")
             time.sleep(0.05)
 
+    def set_cert_ttl(self, ttl_s: int | None, owner_pid: int = 0) -> dict[str, Any]:
+        """The mesh's workload-certificate TTL (an install setting, like istiod's
+        DEFAULT_WORKLOAD_CERT_TTL): ``ttl_s`` in force, or None for the default back.
+        Rolled out as an operator would: the CA takes the setting (the record file,
+        which a restarted CA re-reads), every agent renews at once (SIGHUP), and this
+        returns once every sidecar's Envoy serves a certificate issued under it."""
+        try:
+            old = int(json.loads(CERT_TTL.read_text())["ttl_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            old = 0
+        if ttl_s is not None:
+            tmp = CERT_TTL.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"ttl_s": int(ttl_s), "owner_pid": int(owner_pid),
+                                       "since": time.time()}))
+            tmp.chmod(0o600)
+            tmp.replace(CERT_TTL)
+        else:
+            CERT_TTL.unlink(missing_ok=True)
+        pods = [p for p in self.lab.pods.values() if p.meshed and p.ready]
+        before = {p.key: _svid_status(p).get("generation", 0) for p in pods}
+        proc = self.lab.sup.procs.get("agent")  # the node agent renews every pod on SIGHUP
+        if proc is not None and self.lab.sup.is_ready("agent"):
+            os.kill(proc.popen.pid, signal.SIGHUP)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        # A renewal already in flight when the setting changed may land first: the wait
+        # is for a certificate whose lifetime fits the new setting (1 s: X.509 seconds).
+        if ttl_s is not None:
+            def fits(left: float) -> bool:
+                return left <= ttl_s + 1
+        else:
+            def fits(left: float) -> bool:
+                return left > old + 1
+        for p in pods:
+            self._wait_rotated(p, before[p.key], fits, deadline)
+        return {"ttl_s": ttl_s, "pods": len(pods)}
+
+    def _wait_rotated(self, pod: Pod, generation: int, fits: Callable[[float], bool],
+                      deadline: float) -> None:
+        """Until ``pod``'s agent issued past ``generation`` a certificate whose seconds
+        left ``fit`` the setting, and its Envoy serves that certificate."""
+        from refmesh.admin import EnvoyAdmin
+
+        admin = EnvoyAdmin(sidecar_dir(pod) / "admin.sock", timeout=2)
+        while True:
+            st = _svid_status(pod)
+            left = _seconds_left(str(st.get("not_after", "")))
+            if st.get("generation", 0) > generation and left is not None and fits(left) \
+                    and str(st.get("serial", "")).lstrip("0") in admin.cert_serials():
+                return
+            if time.monotonic() > deadline:
+                raise TargetError(f"{pod.key}'s agent did not renew its certificate within "
+                                  f"{READY_TIMEOUT_S:.0f}s (svid {st})",
+                                  f"see {MESH_DIR / 'agent.log'} and the CA's log")
+            time.sleep(0.05)
+
     def serve(self, lab: Lab, op: str, args: dict[str, Any]) -> Any:
         """Operations the adapter asks of the installed mesh through ``Lab.mesh_call``."""
         if op == "swap_identity":
             self.swap_identity(lab.pod(str(args["key"])), lab.pod(str(args["as_pod"])))
             return None
+        if op == "set_cert_ttl":
+            ttl = args.get("ttl_s")
+            return self.set_cert_ttl(None if ttl is None else int(ttl),
+                                     int(args.get("owner_pid") or 0))
         raise TargetError(f"the reference mesh's installer has no operation {op!r}",
-                          "operations: swap_identity")
+                          "operations: swap_identity, set_cert_ttl")
 
     # ---------------------------------------------------------- lab-level defects (negative
     # controls for the chaos experiments; each touches only what its name says)
@@ -307,6 +378,24 @@ class ReferenceMeshInstall:
                 progress(f"sidecar injected into {pod.key}", next(done), total)
         self.lab.wait_ready(timeout=READY_TIMEOUT_S)
         progress("all sidecars ready", total, total)
+
+
+def _svid_status(pod: Pod) -> dict[str, Any]:
+    """The agent's ``svid.json`` (generation, serial, not_after), {} before the first."""
+    try:
+        return dict(json.loads((sidecar_dir(pod) / "keys" / "svid.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _seconds_left(not_after: str) -> float | None:
+    import datetime as dt
+
+    try:
+        end = dt.datetime.fromisoformat(not_after)
+    except ValueError:
+        return None
+    return (end - dt.datetime.now(dt.timezone.utc)).total_seconds()
 
 
 def _healthy(sock: Path) -> bool:

@@ -18,6 +18,10 @@ CP_API_SOCKET = MESH_DIR / "cp-api.sock"
 AGENT_SOCKET = MESH_DIR / "agent.sock"
 #: The CA's token book: bootstrap token -> identity (root-only, 0600).
 TOKENS = MESH_DIR / "tokens.json"
+#: The short-cert-ttl setting while it is in force (``{"ttl_s", "owner_pid", "since"}``):
+#: the CA issues under it, and the next run (or ``meshproof down``, with the run dir)
+#: undoes one whose owner died.
+CERT_TTL = MESH_DIR / "cert-ttl.json"
 
 
 def sidecar_dir(namespace: str, name: str) -> Path:

@@ -12,10 +12,14 @@ not here: they belong to the mesh adapter (``meshproof.mesh.base``).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from collections.abc import Callable
 
-from meshproof.errors import UnknownName
-from meshproof.targets.model import CaptureSummary, Pod, ProbeOrder, ProbeResult, ServiceInfo
+from abc import ABC, abstractmethod
+from typing import Any
+
+from meshproof.errors import TargetError, UnknownName
+from meshproof.targets.model import (CaptureSummary, Pod, ProbeOrder, ProbeResult,
+                                     ResourceUsage, ServiceInfo)
 
 #: Capability names a target may declare (and checks may need).
 CAPABILITIES = {
@@ -29,7 +33,36 @@ CAPABILITIES = {
     "block": "drop all traffic between two pods and heal it",
     "capture": "capture packets between two pods",
     "clock": "report the node's coarse clock tick (timer granularity of event loops)",
+    "load": "run the open-loop load generator in a pod (meshproof.load)",
+    "sidecar-usage": "CPU seconds and memory of a pod's sidecar process (load tests)",
+    "pin-cpu": "pin a namespace's pod processes to one CPU (load tests)",
 }
+
+
+class LoadGenerator(ABC):
+    """An open-loop load generator running in (or for) one pod.
+
+    Orders and answers are the generators' JSON wire form (documented in
+    docs/load.md, "The generator"), not dataclasses: two generators speak it
+    (``loadtests/generator.py``, Locust; ``loadtests/podgen.py``, stdlib for
+    stock images), the target only carries it, and the load harness owns its
+    fields (``meshproof.load.hist.with_hdr`` reads either histogram encoding).
+    """
+
+    #: Where it runs, for messages and the report (``ns/pod``).
+    label: str = ""
+
+    @abstractmethod
+    def run(self, order: dict[str, Any]) -> dict[str, Any]:
+        """One run; blocks for its duration and returns the generator's answer."""
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """What the generator is (versions, loop, client), for the report."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop it (idempotent); nothing of it is left running in the pod."""
 
 
 class Target(ABC):
@@ -78,6 +111,33 @@ class Target(ABC):
     @abstractmethod
     def put_file(self, pod: Pod, name: str, content: str) -> str:
         """Place ``content`` in ``pod`` readable by its app; returns the path in the pod."""
+
+    # ------------------------------------------------------------ load
+
+    def load_generator(self, pod: Pod) -> LoadGenerator:
+        """Start a load generator in ``pod``; its traffic is the pod's (captured by the
+        pod's sidecar when meshed). Capability ``load``."""
+        raise TargetError(f"the {self.name} target cannot run a load generator",
+                          "load tests need a target with the 'load' capability")
+
+    def sidecar_usage(self, pod: Pod) -> ResourceUsage | None:
+        """CPU and memory of ``pod``'s sidecar now (capability ``sidecar-usage``); None
+        when there is no sidecar or the target cannot measure it."""
+        return None
+
+    def pin_cpu(self, namespaces: list[str], cpu: int) -> int:
+        """Pin every process of these namespaces' pods to ``cpu``; returns how many
+        (capability ``pin-cpu``)."""
+        raise TargetError(f"the {self.name} target cannot pin pods to a CPU",
+                          "leave out --pin-cpu on this target")
+
+    def prioritize(self, namespaces: list[str], realtime: bool, nice: int
+                   ) -> tuple[str, Callable[[], None]]:
+        """Let these namespaces' pods have the CPU first while a measurement runs
+        (real time or ``nice``), so a busy neighbour does not pass for their latency;
+        returns what was done ("" for nothing) and how to undo it. Default: nothing
+        (a cluster's nodes schedule their own pods)."""
+        return "", lambda: None
 
     # ------------------------------------------------------------ faults
 

@@ -262,3 +262,13 @@ class ServiceInfo:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ResourceUsage:
+    """CPU and memory of one process (a pod's sidecar) at one moment: load tests take
+    two and report the difference (per-process figures: system-wide ones lie on VMs)."""
+
+    cpu_s: float  # user + system CPU seconds so far
+    rss_kb: int
+    private_kb: int  # private (unshared) memory; 0 when the target cannot tell

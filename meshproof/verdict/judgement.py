@@ -90,7 +90,8 @@ class Verdict:
     def failed_lines(self) -> list[str]:
         """The lines of judgements that failed (what a FAIL line should show)."""
         bad = {j["label"] for j in self.judgements if not j["ok"]}
-        return [ln for ln in self.lines if ln.split(":", 1)[0] in bad]
+        # A line is "<label>: <result>"; labels may hold colons themselves.
+        return [ln for ln in self.lines if ln.rsplit(": ", 1)[0] in bad]
 
     def headline(self) -> str:
         """One line for the summary: the first failing judgement, else the last line."""

@@ -10,12 +10,18 @@ Run::
     python -m refmesh.agent --ca-socket PATH --token-file FILE
         --namespace NS --service-account SA --sds-socket PATH --key-dir DIR
         [--proxy-uid UID] [--trust-domain cluster.local] [--ttl SECONDS]
-        [--serve-cert PEM --serve-key PEM [--serve-root PEM]] [--log-level INFO]
+        [--serve-cert PEM --serve-key PEM [--serve-root PEM]] [--no-rotate]
+        [--log-level INFO]
 
 - ``--ttl``: ask the CA for this SVID lifetime (short TTLs exercise rotation).
 - ``--serve-cert/--serve-key``: serve this (e.g. expired or foreign) cert
   instead of asking the CA; no renewal. The root still comes from the CA
   unless ``--serve-root`` is given. For negative controls.
+- SIGHUP: renew now (the mesh's TTL setting changed: the next certificate
+  is issued under it at once instead of at the old one's half life).
+- ``--no-rotate``: the ``rotation-stopped`` defect (a negative control): the
+  renewal timer is never armed, so the SVID is renewed only on SIGHUP and
+  otherwise served until it expires. The one place the defect lives.
 - ``--proxy-uid``: the key dir (0700), key (0600), cert and the SDS socket
   are chowned to this uid, so only that pod's Envoy can read them.
 
@@ -203,6 +209,18 @@ def write_key_dir(key_dir: Path, svid: Svid, generation: int, uid: int | None) -
         pki.write_private(key_dir / name, data, uid)
 
 
+def unverifiable_svid(ident: Identity, store: SecretStore) -> Svid:
+    """The ``agent-drops-cert-on-ca-outage`` defect (``--drop-cert-on-ca-outage``): what a
+    careless agent serves once the CA is unreachable, instead of the certificate it
+    holds: a fresh key and an SVID for the same identity from a throwaway root, so
+    Envoy loads it and every peer refuses it. The mesh's root is kept for validation."""
+    throwaway_key, throwaway_root = pki.new_root(ident.trust_domain, days=1)
+    key = pki.new_key()
+    cert = pki.sign_svid(throwaway_key, throwaway_root, key.public_key(), ident.spiffe, 3600)
+    root = store.secrets[ROOT_SECRET].validation_context.trusted_ca.inline_bytes
+    return Svid(pki.cert_pem(cert), pki.key_pem(key), bytes(root))
+
+
 def renew_delay(cert: x509.Certificate, fraction: float = 0.5) -> float:
     """Seconds until ``fraction`` of the cert's remaining lifetime has passed (>= 0.5 s).
 
@@ -245,11 +263,14 @@ class PodAgent:
     """
 
     def __init__(self, spec: PodSpec, ca_socket: Path, renew_fraction: float = 0.5,
-                 no_rotate: bool = False) -> None:
+                 no_rotate: bool = False, drop_cert_on_ca_outage: bool = False) -> None:
         self.spec = spec
         self.ca_socket = ca_socket
         self.renew_fraction = renew_fraction
+        #: Defect ``rotation-stopped``: the renewal timer is never armed (SIGHUP only).
         self.no_rotate = no_rotate
+        #: Defect ``agent-drops-cert-on-ca-outage`` (see :func:`unverifiable_svid`).
+        self.drop_cert_on_ca_outage = drop_cert_on_ca_outage
         self.store = SecretStore()
         self.renew_now = asyncio.Event()
         self._server: grpc.aio.Server | None = None
@@ -289,9 +310,10 @@ class PodAgent:
         self.renew_now.clear()
 
     async def issue_forever(self) -> None:
-        spec, ident = self.spec, self.spec.identity
+        spec, ident, store = self.spec, self.spec.identity, self.store
         token = spec.token_file.read_text().strip() if spec.token_file else ""
         backoff = 0.5
+        dropped = False  # agent-drops-cert-on-ca-outage: the placeholder is served
         while True:
             try:
                 if spec.serve_cert and spec.serve_key:
@@ -304,71 +326,38 @@ class PodAgent:
             except (OSError, CARefused) as e:
                 log.error("cannot get an SVID for %s: %s (retry in %.1fs)", ident.spiffe, e,
                           backoff)
+                if self.drop_cert_on_ca_outage and store.secrets and not dropped:  # the defect
+                    dropped = True
+                    await store.update(unverifiable_svid(ident, store))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 0.5
-            await self.store.update(svid)
-            write_key_dir(spec.key_dir, svid, self.store.generation, spec.proxy_uid)
+            dropped = False
+            await store.update(svid)
+            write_key_dir(spec.key_dir, svid, store.generation, spec.proxy_uid)
             cert = svid.cert
             log.info("SVID %s generation %d serial=%x not_after=%s", ident.spiffe,
-                     self.store.generation, cert.serial_number,
-                     cert.not_valid_after_utc.isoformat())
+                     store.generation, cert.serial_number, cert.not_valid_after_utc.isoformat())
             if spec.serve_cert:
                 return  # a given cert is served as is: no renewal
             await self.until_renewal(cert)
 
 
 async def run(a: argparse.Namespace) -> None:
-    store = SecretStore()
-    ident = Identity(a.namespace, a.service_account, a.trust_domain)
-    server = grpc.aio.server()
-    sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(SdsServicer(store), server)
-    a.sds_socket.parent.mkdir(parents=True, exist_ok=True)
-    a.sds_socket.unlink(missing_ok=True)
-    server.add_insecure_port(f"unix:{a.sds_socket}")
-    await server.start()
-    os.chmod(a.sds_socket, 0o600)
-    if a.proxy_uid is not None:
-        os.chown(a.sds_socket, a.proxy_uid, a.proxy_uid)
-    log.info("SDS serving on %s for %s", a.sds_socket, ident.spiffe)
-
+    """One pod's agent in its own process (the node agent runs many in one)."""
+    spec = PodSpec(a.namespace, a.service_account, a.sds_socket, a.key_dir, a.token_file,
+                   a.proxy_uid, a.ttl, a.trust_domain, a.serve_cert, a.serve_key, a.serve_root)
+    agent = PodAgent(spec, a.ca_socket, a.renew_fraction, a.no_rotate,
+                     a.drop_cert_on_ca_outage)
+    await agent.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-    async def issue_forever() -> None:
-        token = a.token_file.read_text().strip() if a.token_file else ""
-        backoff = 0.5
-        while True:
-            try:
-                if a.serve_cert:
-                    root = (a.serve_root.read_bytes() if a.serve_root
-                            else await asyncio.to_thread(fetch_root, a.ca_socket))
-                    svid = Svid(a.serve_cert.read_bytes(), a.serve_key.read_bytes(), root)
-                else:
-                    svid = await asyncio.to_thread(request_svid, a.ca_socket, token, ident, a.ttl)
-            except (OSError, CARefused) as e:
-                log.error("cannot get an SVID for %s: %s (retry in %.1fs)", ident.spiffe, e, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            backoff = 0.5
-            await store.update(svid)
-            write_key_dir(a.key_dir, svid, store.generation, a.proxy_uid)
-            cert = svid.cert
-            log.info("SVID generation %d serial=%x not_after=%s", store.generation,
-                     cert.serial_number, cert.not_valid_after_utc.isoformat())
-            if a.serve_cert:
-                return  # a given cert is served as is: no renewal
-            await asyncio.sleep(renew_delay(cert, a.renew_fraction))
-
-    issuer = asyncio.create_task(issue_forever())
+    loop.add_signal_handler(signal.SIGHUP, agent.renew_now.set)
     await stop.wait()
-    issuer.cancel()
-    await server.stop(0.5)
-    a.sds_socket.unlink(missing_ok=True)
+    await agent.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -383,9 +372,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--proxy-uid", type=int, default=None)
     ap.add_argument("--ttl", type=int, default=None, help="requested SVID lifetime in seconds")
     ap.add_argument("--renew-fraction", type=float, default=0.5)
+    ap.add_argument("--no-rotate", action="store_true",
+                    help="defect rotation-stopped: renew only on SIGHUP, never on a timer")
     ap.add_argument("--serve-cert", type=Path, default=None)
     ap.add_argument("--serve-key", type=Path, default=None)
     ap.add_argument("--serve-root", type=Path, default=None)
+    ap.add_argument("--drop-cert-on-ca-outage", action="store_true",
+                    help="defect agent-drops-cert-on-ca-outage: when a renewal finds the CA "
+                    "unreachable, serve an unverifiable placeholder instead of the held SVID")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     if bool(a.serve_cert) != bool(a.serve_key):

@@ -11,6 +11,7 @@ Run::
 
     python -m refmesh.ca --state-dir DIR --socket PATH [--tokens FILE]
         [--trust-domain cluster.local] [--ttl 3600] [--min-ttl 2] [--max-ttl 86400]
+        [--ttl-file FILE] [--sign-any]
 
 State dir: ``root-key.pem`` (0600) and ``root-cert.pem``, created on first
 start and reused after, so a restarted CA keeps the mesh's trust.
@@ -28,6 +29,15 @@ API (HTTP/JSON over the Unix socket, mode 0600: root only):
 Token bindings also come from ``--tokens FILE``, a JSON object
 ``{token: {"namespace": ns, "service_account": sa}}`` that the CA re-reads
 whenever its mtime changes; PUT bindings are kept in memory on top of it.
+
+``--sign-any`` is the ``ca-signs-any`` defect (a negative control, its one
+place): a known token gets whatever URI SANs its CSR asks for.
+
+``--ttl-file FILE`` (``{"ttl_s": N, ...}``, re-read on change like the token
+file) overrides the default SVID lifetime while it exists: the mesh's
+short-cert-ttl setting. A file rather than an API call so a restarted CA (a
+CA-outage experiment) keeps issuing short certificates, and so the record a
+killed run leaves under the run dir is the setting itself.
 """
 
 from __future__ import annotations
@@ -65,6 +75,8 @@ class CA:
     default_ttl: int = DEFAULT_TTL
     min_ttl: int = 2
     max_ttl: int = 86400
+    #: Defect ``ca-signs-any``: sign the CSR's own SANs, whatever the token is bound to.
+    sign_any: bool = False
 
     @classmethod
     def load_or_create(cls, state_dir: Path, trust_domain: str = TRUST_DOMAIN, **kw: Any) -> CA:
@@ -99,6 +111,9 @@ class CA:
         if not isinstance(pub, ec.EllipticCurvePublicKey) or pub.curve.name != "secp256r1":
             raise Refused("CSR key must be ECDSA P-256")
         uris = pki.uri_sans(csr)
+        if self.sign_any and uris:
+            return pki.sign_svid(self.root_key, self.root, pub, uris[0],
+                                 self._ttl(ttl_seconds), more=tuple(uris[1:]))
         if uris != [identity]:
             raise Refused(f"CSR asks for {uris or 'no URI SAN'}, token is bound to {identity}")
         try:
@@ -107,9 +122,37 @@ class CA:
                 raise Refused("CSR carries SANs besides its SPIFFE ID")
         except x509.ExtensionNotFound as e:  # pragma: no cover - uris check above catches it
             raise Refused("CSR has no SAN") from e
+        return pki.sign_svid(self.root_key, self.root, pub, identity, self._ttl(ttl_seconds))
+
+    def _ttl(self, ttl_seconds: int | None) -> int:
         ttl = self.default_ttl if ttl_seconds is None else int(ttl_seconds)
-        ttl = max(self.min_ttl, min(self.max_ttl, ttl))
-        return pki.sign_svid(self.root_key, self.root, pub, identity, ttl)
+        return max(self.min_ttl, min(self.max_ttl, ttl))
+
+
+class TtlOverride:
+    """The default-TTL override from ``--ttl-file`` (None: the CA's own default)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._mtime = -1.0
+        self._ttl: int | None = None
+
+    def get(self) -> int | None:
+        if not self._path:
+            return None
+        try:
+            mtime = self._path.stat().st_mtime
+        except FileNotFoundError:
+            self._mtime, self._ttl = -1.0, None
+            return None
+        if mtime != self._mtime:
+            try:
+                self._ttl = int(json.loads(self._path.read_text())["ttl_s"])
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                log.warning("ignoring unreadable TTL override %s: %s", self._path, e)
+                self._ttl = None
+            self._mtime = mtime
+        return self._ttl
 
 
 class TokenBook:
@@ -155,7 +198,8 @@ def token_tag(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:10]
 
 
-def make_handler(ca: CA, tokens: TokenBook) -> unixhttp.Handler:
+def make_handler(ca: CA, tokens: TokenBook,
+                 ttl_override: TtlOverride | None = None) -> unixhttp.Handler:
     def handle(method: str, path: str, body: Any) -> tuple[int, Any]:
         if method == "GET" and path == "/healthz":
             return 200, {"ok": True}
@@ -182,13 +226,16 @@ def make_handler(ca: CA, tokens: TokenBook) -> unixhttp.Handler:
             log.warning("REFUSED token=%s: unknown bootstrap token", tag)
             return 403, {"error": "unknown bootstrap token"}
         identity = spiffe_id(*bound, trust_domain=ca.trust_domain)
+        ttl = body.get("ttl_seconds")
+        if ttl is None and ttl_override is not None:
+            ttl = ttl_override.get()
         try:
-            cert = ca.sign(str(body["csr"]).encode(), identity, body.get("ttl_seconds"))
+            cert = ca.sign(str(body["csr"]).encode(), identity, ttl)
         except Refused as e:
             log.warning("REFUSED token=%s identity=%s: %s", tag, identity, e)
             return 403, {"error": str(e)}
-        log.info("signed %s serial=%x not_after=%s", identity, cert.serial_number,
-                 cert.not_valid_after_utc.isoformat())
+        log.info("signed %s serial=%x not_after=%s", " ".join(pki.uri_sans(cert)),
+                 cert.serial_number, cert.not_valid_after_utc.isoformat())
         return 200, {"cert": pki.cert_pem(cert).decode(), "root": ca.root_pem.decode(),
                      "spiffe_id": identity, "serial": f"{cert.serial_number:x}",
                      "not_after": cert.not_valid_after_utc.isoformat()}
@@ -203,14 +250,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tokens", type=Path, default=None, help="JSON token bindings, re-read on change")
     ap.add_argument("--trust-domain", default=TRUST_DOMAIN)
     ap.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="default SVID lifetime (s)")
+    ap.add_argument("--ttl-file", type=Path, default=None,
+                    help="JSON {ttl_s} overriding --ttl while it exists (re-read on change)")
     ap.add_argument("--min-ttl", type=int, default=2)
     ap.add_argument("--max-ttl", type=int, default=86400)
+    ap.add_argument("--sign-any", action="store_true",
+                    help="defect ca-signs-any: sign any URI SANs a known token asks for")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     ca = CA.load_or_create(a.state_dir, a.trust_domain, default_ttl=a.ttl,
-                           min_ttl=a.min_ttl, max_ttl=a.max_ttl)
-    srv = unixhttp.serve(a.socket, make_handler(ca, TokenBook(a.tokens)), mode=0o600)
+                           min_ttl=a.min_ttl, max_ttl=a.max_ttl, sign_any=a.sign_any)
+    srv = unixhttp.serve(a.socket, make_handler(ca, TokenBook(a.tokens),
+                                                   TtlOverride(a.ttl_file)), mode=0o600)
     log.info("CA listening on %s", a.socket)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -3,7 +3,11 @@
 Run::
 
     python -m refmesh.controlplane --ads-socket PATH --api-socket PATH --state-dir DIR
-        [--ads-socket-mode 0666] [--log-level INFO]
+        [--ads-socket-mode 0666] [--ack-on-send] [--log-level INFO]
+
+``--ack-on-send`` is the ``acked-on-send`` defect (a negative control; its one
+place is ``ControlPlane._responses``): a version counts as ACKed the moment it
+is sent, so "programmed" comes before the sidecar has it.
 
 - ADS (``envoy.service.discovery.v3.AggregatedDiscoveryService``) on
   ``--ads-socket``: CDS, EDS, LDS, RDS for node ids ``"ns/pod"``. The socket
@@ -309,8 +313,10 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
 
 
 class ControlPlane:
-    def __init__(self, state_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, ack_on_send: bool = False) -> None:
         self.state_dir = state_dir
+        #: Defect ``acked-on-send``: a version sent counts as ACKed (see ``_responses``).
+        self.ack_on_send = ack_on_send
         self.state = MeshState()
         self._lock = threading.Lock()
         self.status: dict[str, NodeStatus] = {}
@@ -651,6 +657,8 @@ class ControlPlane:
             sync.nonce[t] = n
             sync.stands_for[t] = snap.version
             ts.sent, ts.sent_nonce, ts.pushes = snap.version, n, ts.pushes + 1
+            if self.ack_on_send:  # the defect: "sent" reported as ACKed
+                ts.acked = snap.version
             out.append(discovery_pb2.DiscoveryResponse(
                 version_info=str(snap.version), resources=resources, type_url=t, nonce=n))
         return out
@@ -739,7 +747,7 @@ def make_handler(cp: ControlPlane) -> unixhttp.Handler:
 
 
 async def serve(a: argparse.Namespace) -> None:
-    cp = ControlPlane(a.state_dir)
+    cp = ControlPlane(a.state_dir, ack_on_send=a.ack_on_send)
     cp._loop = asyncio.get_running_loop()
     server = grpc.aio.server()
     # gRPC listens on an ephemeral host-loopback port; sidecars reach it only through the
@@ -772,6 +780,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--state-dir", type=Path, default=None)
     ap.add_argument("--ads-socket-mode", default="0666",
                     help="octal mode of the ADS socket (sidecars run as per-pod uids)")
+    ap.add_argument("--ack-on-send", action="store_true",
+                    help="defect acked-on-send: count a version as ACKed when it is sent")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

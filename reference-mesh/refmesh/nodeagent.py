@@ -25,12 +25,14 @@ removed through a control API on a root-only Unix socket::
     GET    /healthz
 
 SIGHUP renews every pod's SVID at once (the mesh's TTL setting changed).
-``--no-rotate`` is the ``rotation-stopped`` defect for every pod.
+``--no-rotate`` is the ``rotation-stopped`` defect for every pod,
+``--drop-cert-on-ca-outage`` the ``agent-drops-cert-on-ca-outage`` defect (both
+live in :class:`refmesh.agent.PodAgent`).
 
 Run::
 
     python -m refmesh.nodeagent --ca-socket PATH --api-socket PATH [--no-rotate]
-        [--renew-fraction 0.5] [--log-level INFO]
+        [--drop-cert-on-ca-outage] [--renew-fraction 0.5] [--log-level INFO]
 """
 
 from __future__ import annotations
@@ -73,10 +75,11 @@ class NodeAgent:
     """Every pod's :class:`PodAgent` in one event loop, driven by the control API thread."""
 
     def __init__(self, ca_socket: Path, renew_fraction: float = 0.5,
-                 no_rotate: bool = False) -> None:
+                 no_rotate: bool = False, drop_cert_on_ca_outage: bool = False) -> None:
         self.ca_socket = ca_socket
         self.renew_fraction = renew_fraction
         self.no_rotate = no_rotate
+        self.drop_cert_on_ca_outage = drop_cert_on_ca_outage
         self.pods: dict[str, PodAgent] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -84,7 +87,8 @@ class NodeAgent:
         old = self.pods.pop(key, None)
         if old is not None:
             await old.stop()
-        agent = PodAgent(spec, self.ca_socket, self.renew_fraction, self.no_rotate)
+        agent = PodAgent(spec, self.ca_socket, self.renew_fraction, self.no_rotate,
+                         self.drop_cert_on_ca_outage)
         await agent.start()
         self.pods[key] = agent
 
@@ -135,7 +139,7 @@ def make_handler(agent: NodeAgent) -> unixhttp.Handler:
 
 
 async def serve(a: argparse.Namespace) -> None:
-    agent = NodeAgent(a.ca_socket, a.renew_fraction, a.no_rotate)
+    agent = NodeAgent(a.ca_socket, a.renew_fraction, a.no_rotate, a.drop_cert_on_ca_outage)
     agent.loop = asyncio.get_running_loop()
     api = unixhttp.serve(a.api_socket, make_handler(agent), mode=0o600)
     log.info("node agent: control API on %s, CA %s", a.api_socket, a.ca_socket)
@@ -157,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--renew-fraction", type=float, default=0.5)
     ap.add_argument("--no-rotate", action="store_true",
                     help="defect rotation-stopped: renew only on SIGHUP, never on a timer")
+    ap.add_argument("--drop-cert-on-ca-outage", action="store_true",
+                    help="defect agent-drops-cert-on-ca-outage: when a renewal finds the CA "
+                    "unreachable, serve an unverifiable placeholder instead of the held SVID")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

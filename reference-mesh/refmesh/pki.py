@@ -77,7 +77,8 @@ def new_root(trust_domain: str, days: int = 3650) -> tuple[ec.EllipticCurvePriva
 
 def sign_svid(root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
               public_key: ec.EllipticCurvePublicKey, spiffe: str, ttl_seconds: int,
-              not_before: dt.datetime | None = None) -> x509.Certificate:
+              not_before: dt.datetime | None = None, *, more: tuple[str, ...] = ()
+              ) -> x509.Certificate:
     """An X.509-SVID for ``spiffe`` valid from ``not_before`` until now + ``ttl_seconds``.
 
     ``not_before`` defaults to a minute ago, so small clock skew between
@@ -98,8 +99,8 @@ def sign_svid(root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
                                          encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                   ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe)]),
-                           critical=True)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(u) for u in (spiffe, *more)]), critical=True)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root.public_key()),
                            critical=False)
             .sign(root_key, hashes.SHA256()))

@@ -1,7 +1,8 @@
-"""Every experiment passes against the reference mesh and fails against each defect it
-declares (the declared pairs here; every pair under ``slow``); nothing stays in place
-after an experiment, after SIGINT mid-fault, after SIGKILL mid-fault (next run / down);
-``chaos run`` of one file works in a subprocess."""
+"""Every experiment passes against the reference mesh and fails against each xDS defect it
+declares, in one lab (the lab-level defects, which need their own bring-up, and the
+full matrix are in test_defects_chaos.py); nothing stays in place after an experiment,
+after SIGINT mid-fault, after SIGKILL mid-fault (next run / down); ``chaos run`` of one
+file works in a subprocess."""
 
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from contextlib import contextmanager
+
 import pytest
 
 from meshproof import registry
 from meshproof.chaos import faults, ledger, runner
+from meshproof.mesh.base import Token
 from meshproof.targets.local import netns
+from refmesh.xds.defects import XDS_DEFECTS
 from tests.conftest import needs_root
 
 pytestmark = [pytest.mark.lab, pytest.mark.mesh, needs_root]
@@ -27,6 +32,46 @@ FILES = {f.stem: f for f in runner.experiment_files()}
 DECLARED = sorted({(d, n) for n, f in FILES.items() for d in runner.meta(f)["catches"]})
 ROOT = Path(__file__).resolve().parents[2]
 CHAOS = [sys.executable, "-c", "import sys; from chaostoolkit.__main__ import cli; sys.exit(cli())"]
+
+
+#: Declared defects the control plane injects (xDS): switched on in the reference lab.
+XDS_DECLARED = sorted({d for d, _ in DECLARED if d in XDS_DEFECTS})
+
+
+@contextmanager
+def live_defect(defect: str) -> Iterator[None]:
+    """While inside, the running reference lab's control plane serves ``defect``: the
+    same state option a lab brought up with ``--defect`` gets (reference_local's
+    ``program_defect``), pushed to every sidecar, and inside only once every sidecar
+    ACKed it and nothing is warming (the adapter's programmed signal). Saves a lab
+    bring-up per xDS defect in the CI tier; the nightly matrix brings up a lab per
+    defect (test_defects_chaos.py)."""
+    from refmesh import unixhttp
+
+    from meshproof.mesh.refpaths import CP_API_SOCKET
+
+    def serve(defects: list[str]) -> None:
+        _, state = unixhttp.request_json(CP_API_SOCKET, "GET", "/state", timeout=5)
+        options = {**(state.get("options") or {}), "defects": defects}
+        status, answer = unixhttp.request_json(CP_API_SOCKET, "PUT", "/state",
+                                               {"options": options}, timeout=5)
+        assert status == 200, answer
+        faults.adapter().wait_programmed(Token("reference", int(answer["version"])), 20)
+
+    serve([defect])
+    try:
+        yield
+    finally:
+        serve([])
+
+
+def assert_fails_as_negative_control(name: str, r: runner.Result) -> None:
+    """Failed, where the experiment looks (the hypothesis during the fault, or a method
+    check), after a healthy start, with the rollbacks done."""
+    assert not r.passed, (name, r.phases)
+    assert r.phases["before"] == "PASS", (name, r.phases, r.notes)
+    assert "FAIL" in (r.phases["during"], r.phases["method"]), (name, r.phases)
+    assert r.phases["rollbacks"] == "PASS", (name, r.phases, r.notes)
 
 
 def _lab(defect: str = "") -> Iterator[object]:
@@ -79,6 +124,16 @@ def test_passes_on_the_reference_mesh(lab, name, tmp_path) -> None:
     assert_nothing_in_place(lab)
 
 
+@pytest.mark.parametrize("defect", XDS_DECLARED)
+def test_fails_against_each_declared_xds_defect(lab, defect, tmp_path) -> None:
+    names = [n for d, n in DECLARED if d == defect]
+    with live_defect(defect):
+        results = {n: runner.run(FILES[n], tmp_path, fail_fast=True) for n in names}
+    for n, r in results.items():
+        assert_fails_as_negative_control(n, r)
+    assert_nothing_in_place(lab)
+
+
 def _chaos_run(name: str, journal: Path) -> subprocess.Popen[str]:
     env = {**os.environ, faults.EVENTS_ENV: str(journal.with_suffix(".events"))}
     return subprocess.Popen(CHAOS + ["--no-log-file", "run", "--rollback-strategy", "always",
@@ -122,11 +177,10 @@ def test_sigint_mid_fault_runs_the_rollbacks(lab, tmp_path) -> None:
     assert_nothing_in_place(lab)
 
 
+@pytest.mark.slow  # nightly: 15-40 s each; the race it found has a lab-free test in CI
 @pytest.mark.parametrize("name,kind", [
     ("timeout-blackhole", "toxiproxy"),
-    pytest.param("controlplane-outage", "component", marks=pytest.mark.skip(
-        reason="open: after the ledger restarts a killed run's control plane, a sidecar "
-               "restarted next was not ready within 20 s (seen twice; not diagnosed)"))])
+    ("controlplane-outage", "component")])
 def test_sigkill_mid_fault_is_undone_by_the_next_run(lab, tmp_path, name, kind) -> None:
     proc = _chaos_run(name, tmp_path / "journal.json")
     _wait_for_fault(proc, kind)

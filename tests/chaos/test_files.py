@@ -11,7 +11,7 @@ import yaml
 
 from meshproof.chaos import runner
 from meshproof.mesh.defects import DEFECTS, IMPLEMENTED
-from meshproof.verdict.stats import design
+from meshproof.verdict.stats import design, prob_between
 
 FILES = runner.experiment_files()
 
@@ -39,26 +39,61 @@ def test_declares_implemented_defects(path) -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_tolerances_follow_from_the_policy(path) -> None:
-    """Timing bounds are (N+1) x T + slack; success counts are the binomial design's band."""
+    """Timing bounds are (N+1) x T + slack (T the per-try timeout when there are retries),
+    with T and N the policy the method applies; success counts are binomial designs."""
     doc = yaml.safe_load(path.read_text())
     tol = runner.meta(path)["tolerances"]
     probes = doc["steady-state-hypothesis"]["probes"]
-    if "policy" in tol:
-        bound = (tol["policy"]["retries"] + 1) * tol["policy"]["timeout_ms"] + tol["slack_ms"]
+    policies = "".join(a["provider"]["arguments"].get("policy", "") for a in doc["method"]
+                       if a["provider"]["func"] == "apply_policy")
+    bounds = set()
+    if "timeout_ms" in tol.get("policy", {}):
+        t, n = tol["policy"]["timeout_ms"], tol["policy"]["retries"]
+        bound = (n + 1) * t + tol["slack_ms"]
         assert tol["max_latency_ms"] == bound
-        timeout = next(a for a in doc["method"] if a["provider"]["func"] == "apply_policy")
-        assert f"timeout: {tol['policy']['timeout_ms']}ms" in timeout["provider"]["arguments"]["policy"]
+        if n:
+            assert f"retries: {n}," in policies and f"perTryTimeout: {t}ms" in policies
+        else:
+            assert f"timeout: {t}ms" in policies
+        bounds.add(bound)
+    if "bandwidth" in tol:  # the body cannot cross the link within the bound
+        bw = tol["bandwidth"]
+        rate = bw["rate_kb_per_s"]  # KB/s = bytes/ms
+        assert bw["transfer_ms"] == bw["body_bytes"] / rate > tol["max_latency_ms"]
+        assert f"rate: {rate}" in path.read_text()
         for p in probes:
-            args = p["provider"]["arguments"]
-            assert args["max_latency_ms"] == bound and p["tolerance"] == args["count"]
-    for key in ("serving", "positive_control"):
+            assert p["provider"]["arguments"]["body_bytes"] == bw["body_bytes"]
+    for p in probes:
+        args = p["provider"]["arguments"]
+        if p["provider"]["func"] == "bounded_count":
+            assert args["max_latency_ms"] in bounds and p["tolerance"] == args["count"]
+    for key in ("serving", "positive_control", "retried", "observer"):
         if key in tol:
             d = design(tol[key]["expected"], tol[key]["margin"])
             assert (d.n, [d.lo, d.hi]) == (tol[key]["n"], tol[key]["pass_band"])
             assert d.beta <= 1e-4 and abs(d.beta - tol[key]["beta"]) < 1e-6
-            for p in probes:
-                if p["provider"]["func"] == "success_count":
+            counted = [p for p in probes if p["provider"]["func"] in ("success_count",
+                                                                       "bounded_count")]
+            assert counted
+            if key != "observer":
+                for p in counted:
                     assert p["provider"]["arguments"]["count"] == d.n == p["tolerance"]
+            else:  # the method's wait_serving: that many in a row
+                waits = [a for a in doc["method"] if a["provider"]["func"] == "wait_serving"]
+                assert waits[0]["provider"]["arguments"]["consecutive"] == d.n
+    if "ejection" in tol:  # at most max_errors of n fail; a mesh failing 1 in 3 passes rarely
+        e, k = tol["ejection"], tol["max_errors"]
+        assert k == tol["policy"]["consecutive_5xx"] + tol["policy"]["concurrency"] - 1
+        assert e["pass_band"] == [e["n"] - k, e["n"]]
+        beta = prob_between(e["n"], 1 - e["defect_error_rate"], e["n"] - k, e["n"])
+        assert beta <= 1e-4 and abs(beta - e["beta"]) < 1e-6
+        (p,) = probes
+        assert p["tolerance"] == e["pass_band"] and p["provider"]["arguments"]["count"] == e["n"]
+        assert p["provider"]["arguments"]["concurrency"] == tol["policy"]["concurrency"]
+        assert f"consecutive5xx: {tol['policy']['consecutive_5xx']}" in policies
+        check = next(a for a in doc["method"]
+                     if a["provider"]["func"] == "expect_errors_at_most")
+        assert check["provider"]["arguments"]["max_errors"] == k
 
 
 def test_discover_lists_the_activities() -> None:
@@ -71,10 +106,17 @@ def test_discover_lists_the_activities() -> None:
 
 
 def test_chaos_cli_validates_every_file() -> None:
-    """The `chaos` CLI (chaostoolkit) reads the files and finds the extension."""
-    chaos = [sys.executable, "-c", "import sys; from chaostoolkit.__main__ import cli; "
-             "sys.exit(cli())"]
-    for f in FILES:
-        cp = subprocess.run(chaos + ["--no-log-file", "validate", str(f)],
-                            capture_output=True, text=True, timeout=60)
-        assert cp.returncode == 0, cp.stdout + cp.stderr
+    """The `chaos` CLI (chaostoolkit) reads the files and finds the extension: its
+    `validate` command for every file, in one fresh process (each start imports
+    chaostoolkit, ~1.5 s)."""
+    code = ("import sys\n"
+            "from chaostoolkit.__main__ import cli\n"
+            "for f in sys.argv[1:]:\n"
+            "    rc = cli.main(['--no-log-file', 'validate', f], standalone_mode=False)\n"
+            # click returns ctx.exit's code on failure, the experiment on success
+            "    if isinstance(rc, int) and rc: print('INVALID', f); sys.exit(1)\n"
+            "    print('VALID', f)\n")
+    cp = subprocess.run([sys.executable, "-c", code, *map(str, FILES)],
+                        capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert cp.stdout.count("VALID ") == len(FILES), cp.stdout

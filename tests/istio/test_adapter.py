@@ -86,7 +86,12 @@ def test_apply_creates_labelled_resources_then_reset_removes_them(fake, kube):
     assert ("networking.istio.io/v1/destinationrules", "bookinfo", "reviews") not in fake.objects
     ev = m.evidence(kube.workload_pods("bookinfo", "client"))
     assert [r["metadata"]["name"] for r in ev["resources"]] == ["sentinel"]
-    assert ev["pods"]
+    # a failure carries each pod's status, events and every container's log
+    [client] = kube.workload_pods("bookinfo", "client")
+    pod_ev = ev["pods"][client.key]
+    assert pod_ev["status"] == "ready" and "events" in pod_ev
+    assert pod_ev["log:app"] == "app log line\n"
+    assert any("/log" in p and client.name in p for _m, p in fake.requests)
 
 
 def test_programmed_when_every_proxy_acked_a_new_push(fake, kube):

@@ -13,12 +13,16 @@ import pytest
 from meshproof import paths
 from tests.kube.fakeapi import FakeApiServer
 
-PROBE = str(paths.ROOT / "fixtures" / "probe" / "probe.py")
+#: what the ConfigMap mounts at /meshproof, from the tree (manifests.fixture_files)
+MOUNTED = {"probe.py": str(paths.ROOT / "fixtures" / "probe" / "probe.py"),
+           "workload.py": str(paths.ROOT / "fixtures" / "app" / "workload.py"),
+           "loadgen.py": str(paths.ROOT / "loadtests" / "podgen.py")}
 
 
 def local_exec(cmd: list[str]) -> list[str]:
-    """Run a pod's command here: the probe from fixtures/ instead of /meshproof."""
-    return [sys.executable if c == "python3" else re.sub(r"^/meshproof/probe\.py$", PROBE, c)
+    """Run a pod's command here: the mounted files from the tree instead of /meshproof."""
+    return [sys.executable if c == "python3" else
+            re.sub(r"^/meshproof/([a-z]+\.py)$", lambda m: MOUNTED[m.group(1)], c)
             for c in cmd]
 
 
@@ -32,3 +36,31 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApiSer
         monkeypatch.delenv("MESHPROOF_KUBE_CONTEXT", raising=False)
         monkeypatch.delenv("MESHPROOF_ALLOW_COMPONENT_OUTAGE", raising=False)
         yield srv
+
+
+def dead_kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig whose cluster nothing answers (port 1), context kind-nightly."""
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text("apiVersion: v1\nkind: Config\ncurrent-context: kind-nightly\n"
+                   "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                   "users: [{name: u, user: {token: t}}]\n"
+                   "contexts: [{name: kind-nightly, context: {cluster: c, user: u}}]\n")
+    return cfg
+
+
+#: What a refusal may cost beyond starting the command: preflight's one GET /version
+#: (3 s connect timeout, no retries: targets/kube/config.py, rest.py) plus a few API calls.
+PREFLIGHT_ALLOWANCE_S = 8.0
+
+
+def startup_s(*modules: str) -> float:
+    """Wall time of a fresh interpreter importing ``modules`` now: on a shared 2-core box
+    (five other labs) start-up alone took 2 to 20 s, so "exits within seconds" is judged
+    as the time beyond this, measured in the same minute, not as a fixed wall time."""
+    import subprocess
+    import time
+
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import " + ", ".join(modules)], check=True,
+                   timeout=120, cwd=str(paths.ROOT))
+    return time.monotonic() - t0

@@ -55,7 +55,13 @@ class FakeApiServer:
         self.syncz_script: list[Any] = []
         self.terminating_polls = 1
         self.exec_rewrite: Any = None  # fn(command) -> command to run locally
+        # fn(command, stdin) -> stdin: the fake's stand-in for cluster DNS (a service
+        # name in an order becomes a local server's address)
+        self.exec_stdin: Any = None
         self.execs: list[list[str]] = []
+        self.exec_pods: list[str] = []  # "ns/pod" of each exec, in order
+        #: API groups served beyond the built-in ones: "group/version" -> resource names
+        self.api_groups: dict[str, list[str]] = {}
         self.lock = threading.RLock()
         self.rv = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -230,6 +236,13 @@ class FakeApiServer:
                 parts = [unquote(p) for p in url.path.strip("/").split("/")]
                 if parts[0] == "api":
                     gv, rest = parts[1], parts[2:]
+                elif parts[0] == "apis" and len(parts) == 3:  # discovery of a group version
+                    gv = f"{parts[1]}/{parts[2]}"
+                    if gv not in fake.api_groups:
+                        return self._status(404, "NotFound", url.path)
+                    return self._send(200, {"kind": "APIResourceList", "groupVersion": gv,
+                                            "resources": [{"name": n, "namespaced": True}
+                                                          for n in fake.api_groups[gv]]})
                 elif parts[0] == "apis":
                     gv, rest = f"{parts[1]}/{parts[2]}", parts[3:]
                 else:
@@ -305,6 +318,8 @@ class FakeApiServer:
                 q = parse_qs(query)
                 cmd = q.get("command", [])
                 fake.execs.append(cmd)
+                where = path.strip("/").split("/")  # api v1 namespaces NS pods NAME exec
+                fake.exec_pods.append(f"{where[3]}/{where[5]}" if len(where) > 5 else "")
                 key = self.headers["Sec-WebSocket-Key"]
                 accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
                 proto = self.headers.get("Sec-WebSocket-Protocol", "").split(",")[0].strip()
@@ -324,6 +339,8 @@ class FakeApiServer:
                         if data[:1] == b"\x00":
                             stdin += data[1:]
                 run = fake.exec_rewrite(cmd) if fake.exec_rewrite else cmd
+                if fake.exec_stdin is not None:
+                    stdin = fake.exec_stdin(cmd, stdin)
                 proc = subprocess.run(run, input=stdin, capture_output=True, timeout=60,
                                       cwd=str(paths.ROOT), env={**os.environ})
                 if proc.stdout:

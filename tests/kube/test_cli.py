@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from meshproof import paths
+from tests.kube.conftest import dead_kubeconfig
 
 MESHPROOF = str(Path(sys.executable).parent / "meshproof")
 
@@ -26,11 +27,7 @@ def run(tmp_path, kubeconfig):
 
 
 def test_no_cluster_exits_2_naming_kubeconfig_and_context(tmp_path):
-    cfg = tmp_path / "kubeconfig"
-    cfg.write_text("apiVersion: v1\nkind: Config\ncurrent-context: kind-nightly\n"
-                   "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-                   "users: [{name: u, user: {token: t}}]\n"
-                   "contexts: [{name: kind-nightly, context: {cluster: c, user: u}}]\n")
+    cfg = dead_kubeconfig(tmp_path)
     p, took = run(tmp_path, str(cfg))
     out = p.stdout + p.stderr
     assert p.returncode == 2, out[-2000:]

@@ -9,7 +9,7 @@ import pytest
 from meshproof.mesh.istio.adapter import kube_profile
 from meshproof.targets.kube import manifests
 from meshproof.targets.kube.config import MANAGED_LABEL, NO_MESH, RUN_LABEL
-from meshproof.topology import fixture_topology
+from meshproof.topology import fixture_topology, named
 
 VERSION = kubernetes_validate.latest_version()
 
@@ -19,10 +19,16 @@ def objects(profile=None):
                                       profile or kube_profile(), "python:3.12-slim")
 
 
+def load_objects(profile=None, clients=3):
+    """The load twins (meshproof.load): built by the same manifest functions."""
+    return manifests.topology_objects(named("load", load_clients=clients), "rtest",
+                                      profile or kube_profile(), "python:3.12-slim")
+
+
 def all_objects():
-    out = objects() + objects(NO_MESH)
+    out = objects() + objects(NO_MESH) + load_objects()  # the twins: Istio (no-mesh: as fixture)
     out += [manifests.block_policy("1abcd", "team-a", "a", "b", "rtest")]
-    out += manifests.toxiproxy("team-b", "echo", "rtest")
+    out += manifests.toxiproxy("team-b", "echo", "rtest", "python:3.12-slim")
     return out
 
 
@@ -60,8 +66,29 @@ def test_topology_as_objects():
     assert {s["metadata"]["name"] for s in kinds["Service"]} >= {"reviews", "reviews-v1",
                                                                  "sentinel", "echo"}
     cm = kinds["ConfigMap"][0]
-    assert set(cm["data"]) == {"workload.py", "probe.py"}
-    assert "--once" in cm["data"]["probe.py"]
+    assert set(cm["data"]) == {"workload.py", "probe.py", "loadgen.py"}
+    assert "--once" in cm["data"]["probe.py"] and "--once" in cm["data"]["loadgen.py"]
+
+
+def test_load_twins_as_objects():
+    """Meshed and unmeshed twins: the same workloads in both, injection only in load-mesh,
+    the client workload with one pod per generator, the stdlib generator mounted."""
+    objs = load_objects(clients=3)
+    ns = {o["metadata"]["name"]: o["metadata"]["labels"] for o in objs
+          if o["kind"] == "Namespace"}
+    assert set(ns) == {"load-plain", "load-mesh"}
+    assert ns["load-mesh"].get("istio-injection") == "enabled"
+    assert "istio-injection" not in ns["load-plain"]
+    assert ns["load-plain"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    deps = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs
+            if o["kind"] == "Deployment"}
+    for twin in ("load-plain", "load-mesh"):
+        assert {n for t, n in deps if t == twin} == {"client", "productpage", "details",
+                                                     "reviews-v1"}
+        assert deps[(twin, "client")]["spec"]["replicas"] == 3
+        assert deps[(twin, "reviews-v1")]["spec"]["replicas"] == 1
+    cms = [o for o in objs if o["kind"] == "ConfigMap"]
+    assert len(cms) == 2 and all("loadgen.py" in c["data"] for c in cms)
 
 
 def test_pods_meet_restricted():

@@ -215,6 +215,11 @@ def test_component_outage_needs_the_flag_and_heals_after_a_kill(fake, monkeypatc
     fake.add_istiod()
     t = start(fake, ISTIO)
     assert "components" not in t.capabilities()
+    # Without the opt-in, asking anyway (a chaos file run by hand) is refused, untouched.
+    with pytest.raises(TargetError, match="MESHPROOF_ALLOW_COMPONENT_OUTAGE"):
+        t.stop_component("controlplane")
+    assert fake.objects[("apps/v1/deployments", "istio-system", "istiod")]["spec"][
+        "replicas"] == 1
     t.down()
     monkeypatch.setenv("MESHPROOF_ALLOW_COMPONENT_OUTAGE", "1")
     t = start(fake, ISTIO)
@@ -301,3 +306,89 @@ def test_attach_finds_the_run(fake):
     t.down()
     with pytest.raises(MeshproofError, match="no meshproof run"):
         kt.attach()
+
+
+#: NetworkChaos's fields as Chaos Mesh's Go types declare them (api/v1alpha1:
+#: networkchaos_types.go NetworkChaosSpec with the inline PodSelector; selector.go
+#: PodSelectorSpec), for a strict check offline (no CRD schema package exists here).
+CHAOS_SPEC = {"selector", "mode", "value", "action", "duration", "direction", "target",
+              "externalTargets", "delay", "loss", "duplicate", "corrupt", "bandwidth",
+              "device", "targetDevice"}
+CHAOS_SELECTOR = {"namespaces", "labelSelectors", "fieldSelectors", "annotationSelectors",
+                  "expressionSelectors", "nodes", "pods", "nodeSelectors",
+                  "podPhaseSelectors"}
+
+
+def _check_network_chaos(obj):
+    assert obj["apiVersion"] == "chaos-mesh.org/v1alpha1" and obj["kind"] == "NetworkChaos"
+    spec = obj["spec"]
+    assert set(spec) <= CHAOS_SPEC, set(spec) - CHAOS_SPEC
+    assert spec["action"] in {"netem", "delay", "loss", "duplicate", "corrupt", "partition",
+                              "bandwidth"}
+    assert spec.get("direction", "") in {"to", "from", "both", ""}
+    for sel in (spec, spec["target"]):
+        assert sel["mode"] in {"one", "all", "fixed", "fixed-percent", "random-max-percent"}
+        assert set(sel["selector"]) <= CHAOS_SELECTOR
+        pods = sel["selector"]["pods"]
+        assert all(isinstance(ns, str) and all(isinstance(n, str) for n in names)
+                   for ns, names in pods.items())
+    assert set(spec["target"]) <= {"selector", "mode", "value"}
+    assert "duration" not in spec  # lasts until unblock deletes it
+
+
+def test_block_uses_chaos_mesh_networkchaos_when_installed(fake):
+    import kubernetes_validate
+
+    fake.api_groups["chaos-mesh.org/v1alpha1"] = ["networkchaos", "podchaos"]
+    t = start(fake)
+    assert t.block_method == "networkchaos" and "block" in t.capabilities()
+    a, b = t.pod("team-a", "client"), t.pod("team-b", "echo")
+    t.block(a, b)
+    [chaos] = fake.kinds("chaos-mesh.org/v1alpha1/networkchaos")
+    _check_network_chaos(chaos)
+    # its metadata is an ObjectMeta: checked strictly through a kind that has only that
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": chaos["metadata"]},
+                                 kubernetes_validate.latest_version(), strict=True)
+    assert chaos["spec"]["selector"]["pods"] == {"team-a": [a.name]}
+    assert chaos["spec"]["target"]["selector"]["pods"] == {"team-b": [b.name]}
+    assert fake.kinds("networking.k8s.io/v1/networkpolicies") == []
+    t.unblock(a, b)
+    assert fake.kinds("chaos-mesh.org/v1alpha1/networkchaos") == []
+    t.down()
+
+
+def test_chaos_mesh_installed_but_not_permitted_falls_back_to_networkpolicy(fake):
+    fake.api_groups["chaos-mesh.org/v1alpha1"] = ["networkchaos"]
+    fake.denied.add(("create", "chaos-mesh.org", "networkchaos"))
+    t = start(fake)
+    assert t.block_method == "networkpolicy" and "block" in t.capabilities()
+    fake.denied.add(("create", "networking.k8s.io", "networkpolicies"))
+    t.down()
+    t = start(fake)
+    assert "block" not in t.capabilities()
+    why = t.missing_reason("block")
+    assert "networkpolicies" in why and "may not create networkchaos" in why
+    t.down()
+
+
+def test_chaos_activities_attach_with_the_mesh_and_the_opt_in_flag(fake, monkeypatch):
+    """``meshproof chaos --target kube --mesh istio --allow-component-outage``: the run is
+    started in one process and the activities attach in another (chaos/faults.py via
+    registry.attach_target): the attached target must see istiod as a component only
+    with the flag, and find the load twins' topology when that is what runs."""
+    fake.add_istiod()
+    monkeypatch.setenv("MESHPROOF_MESH", "istio")
+    t = start(fake, ISTIO)
+    assert "components" not in kt.attach().capabilities()
+    monkeypatch.setenv("MESHPROOF_ALLOW_COMPONENT_OUTAGE", "1")
+    again = kt.attach()
+    assert again.components() == {"controlplane": True}
+    again.stop_component("controlplane")
+    assert fake.objects[("apps/v1/deployments", "istio-system", "istiod")]["spec"]["replicas"] == 0
+    again.start_component("controlplane")
+    assert fake.objects[("apps/v1/deployments", "istio-system", "istiod")]["spec"]["replicas"] == 1
+    t.down()
+    load = start(fake, ISTIO, topology="load")
+    assert {p.namespace for p in kt.attach().pods()} == {"load-plain", "load-mesh"}
+    load.down()

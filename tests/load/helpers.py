@@ -6,6 +6,9 @@ import asyncio
 import copy
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from meshproof.load import analysis, hist
@@ -97,3 +100,32 @@ class StallingServer:
     def close(self) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
+
+
+class OkHandler(BaseHTTPRequestHandler):
+    """A trivial keep-alive server: 200 "ok" (503 on /fail)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else 40 ms per answer (Nagle + delayed ACK)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(503 if self.path == "/fail" else 200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *a: Any) -> None:
+        pass
+
+
+@contextmanager
+def ok_server() -> Iterator[str]:
+    """An ``OkHandler`` server on loopback; yields its base URL."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), OkHandler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -5,7 +5,8 @@ The suite runs in a child pytest (its own lab, brought up with the defect),
 so the verdicts are the product's own, read back from its ConformanceReport.
 
 - ``make test``: each defect against only the checks that declare it; every
-  one of them must fail.
+  one of them must fail (each defect in one of the two modes, alternating; the
+  other mode in ``make test-full``).
 - ``make test-full`` (slow): each defect against the whole suite; its checks
   fail and every other check passes (a defect changes only its behaviour).
 """
@@ -31,11 +32,27 @@ CAUGHT_ELSEWHERE = {
     "slow-proxy": "the load gate (make load BASELINE=...)",
     "fail-open-without-sidecar": "chaos experiment sidecar-crash (chaos/experiments/sidecar-crash.yaml)",
     "config-lost-on-cp-outage": "chaos experiment controlplane-outage (chaos/experiments/controlplane-outage.yaml)",
+    "outlier-not-programmed": "chaos experiment outlier-ejection (chaos/experiments/outlier-ejection.yaml)",
+    "dead-endpoint-kept": "chaos experiment pod-kill-under-load (chaos/experiments/pod-kill-under-load.yaml)",
+    "agent-drops-cert-on-ca-outage": "chaos experiment ca-outage (chaos/experiments/ca-outage.yaml)",
 }
 
 
 #: Both ways of driving the reference mesh: every defect must fail its checks in each.
 MODES = ("reference", "reference-blackbox")
+#: Defects whose checks can fail only where "programmed" is decided a certain way, the
+#: modes where they must fail, and why not in the others.
+ONLY_IN = {
+    "acked-on-send": (("reference-acked",),
+                      "an early ACK shows only where programmed is the control plane's ACKs "
+                      "alone: the reference adapter also reads each Envoy's warming "
+                      "counters (answered behind any update that has arrived) and the "
+                      "black box's sentinel travels with the change"),
+}
+#: Defects whose negative controls run only in the nightly tier (both modes): the
+#: boundary-audit defects of issue 11, beyond the CI tier's budget for that issue.
+NIGHTLY_ONLY = frozenset({"namespace-mode-ignored", "source-namespace-wide",
+                          "xfcc-forwarded", "route-header-prefix"})
 
 
 def run_suite(defect: str, report: Path, *extra: str, mesh: str = "reference"
@@ -70,8 +87,24 @@ def test_every_defect_is_caught_somewhere():
         sorted(set(DEFECTS) - caught - set(CAUGHT_ELSEWHERE)))
 
 
-@pytest.mark.parametrize("mesh", MODES)
-@pytest.mark.parametrize("defect", sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE)))
+def _declared_pairs(tier: str = "ci") -> list:
+    """Every (defect, mode). The CI tier runs each defect in one mode, alternating down
+    the sorted list so both modes are exercised every run; the other mode is nightly
+    (``slow``). A lab per pair is the cost (~10 s on 2 cores), and the pairs grow with
+    every defect: both modes for all of them no longer fit the CI tier's 15 minutes.
+    A defect that can show only in some modes (``ONLY_IN``) runs in those;
+    ``NIGHTLY_ONLY`` defects run in the nightly tier alone."""
+    pairs = []
+    for i, defect in enumerate(sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE))):
+        modes = ONLY_IN.get(defect, (MODES, ""))[0]
+        for mesh in modes:
+            ci = mesh == modes[i % len(modes)] and defect not in NIGHTLY_ONLY
+            marks = () if ci or tier != "ci" else (pytest.mark.slow,)
+            pairs.append(pytest.param(defect, mesh, marks=marks, id=f"{defect}-{mesh}"))
+    return pairs
+
+
+@pytest.mark.parametrize(("defect", "mesh"), _declared_pairs())
 def test_defect_fails_the_checks_that_declare_it(defect, mesh, tmp_path):
     code, report = run_suite(defect, tmp_path / "report.yaml", "--catching", defect, mesh=mesh)
     results = catching(report)
@@ -84,8 +117,7 @@ def test_defect_fails_the_checks_that_declare_it(defect, mesh, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mesh", MODES)
-@pytest.mark.parametrize("defect", sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE)))
+@pytest.mark.parametrize(("defect", "mesh"), _declared_pairs("full"))
 def test_defect_matrix_confined(defect, mesh, tmp_path):
     code, report = run_suite(defect, tmp_path / "report.yaml", mesh=mesh)
     results = catching(report)
@@ -94,3 +126,14 @@ def test_defect_matrix_confined(defect, mesh, tmp_path):
     failed = {n for n, r in results.items() if r == "failed"}
     assert expect_fail <= failed, (results, report["_output"])
     assert failed == expect_fail, f"{defect} also failed {failed - expect_fail}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defect", sorted(ONLY_IN))
+def test_defect_outside_its_modes_passes(defect, tmp_path):
+    """Where a defect cannot show (its reason in ONLY_IN), its checks pass: the black box's
+    sentinel is not fooled by an early ACK."""
+    code, report = run_suite(defect, tmp_path / "report.yaml", "--catching", defect,
+                             mesh="reference-blackbox")
+    results = catching(report)
+    assert results and set(results.values()) == {"passed"}, (results, report["_output"])

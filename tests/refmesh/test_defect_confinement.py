@@ -56,6 +56,19 @@ SPEC: dict[str, tuple[str, list[str]]] = {
     "route-path-prefix": ("matched", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
                                       r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
                                       r"rbac/rules/policies/"]),
+    "namespace-mode-ignored": ("mesh-wide", [r"^listeners/virtualInbound/filter_chains/1/"]),
+    "source-namespace-wide": ("matched", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+                                          r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
+                                          r"rbac/rules/policies/.+/principals/\d+/"
+                                          r"authenticated/principal_name/(exact|prefix)$"]),
+    "route-header-prefix": ("header-rule", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+                                            r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
+                                            r"rbac/rules/policies/.+/permissions/\d+/.*header/"
+                                            r"string_match/(exact|prefix)$"]),
+    "xfcc-forwarded": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/filters/0/"
+                                   r"typed_config/forward_client_cert_details$"]),
+    "outlier-not-programmed": ("matched", [r"^clusters/[^/]+/outlier_detection/"]),
+    "dead-endpoint-kept": ("notready", [r"^endpoints/[^/]+/endpoints/0/lb_endpoints/\d+/"]),
     "slow-proxy": ("matched", [_ROUTE + r"typed_per_filter_config/envoy\.filters\.http\.fault/"
                                r"(@type|delay/.*)$"]),
 }
@@ -74,10 +87,38 @@ def _policy(which: str):  # type: ignore[no-untyped-def]
             base, mtls=base.mtls + (MTLSMode("PERMISSIVE", "bookinfo"),
                                     MTLSMode("STRICT", "bookinfo", "reviews-v1")),
             access_modes=base.access_modes + (AccessMode("smi", "bookinfo"),))
+    if which == "header-rule":  # an access rule that requires an exact header value
+        import dataclasses
+
+        from meshproof.intent import AccessRule, HTTPMatch
+
+        base = full_policy()
+        return dataclasses.replace(base, access_rules=base.access_rules + (AccessRule(
+            "team-b/header-to-echo", "team-b/echo", ("team-c/client",),
+            (HTTPMatch(path_regex="/echo", headers=(("x-team", "blue"),)),)),))
+    if which == "mesh-wide":  # mesh STRICT with a namespace PERMISSIVE under it
+        import dataclasses
+
+        from meshproof.intent import MTLSMode
+
+        base = full_policy()
+        return dataclasses.replace(base, mtls=(MTLSMode("STRICT"),
+                                               MTLSMode("PERMISSIVE", "bookinfo")))
     if which == "weighted":  # a 0-weight backend too: "ignored" weights give it traffic
         return full_policy(TrafficSplit(SPLIT.service, (Backend("reviews-v1", 90),
                                                         Backend("reviews-v2", 0))))
     return full_policy()
+
+
+def _registry(which: str) -> Registry:
+    """The registry; ``notready``: one of team-b/echo's two pods is not ready (killed)."""
+    if which != "notready":
+        return REG
+    import dataclasses
+
+    echo = next(p for p in REG.pods if p.key == "team-b/echo-0")
+    dead = dataclasses.replace(echo, name="echo-1", ip="198.18.0.33", ready=False)
+    return Registry(services=list(REG.services), pods=[*REG.pods, dead])
 
 
 def flatten(x: Any, prefix: str = "") -> dict[str, Any]:
@@ -123,7 +164,8 @@ def test_every_xds_defect_has_a_spec_and_is_registered() -> None:
 def test_defect_changes_only_its_own_paths(defect: str) -> None:
     which, allowed = SPEC[defect]
     policy = _policy(which)
-    changed = diff(sidecar_paths(REG, policy, ()), sidecar_paths(REG, policy, (defect,)))
+    reg = _registry(which)
+    changed = diff(sidecar_paths(reg, policy, ()), sidecar_paths(reg, policy, (defect,)))
     assert changed, f"{defect} changed nothing: it would prove nothing"
     stray = [p for p in changed
              if not any(re.search(rx, p.split("|", 1)[1]) for rx in allowed)]

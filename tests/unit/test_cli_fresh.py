@@ -17,6 +17,7 @@ import yaml
 from meshproof import paths
 from meshproof.conformance.spec import CheckSpec
 from meshproof.report.conformance import CheckResult, RunInfo, build_report
+from meshproof.targets.local import netns
 
 ROOT = Path(__file__).resolve().parents[2]
 MESHPROOF = [sys.executable, "-m", "meshproof.cli"]
@@ -88,8 +89,10 @@ def test_up_refuses_bad_arguments_before_creating_anything(args, message, tmp_pa
 
 
 def _lab_state() -> tuple[str, ...]:
-    """Network namespaces and the run dir: what ``up`` would create first."""
-    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    """This instance's network namespaces and run dir: what ``up`` would create first
+    (other instances' labs may come and go on the machine meanwhile)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    ns = "\n".join(sorted(line for line in listed.splitlines() if line.startswith(netns.PREFIX)))
     run_dir = paths.RUN_DIR
     return (ns, str(sorted(p.name for p in run_dir.iterdir())) if run_dir.exists() else "")
 

@@ -81,3 +81,19 @@ def test_instances_name_everything_apart() -> None:
                          env={**env, "MESHPROOF_INSTANCE": "Bad-Name"}, timeout=60)
     assert bad.returncode != 0 and "MESHPROOF_INSTANCE" in bad.stderr and "unset it" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("module", ["meshproof.load.session", "meshproof.load.runner",
+                                    "meshproof.load.group", "meshproof.load.__main__"])
+def test_the_load_harness_reaches_pods_only_through_the_target_interface(module):
+    """The load session runs on any target (local lab, cluster): importing it pulls in no
+    target's internals and no mesh engine, and it names no target (no branch on one)."""
+    code = (f"import sys, {module}\n"
+            "bad = [m for m in sys.modules if m.startswith(('meshproof.targets.local', "
+            "'meshproof.targets.kube', 'refmesh', 'kubernetes'))]\n"
+            "assert not bad, bad")
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=60, cwd=ROOT)
+    assert cp.returncode == 0, cp.stderr[-800:]
+    src = (ROOT / (module.replace(".", "/") + ".py")).read_text()
+    assert not re.search(r"==\s*[\"'](local|kube)[\"']|[\"'](local|kube)[\"']\s*==", src)

@@ -13,7 +13,7 @@ probe from the sidecar's identity (Istio's proxy image has no Python).
 
 from __future__ import annotations
 
-BASE = frozenset({"probe", "probe-tls", "put-file", "scale", "kill-pod", "clock"})
+BASE = frozenset({"probe", "probe-tls", "put-file", "scale", "kill-pod", "clock", "load"})
 
 MISSING_REASONS = {
     "capture": "the kube target does not capture packets yet (an ephemeral debug "
@@ -21,6 +21,11 @@ MISSING_REASONS = {
                "PodSecurity forbids it)",
     "probe-in-sidecar": "the kube target cannot send as the sidecar's identity (the mesh's "
                         "proxy image has no Python to run the probe)",
+    "sidecar-usage": "the kube target does not measure the sidecar's CPU: the kubelet's "
+                     "and metrics-server's figures are sampled every 10-15 s (cAdvisor "
+                     "housekeeping), as coarse as a whole load phase",
+    "pin-cpu": "the kube target does not pin pods to CPUs (use the kubelet's static CPU "
+               "manager policy and Guaranteed pods for that)",
     "components": "stopping the mesh's control plane needs the opt-in flag "
                   "MESHPROOF_ALLOW_COMPONENT_OUTAGE=1 (meshproof chaos "
                   "--allow-component-outage)",
@@ -28,13 +33,18 @@ MISSING_REASONS = {
 
 
 def decide(denied_optional: dict[str, str], *, component_outage: bool,
-           has_control_plane: bool) -> tuple[frozenset[str], dict[str, str]]:
+           has_control_plane: bool, chaos_mesh: bool = False,
+           chaos_mesh_why: str = "") -> tuple[frozenset[str], dict[str, str]]:
+    """The capabilities and, for each missing one, why. ``block`` is Chaos Mesh's
+    NetworkChaos partition when it is installed and permitted (enforced by its daemon,
+    whatever the CNI), else two NetworkPolicies (enforced only by a CNI that does)."""
     caps = set(BASE)
     why = {k: v for k, v in MISSING_REASONS.items()}
-    if "block" not in denied_optional:
+    if chaos_mesh or "block" not in denied_optional:
         caps.add("block")
     else:
-        why["block"] = f"partitions need NetworkPolicies: {denied_optional['block']}"
+        why["block"] = (f"partitions need NetworkPolicies: {denied_optional['block']}; "
+                        f"and {chaos_mesh_why or 'Chaos Mesh is not usable'}")
     if component_outage and has_control_plane:
         caps.add("components")
         why.pop("components")

@@ -51,17 +51,24 @@ def probe(api: Any, namespace: str, pod: str, order: ProbeOrder,
     return parse_answer(out, err, rc, f"{namespace}/{pod}")
 
 
-def parse_answer(out: str, err: str, rc: int | None, where: str) -> list[ProbeResult]:
+def json_answer(out: str, err: str, rc: int | None, what: str) -> Any:
+    """The last JSON line a one-shot program in a pod wrote (the probe, the load
+    generator), or a TargetError saying why there is none."""
     if rc is None:
-        raise TargetError(f"the probe in {where} did not answer within its budget",
-                          "the pod may be overloaded; its logs are in the evidence")
+        raise TargetError(f"the {what} did not answer within its budget",
+                          "the pod may be overloaded or starved of CPU: its logs and "
+                          "events are in the evidence")
     last = next((ln for ln in reversed(out.splitlines()) if ln.strip()), "")
     try:
-        answer = json.loads(last)
+        return json.loads(last)
     except ValueError as exc:
-        raise TargetError(f"the probe in {where} answered no JSON (exit {rc}): "
+        raise TargetError(f"the {what} answered no JSON (exit {rc}): "
                           f"{(err or out)[-300:]!r}",
                           "is python3 in the image? set MESHPROOF_KUBE_IMAGE") from exc
+
+
+def parse_answer(out: str, err: str, rc: int | None, where: str) -> list[ProbeResult]:
+    answer = json_answer(out, err, rc, f"probe in {where}")
     if "error" in answer and "results" not in answer:
         raise TargetError(f"the probe in {where} refused the order: {answer['error']}")
     return [ProbeResult.from_wire(r) for r in answer.get("results", [])]

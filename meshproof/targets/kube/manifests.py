@@ -27,7 +27,6 @@ MOUNT = "/meshproof"
 PROBE_CMD = ["python3", f"{MOUNT}/probe.py", "--once"]
 WORKLOAD_LABEL = "meshproof.io/workload"
 UID = 10001
-TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
 
 
 def _meta(name: str, namespace: str, run_id: str, labels: dict[str, str] | None = None,
@@ -55,9 +54,10 @@ def namespace(ns: NamespaceSpec, run_id: str, profile: MeshProfile,
 
 
 def fixture_files() -> dict[str, str]:
-    """The app and the probe, byte for byte from fixtures/."""
+    """The app, the probe and the stdlib load generator, byte for byte from the tree."""
     return {"workload.py": (paths.ROOT / "fixtures" / "app" / "workload.py").read_text(),
-            "probe.py": (paths.ROOT / "fixtures" / "probe" / "probe.py").read_text()}
+            "probe.py": (paths.ROOT / "fixtures" / "probe" / "probe.py").read_text(),
+            "loadgen.py": (paths.ROOT / "loadtests" / "podgen.py").read_text()}
 
 
 def configmap(ns: str, run_id: str, files: dict[str, str]) -> Obj:
@@ -171,13 +171,47 @@ def block_policy(block_id: str, namespace: str, side: str, other: str, run_id: s
                              {"key": key, "operator": "NotIn", "values": [other]}]}}]}]}}
 
 
-def toxiproxy(namespace: str, upstream: str, run_id: str, listen_port: int = 8474,
-              image: str = TOXIPROXY_IMAGE) -> list[Obj]:
-    """A toxiproxy (v2 API on 8474) Deployment and Service in front of ``upstream``
-    (L4 faults: latency, bandwidth, reset, timeout); the caller configures proxies
-    through the API (meshproof.toxiproxy client layer)."""
+def network_chaos(block_id: str, a: tuple[str, str], b: tuple[str, str], run_id: str) -> Obj:
+    """Chaos Mesh's partition of pod ``a`` from pod ``b`` (namespace, name), both
+    directions, until deleted (no ``duration``). Fields from Chaos Mesh's
+    api/v1alpha1 NetworkChaosSpec: the inline PodSelector (``selector`` with ``pods``:
+    namespace -> names, ``mode``), ``action``, ``direction``, ``target``."""
+    return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+            "metadata": _meta(f"meshproof-block-{block_id}", a[0], run_id),
+            "spec": {"action": "partition", "mode": "all",
+                     "selector": {"pods": {a[0]: [a[1]]}},
+                     "direction": "both",
+                     "target": {"mode": "all", "selector": {"pods": {b[0]: [b[1]]}}}}}
+
+
+#: The project's own toxiproxy server (stdlib only: meshproof/toxiproxy minus its client
+#: layer) as the files of a package, mounted into the stock Python image.
+TOXIPROXY_FILES = ("meshproof/__init__.py", "meshproof/errors.py", "meshproof/netns_socket.py",
+                   *(f"meshproof/toxiproxy/{m}.py" for m in (
+                       "__init__", "__main__", "api", "errors", "gojson", "http", "link",
+                       "proxy", "server", "toxics")))
+TOXIPROXY_MOUNT = "/meshproof-toxiproxy"
+TOXIPROXY_API_PORT = 8474
+
+
+def toxiproxy_files() -> dict[str, str]:
+    """ConfigMap key (a path with '/' as '.', keys allow no '/') -> file text."""
+    return {rel.replace("/", "."): (paths.ROOT / rel).read_text() for rel in TOXIPROXY_FILES}
+
+
+def toxiproxy(namespace: str, upstream: str, run_id: str, image: str,
+              listen_port: int = TOXIPROXY_API_PORT) -> list[Obj]:
+    """The project's toxiproxy server (``python3 -m meshproof.toxiproxy``, the toxiproxy
+    v2 API on ``listen_port``) as a Deployment + Service + ConfigMap in front of
+    ``upstream``, from the same stock Python image as the app: L4 faults (latency,
+    bandwidth, reset, timeout, ...). A proxy listening on the app port toward the
+    upstream service is created through the API (``POST /proxies``); callers then
+    reach the upstream through ``toxiproxy-<upstream>`` (port 80)."""
     name = f"toxiproxy-{upstream}"
     labels = {"app": name}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, namespace, run_id),
+          "data": toxiproxy_files()}
+    items = [{"key": rel.replace("/", "."), "path": rel} for rel in TOXIPROXY_FILES]
     dep = {"apiVersion": "apps/v1", "kind": "Deployment",
            "metadata": _meta(name, namespace, run_id, labels),
            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
@@ -186,16 +220,36 @@ def toxiproxy(namespace: str, upstream: str, run_id: str, listen_port: int = 847
                                  "spec": {"securityContext": {
                                      "runAsNonRoot": True,
                                      "seccompProfile": {"type": "RuntimeDefault"}},
+                                     "terminationGracePeriodSeconds": 2,
                                      "containers": [{
                                          "name": "toxiproxy", "image": image,
-                                         "args": ["-host=0.0.0.0", f"-port={listen_port}"],
+                                         "imagePullPolicy": "IfNotPresent",
+                                         "command": ["python3", "-m", "meshproof.toxiproxy",
+                                                     "-host", "0.0.0.0",
+                                                     "-port", str(listen_port)],
+                                         "workingDir": TOXIPROXY_MOUNT,
+                                         "env": [{"name": "PYTHONPATH",
+                                                  "value": TOXIPROXY_MOUNT},
+                                                 {"name": "PYTHONDONTWRITEBYTECODE",
+                                                  "value": "1"}],
                                          "ports": [{"name": "api",
                                                     "containerPort": listen_port},
                                                    {"name": "proxy",
                                                     "containerPort": APP_PORT}],
-                                         "securityContext": restricted_context()}]}}}}
+                                         "readinessProbe": {"httpGet": {
+                                             "path": "/version", "port": listen_port},
+                                             "periodSeconds": 2},
+                                         "resources": {"requests": {"cpu": "20m",
+                                                                    "memory": "32Mi"},
+                                                       "limits": {"memory": "256Mi"}},
+                                         "volumeMounts": [{"name": "toxiproxy",
+                                                           "mountPath": TOXIPROXY_MOUNT,
+                                                           "readOnly": True}],
+                                         "securityContext": restricted_context()}],
+                                     "volumes": [{"name": "toxiproxy", "configMap": {
+                                         "name": name, "items": items}}]}}}}
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, run_id),
            "spec": {"selector": labels,
                     "ports": [{"name": "tcp-api", "port": listen_port},
                               {"name": "http", "port": 80, "targetPort": APP_PORT}]}}
-    return [dep, svc]
+    return [cm, dep, svc]

@@ -37,11 +37,37 @@ OPTIONAL: dict[str, tuple[tuple[str, str, str, str], ...]] = {
 MIN_MINOR = 26  # restricted PodSecurity labels (GA 1.25), ephemeral containers (GA 1.25)
 
 
+#: Chaos Mesh's partition (used for ``block`` when installed and permitted).
+CHAOS_MESH = (("create", "chaos-mesh.org", "networkchaos", ""),
+              ("delete", "chaos-mesh.org", "networkchaos", ""))
+
+
 @dataclass
 class Preflight:
     server_version: str
     denied_optional: dict[str, str] = field(default_factory=dict)
     control_plane: list[str] = field(default_factory=list)
+    #: Chaos Mesh's NetworkChaos is served and we may create/delete it ("" = why not)
+    chaos_mesh: bool = False
+    chaos_mesh_why: str = ""
+
+
+def chaos_mesh(rest: Rest, where: str) -> tuple[bool, str]:
+    """Is Chaos Mesh installed (its API group serves ``networkchaos``) and permitted?"""
+    try:
+        doc = rest.call("GET", "/apis/chaos-mesh.org/v1alpha1")
+    except KubeApiError as exc:
+        return False, ("Chaos Mesh is not installed (no chaos-mesh.org/v1alpha1)"
+                       if exc.status == 404 else f"Chaos Mesh's API did not answer: {exc}")
+    names = {r.get("name") for r in (doc.get("resources") or []) if isinstance(r, dict)} \
+        if isinstance(doc, dict) else set()
+    if "networkchaos" not in names:
+        return False, "Chaos Mesh's API serves no networkchaos"
+    for perm in CHAOS_MESH:
+        ok, _ = _allowed(rest, perm, where)
+        if not ok:
+            return False, f"Chaos Mesh is installed but we may not {_fmt(perm)}"
+    return True, ""
 
 
 def _fmt(perm: tuple[str, str, str, str]) -> str:
@@ -103,6 +129,7 @@ def run(rest: Rest, opts: KubeOptions, profile: MeshProfile, *,
             if not ok:
                 out.denied_optional[cap] = f"not permitted to {_fmt(perm)}"
                 break
+    out.chaos_mesh, out.chaos_mesh_why = chaos_mesh(rest, where)
     if profile.control_plane_namespace:
         try:
             deps = rest.list("Deployment", profile.control_plane_namespace,

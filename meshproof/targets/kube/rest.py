@@ -58,6 +58,7 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("Event", "", "v1", "events"),
     Kind("Deployment", "apps", "v1", "deployments"),
     Kind("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies"),
+    Kind("NetworkChaos", "chaos-mesh.org", "v1alpha1", "networkchaos"),
     Kind("SelfSubjectAccessReview", "authorization.k8s.io", "v1",
          "selfsubjectaccessreviews", namespaced=False),
     Kind("VirtualService", "networking.istio.io", "v1", "virtualservices"),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meshproof.errors import ConfigError, TargetError, UnknownName
-from meshproof.targets.base import Target
+from meshproof.targets.base import LoadGenerator, Target
 from meshproof.targets.kube import apply, capabilities, cleanup, config, execprobe, manifests
 from meshproof.targets.kube import preflight as pre
 from meshproof.targets.kube.config import (MANAGED_LABEL, OWNER_ANNOTATION, RUN_LABEL,
@@ -23,7 +23,7 @@ from meshproof.targets.kube.config import (MANAGED_LABEL, OWNER_ANNOTATION, RUN_
 from meshproof.targets.kube.manifests import WORKLOAD_LABEL
 from meshproof.targets.kube.rest import KubeApiError, Rest
 from meshproof.targets.model import CaptureSummary, Pod, ProbeOrder, ProbeResult, ServiceInfo
-from meshproof.topology import Topology, fixture_topology
+from meshproof.topology import Topology, fixture_topology, named
 
 REPLICAS_BEFORE = "meshproof.io/replicas-before"
 CLOCK_CMD = ["python3", "-c",
@@ -43,7 +43,10 @@ class KubeTarget(Target):
         self.run_id = opts.run_id
         self._caps, self.missing = capabilities.decide(
             pf.denied_optional, component_outage=opts.allow_component_outage,
-            has_control_plane=bool(profile.control_plane_namespace))
+            has_control_plane=bool(profile.control_plane_namespace),
+            chaos_mesh=pf.chaos_mesh, chaos_mesh_why=pf.chaos_mesh_why)
+        #: how ``block`` partitions two pods (docs/kube.md, "Capabilities")
+        self.block_method = "networkchaos" if pf.chaos_mesh else "networkpolicy"
         # Without a mesh nothing is injected: no pod is meshed whatever its namespace.
         self._meshed = {ns.name: ns.meshed and profile.name != "none"
                         for ns in topology.namespaces}
@@ -120,6 +123,14 @@ class KubeTarget(Target):
             raise TargetError(self.missing["probe-in-sidecar"])
         return execprobe.probe(self.rest.api, src.namespace, src.name, order)
 
+    def load_generator(self, pod: Pod) -> LoadGenerator:
+        from meshproof.targets.kube.loadgen import ExecLoadGenerator
+
+        return ExecLoadGenerator(self.rest.api, pod.namespace, pod.name)
+
+    def pin_cpu(self, namespaces: list[str], cpu: int) -> int:
+        raise TargetError(self.missing["pin-cpu"])
+
     def put_file(self, pod: Pod, name: str, content: str) -> str:
         if "/" in name or name in ("", ".", ".."):
             raise ConfigError(f"file name {name!r} must be a plain name")
@@ -174,6 +185,8 @@ class KubeTarget(Target):
                               self.profile.control_plane_selector)
 
     def stop_component(self, name: str) -> None:
+        if "components" not in self._caps:  # the opt-in flag was not given: never scale down
+            raise TargetError(f"not stopping {name}: {self.missing['components']}")
         if name != "controlplane":
             raise UnknownName(f"no component {name!r} on the kube target", "components: "
                               "controlplane")
@@ -205,6 +218,11 @@ class KubeTarget(Target):
         if "block" not in self._caps:
             raise TargetError(self.missing["block"])
         bid = f"{len(self._blocks) + 1}{self.run_id[-4:]}"
+        if self.block_method == "networkchaos":
+            self.rest.create(manifests.network_chaos(bid, (a.namespace, a.name),
+                                                     (b.namespace, b.name), self.run_id))
+            self._blocks[(a.key, b.key)] = bid
+            return
         key = manifests.block_label(bid)
         for p, side in ((a, "a"), (b, "b")):
             self.rest.patch("Pod", p.namespace, p.name, {"metadata": {"labels": {key: side}}})
@@ -215,6 +233,9 @@ class KubeTarget(Target):
     def unblock(self, a: Pod, b: Pod) -> None:
         bid = self._blocks.pop((a.key, b.key), None) or self._blocks.pop((b.key, a.key), None)
         if bid is None:
+            return
+        if self.block_method == "networkchaos":
+            self.rest.delete("NetworkChaos", a.namespace, f"meshproof-block-{bid}")
             return
         for p, side in ((a, "a"), (b, "b")):
             self.rest.delete("NetworkPolicy", p.namespace, f"meshproof-block-{bid}-{side}")
@@ -247,7 +268,9 @@ class KubeTarget(Target):
 
     def clock_tick_s(self) -> float:
         if self._tick is None:
-            src = self.pod("bookinfo", "client")
+            src = next((p for p in self.pods() if p.workload == "client" and p.ready), None)
+            if src is None:
+                raise TargetError("no ready client pod to read the node's clock tick in")
             out, err, rc = execprobe.exec_in(self.rest.api, src.namespace, src.name,
                                              CLOCK_CMD, timeout_s=30)
             try:
@@ -321,13 +344,14 @@ def connect(profile: MeshProfile, **options: Any) -> tuple[Rest, KubeOptions, pr
 def start_target(mesh: Any, defect: str = "", *,
                  progress: Callable[[str, int, int], None] | None = None,
                  reviews_replicas: int = 1, detached: bool = False,
+                 topology: str = "fixture", load_clients: int = 1,
                  **options: Any) -> KubeTarget:
     if defect:
         raise ConfigError(f"defect {defect!r} cannot be injected on the kube target",
                           "defects are the reference mesh's; run them with --target local")
     profile = profile_for(mesh)
     rest, opts, pf = connect(profile, **options)
-    topo = fixture_topology(reviews_replicas=reviews_replicas)
+    topo = named(topology, reviews_replicas=reviews_replicas, load_clients=load_clients)
     cleanup.clear_the_way(rest, profile, [ns.name for ns in topo.namespaces])
     restore_control_plane(rest, profile)
     target = KubeTarget(rest, opts, profile, topo, pf)
@@ -346,7 +370,16 @@ def start_target(mesh: Any, defect: str = "", *,
 
 
 def attach(**options: Any) -> KubeTarget:
-    """The run whose namespaces exist now (read-only use: status, probes)."""
+    """The run whose namespaces exist now: status and probes, and the chaos activities'
+    faults (a separate process from the one that started the run). The mesh comes from
+    ``MESHPROOF_MESH`` (what ``meshproof chaos`` sets), so its control plane can be a
+    component (with the opt-in flag); the topology is whichever the run's namespaces
+    hold; Chaos Mesh is looked for as at the start."""
+    import os
+
+    from meshproof import registry
+    from meshproof.topology import TOPOLOGIES
+
     opts = KubeOptions.from_env(**options)
     rest = Rest(config.api_client(opts))
     runs = {(n["metadata"].get("labels") or {}).get(RUN_LABEL)
@@ -357,7 +390,15 @@ def attach(**options: Any) -> KubeTarget:
                           f"several meshproof runs on this cluster: {sorted(runs)}",
                           "meshproof down --target kube removes leftovers")
     opts = KubeOptions.from_env(**{**options, "run_id": runs.pop()})
-    return KubeTarget(rest, opts, config.NO_MESH, fixture_topology(), pre.Preflight("?"))
+    mesh = os.environ.get("MESHPROOF_MESH", "")
+    profile = profile_for(registry.mesh_entry(mesh, "kube")) if mesh else config.NO_MESH
+    existing = {n["metadata"]["name"]
+                for n in rest.list("Namespace", selector=f"{RUN_LABEL}={opts.run_id}")}
+    topo = next((t for t in (named(n) for n in TOPOLOGIES)
+                 if existing >= {ns.name for ns in t.namespaces}), fixture_topology())
+    pf = pre.Preflight("?")
+    pf.chaos_mesh, pf.chaos_mesh_why = pre.chaos_mesh(rest, opts.where())
+    return KubeTarget(rest, opts, profile, topo, pf)
 
 
 def down_leftovers(mesh: Any = None, **options: Any) -> dict[str, list[str]]:

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshproof.errors import MeshproofError, TargetError
-from meshproof.targets.base import Target
+from meshproof.targets.base import LoadGenerator, Target
 from meshproof.targets.local import cleanup, labd, lock
 from meshproof.targets.local.rpc import call, raise_error
 from meshproof.targets.local.shell import require_root
-from meshproof.targets.model import CaptureSummary, Pod, ProbeOrder, ProbeResult, ServiceInfo
+from meshproof.targets.model import (CaptureSummary, Pod, ProbeOrder, ProbeResult,
+                                     ResourceUsage, ServiceInfo)
 
 if TYPE_CHECKING:
     from meshproof.registry import MeshEntry
@@ -67,7 +68,8 @@ class LocalTarget(Target):
     @classmethod
     def start(cls, mesh: str = "none", defect: str = "", reviews_replicas: int = 1,
               progress: Progress | None = None, timeout: float = 180.0,
-              topology: str = "fixture", owner_pid: int | None = CALLER) -> LocalTarget:
+              topology: str = "fixture", owner_pid: int | None = CALLER,
+              load_clients: int = 1) -> LocalTarget:
         """Start the lab daemon and wait until the topology is ready.
 
         The lab dies with ``owner_pid`` (default: this process, so a killed
@@ -83,7 +85,7 @@ class LocalTarget(Target):
         if defect:
             argv += ["--defect", defect]
         if topology != "fixture":
-            argv += ["--topology", topology]
+            argv += ["--topology", topology, "--load-clients", str(load_clients)]
         owner = os.getpid() if owner_pid == CALLER else owner_pid
         if owner is not None:
             argv += ["--owner-pid", str(owner)]
@@ -204,6 +206,50 @@ class LocalTarget(Target):
         """An operation of the mesh installed in this lab (its installer serves it)."""
         return self._call("mesh_call", op=op, args=args)
 
+    # ---------------------------------------------------------- load
+
+    def load_generator(self, pod: Pod) -> LoadGenerator:
+        """The Locust generator (``loadtests/generator.py``) as root in the pod's netns,
+        orders over its Unix socket in the pod's run directory (never the pod network)."""
+        from meshproof.load import genclient
+
+        return genclient.in_pod(self, pod.key)
+
+    def sidecar_usage(self, pod: Pod) -> ResourceUsage | None:
+        from meshproof.load import procstat
+        from meshproof.targets.local.netns import pod_netns
+
+        pid = procstat.envoy_pid(pod_netns(pod.namespace, pod.name))
+        s = procstat.sample(pid) if pid is not None else None
+        return ResourceUsage(s.cpu_s, s.rss_kb, s.private_kb) if s else None
+
+    def prioritize(self, namespaces: list[str], realtime: bool, nice: int
+                   ) -> tuple[str, Callable[[], None]]:
+        """Every thread of these namespaces' pods at SCHED_FIFO 1 or ``nice`` (root);
+        see ``meshproof.targets.local.sched``."""
+        from meshproof.targets.local import netns, sched
+
+        if os.geteuid() != 0 or not (realtime or nice):
+            return "", lambda: None
+        pids = [pid for ns in netns.list_ours()
+                if any(ns.startswith(netns.pod_netns(n, "")) for n in namespaces)
+                for pid in netns.pids_in(ns)]
+        return sched.prioritize(pids, realtime, nice), lambda: sched.restore(pids)
+
+    def pin_cpu(self, namespaces: list[str], cpu: int) -> int:
+        """Cross-vCPU wake-ups cost ~26 us each on these VMs (docs/load.md)."""
+        from meshproof.targets.local import netns
+
+        pids = [pid for ns in netns.list_ours()
+                if any(ns.startswith(netns.pod_netns(n, "")) for n in namespaces)
+                for pid in netns.pids_in(ns)]
+        for pid in pids:
+            try:
+                os.sched_setaffinity(pid, {cpu})
+            except OSError:
+                pass  # gone meanwhile
+        return len(pids)
+
     def start_process(self, pod: str, name: str, argv: list[str], as_root: bool = True) -> None:
         self._call("start_process", pod=pod, name=name, argv=argv, as_root=as_root)
 
@@ -213,20 +259,21 @@ class LocalTarget(Target):
 
 def start_target(mesh: MeshEntry, defect: str = "", *, reviews_replicas: int = 1,
                  progress: Progress | None = None, topology: str = "fixture",
-                 detached: bool = False) -> LocalTarget:
+                 detached: bool = False, load_clients: int = 1,
+                 wait_s: float | None = None) -> LocalTarget:
     """The registry's entry point: a lab with ``mesh`` installed (``--mesh none``: none).
     One lab per machine: it first queues (bounded) behind a lab that is running. The lab
     dies with the calling process unless ``detached`` (``meshproof up``: a lab that
     outlives the command)."""
     require_root()
-    deadline = time.monotonic() + LAB_WAIT_S
+    deadline = time.monotonic() + (LAB_WAIT_S if wait_s is None else wait_s)
     while True:  # another run may take the machine between our look and our start
         lock.wait_free(max(0.0, deadline - time.monotonic()),
                        say=lambda m: print(f"\nmeshproof: {m}", flush=True))
         try:
             return LocalTarget.start(mesh=mesh.installs, defect=defect,
                                      reviews_replicas=reviews_replicas, progress=progress,
-                                     topology=topology,
+                                     topology=topology, load_clients=load_clients,
                                      owner_pid=None if detached else CALLER)
         except TargetError as exc:
             if not str(exc).startswith(lock.BUSY) or time.monotonic() > deadline:

@@ -43,7 +43,7 @@ MAX_REPLICAS = 64
 
 #: What the lab honours of the target interface (meshproof.targets.base.CAPABILITIES): all.
 CAPABILITIES = ("probe", "probe-tls", "probe-in-sidecar", "put-file", "scale", "kill-pod",
-                "components", "block", "capture", "clock")
+                "components", "block", "capture", "clock", "load", "sidecar-usage", "pin-cpu")
 
 Progress = Callable[[str, int, int], None]
 

@@ -35,7 +35,7 @@ from meshproof.targets.local import cleanup, lock
 from meshproof.registry import local_installer
 from meshproof.targets.local.lab import Lab
 from meshproof.targets.local.rpc import encode_error
-from meshproof.topology import fixture_topology
+from meshproof.topology import TOPOLOGIES, named
 
 SOCKET = paths.RUN_DIR / "labd.sock"
 PIDFILE = paths.RUN_DIR / "labd.pid"
@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="a mesh with a local installer (meshproof.registry)")
     ap.add_argument("--defect", default="")
     ap.add_argument("--reviews-replicas", type=int, default=1)
-    ap.add_argument("--topology", default="fixture", choices=["fixture", "load"])
+    ap.add_argument("--topology", default="fixture", choices=list(TOPOLOGIES))
+    ap.add_argument("--load-clients", type=int, default=1)
     ap.add_argument("--owner-pid", type=int, default=None,
                     help="tear the lab down when this process exits (the harness that "
                          "started it); without it the lab lives until 'meshproof down'")
@@ -217,11 +218,8 @@ def main(argv: list[str] | None = None) -> int:
 
         watch_owner(args.owner_pid, owner_died)
     try:
-        if args.topology == "load":  # meshed/unmeshed twins for the load tests
-            from meshproof.load.topology import load_topology
-            topology = load_topology()
-        else:
-            topology = fixture_topology(reviews_replicas=args.reviews_replicas)
+        topology = named(args.topology, reviews_replicas=args.reviews_replicas,
+                         load_clients=args.load_clients)
         install = local_installer(args.mesh)
         # An installer module may define prestart(lab, defect): its processes start right
         # after the fabric, overlapping the pods' creation (the reference mesh does).

@@ -47,6 +47,11 @@ class Proc:
     restarts: int = 0
     wanted: bool = True  # False once stopped or killed on purpose
     was_ready: bool = False
+    #: The supervisor told ``on_change`` that it became ready. Separate from
+    #: ``was_ready``: ``wait_ready`` (another thread) may see the readiness first,
+    #: and the change must still be announced (a scaled-up pod's agent turning ready
+    #: is what pushes the registry the pod's sidecar waits for).
+    announced: bool = False
     exit_code: int | None = None
 
 
@@ -175,7 +180,8 @@ class Supervisor:
                 for name, proc in list(self.procs.items()):
                     code = proc.popen.poll()
                     if code is None:
-                        if not proc.was_ready and self.is_ready(name):
+                        if not proc.announced and self.is_ready(name):
+                            proc.announced = True
                             changed = True
                         continue
                     if proc.exit_code is None:

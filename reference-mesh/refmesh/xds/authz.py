@@ -28,8 +28,12 @@ def access_mode(modes: tuple[AccessMode, ...], namespace: str) -> str:
     return by_ns.get(namespace, by_ns.get("", "permissive"))
 
 
-def _principal(identity: str) -> dict[str, Any]:
+def _principal(identity: str, defects: frozenset[str] = frozenset()) -> dict[str, Any]:
     ns, sa = identity.split("/")
+    if "source-namespace-wide" in defects:
+        # A source matched by its namespace only: every service account there gets in.
+        return {"authenticated": {"principal_name": {
+            "prefix": spiffe_id(ns, sa).rsplit("/sa/", 1)[0] + "/sa/"}}}
     return {"authenticated": {"principal_name": {"exact": spiffe_id(ns, sa)}}}
 
 
@@ -39,8 +43,22 @@ def rbac_policy(rule: AccessRule, defects: frozenset[str] = frozenset()) -> dict
         # A rule's path matched as a prefix, not the whole path: /echo allows /echo-admin.
         routes = tuple(dataclasses.replace(r, path_regex=r.path_regex + ".*")
                        if r.path_regex and not r.path_regex.endswith(".*") else r for r in routes)
-    return {"permissions": ([rbac_permission(r) for r in routes] or [{"any": True}]),
-            "principals": [_principal(s) for s in rule.sources]}
+    permissions = [rbac_permission(r) for r in routes]
+    if "route-header-prefix" in defects:
+        permissions = [_header_exact_as_prefix(p) for p in permissions]
+    return {"permissions": (permissions or [{"any": True}]),
+            "principals": [_principal(s, defects) for s in rule.sources]}
+
+
+def _header_exact_as_prefix(x: Any) -> Any:
+    """Defect ``route-header-prefix``: every exact header value matched as a prefix."""
+    if isinstance(x, dict):
+        if set(x) == {"exact"} and isinstance(x["exact"], str):
+            return {"prefix": x["exact"]}
+        return {k: _header_exact_as_prefix(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_header_exact_as_prefix(v) for v in x]
+    return x
 
 
 def rbac_base_filter() -> dict[str, Any]:

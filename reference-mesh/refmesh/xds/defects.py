@@ -20,6 +20,17 @@ the generated xDS with and without each and check the diff's paths):
 - ``deny-only-with-rules``: under access mode smi, a destination no AccessRule names
   gets no RBAC at all (deny by default only where some rule exists).
 - ``route-path-prefix``: an access rule's path is matched as a prefix of the path.
+- ``namespace-mode-ignored``: under a mesh-wide mTLS mode, a namespace's own mode is
+  ignored (namespace-over-mesh precedence wrong, both directions).
+- ``source-namespace-wide``: an access rule's source matches every service account of
+  the source's namespace (a principal prefix instead of the exact SPIFFE ID).
+- ``route-header-prefix``: an access rule's exact header value is matched as a prefix.
+- ``xfcc-forwarded``: the inbound side passes a caller's x-forwarded-client-cert through
+  as sent (ALWAYS_FORWARD_ONLY) instead of setting it from the verified certificate.
+- ``outlier-not-programmed``: an OutlierDetection intent is not programmed (the
+  service's cluster gets no ``outlier_detection``).
+- ``dead-endpoint-kept``: a service's EDS keeps its pods that are not ready (a
+  killed pod stays in the load-balancing set).
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).
@@ -35,6 +46,8 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
+    "outlier-not-programmed", "dead-endpoint-kept",
 })
 
 #: The slow-proxy defect's added latency per request and per caller sidecar:

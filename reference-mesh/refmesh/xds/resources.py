@@ -104,6 +104,10 @@ def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeVal
         # Precedence wrong in one direction: a workload's STRICT never beats its
         # namespace's PERMISSIVE (its PERMISSIVE still beats STRICT).
         modes = [m for m in modes if not (m.workload and m.mode is MTLSModeValue.STRICT)]
+    if "namespace-mode-ignored" in opts.defect_set and any(not m.namespace for m in modes):
+        # Precedence wrong between namespace and mesh: under a mesh-wide mode, a
+        # namespace's own mode is ignored (in both directions).
+        modes = [m for m in modes if not (m.namespace and not m.workload)]
     return effective_mtls(modes, pod.namespace, pod.workload, opts.default_mtls)
 
 
@@ -134,9 +138,11 @@ def build_shared(reg: Registry, policy: Policy,
     outliers = {x.service: x for x in policy.outliers}
     index = PodIndex(reg)
     for svc in sorted(reg.services, key=lambda s: (s.namespace, s.name)):
-        c = outbound_cluster(reg, svc, opts, outliers.get(svc.key), index)
+        outlier = None if "outlier-not-programmed" in defects else outliers.get(svc.key)
+        c = outbound_cluster(reg, svc, opts, outlier, index)
         r.clusters[c["name"]] = c
-        e = load_assignment(reg, svc, index)
+        e = load_assignment(reg, svc, keep_not_ready="dead-endpoint-kept" in defects,
+                            index=index)
         r.endpoints[e["cluster_name"]] = e
         rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
                           timeout=timeouts.get(svc.key), fault=faults.get(svc.key),
@@ -223,12 +229,14 @@ def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions,
     return c
 
 
-def load_assignment(reg: Registry, svc: Service, index: PodIndex | None = None) -> dict[str, Any]:
-    """EDS for a service: its ready pods; meshed ones marked for mTLS."""
+def load_assignment(reg: Registry, svc: Service, keep_not_ready: bool = False,
+                    index: PodIndex | None = None) -> dict[str, Any]:
+    """EDS for a service: its ready pods; meshed ones marked for mTLS. ``keep_not_ready``
+    (the ``dead-endpoint-kept`` defect) lists every pod it selects, ready or not."""
     lb = []
-    ready = (sorted((p for p in index.selected(svc) if p.ready), key=lambda p: p.name)
-             if index else reg.endpoints(svc))
-    for p in ready:
+    selected = index.selected(svc) if index else [p for p in reg.pods if svc.selects(p)]
+    pods = sorted((p for p in selected if keep_not_ready or p.ready), key=lambda p: p.name)
+    for p in pods:
         ep: dict[str, Any] = {"endpoint": {"address": {"socket_address": {
             "address": p.ip, "port_value": svc.spec.target_port}}}}
         if p.meshed:
@@ -306,7 +314,8 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions) -> dict[str, Any]
     hcm = _hcm("inbound_" + str(opts.app_port), [rbac_base_filter()],
                rds={"config_source": ads_config_source(),
                     "route_config_name": names.inbound_route(opts.app_port)},
-               forward_client_cert_details="SANITIZE_SET",
+               forward_client_cert_details=("ALWAYS_FORWARD_ONLY" if "xfcc-forwarded" in defects
+                                            else "SANITIZE_SET"),
                set_current_client_cert_details={"uri": True})
     chains = [{
         "name": f"inbound-mtls-{opts.inbound_match_port}",
