@@ -16,11 +16,11 @@ with the ACK method alone (``--mesh reference-acked``, as ACK-based adapters suc
 as Istio's syncz decide), 13 of 24 requests right after "programmed" saw the old
 behaviour here (FILLER 300, 2 cores shared with other labs): at p = 0.54 per
 toggle, 2 x ROUNDS = 16 toggles all passing has probability 0.46^16 = 4e-6. The
-reference adapter also reads each Envoy's own warming counters, which Envoy
-answers on the thread that applies xDS, so it waits behind an update that has
-arrived and shows the early ACK far less (1 in 20); the black box decides by
-the sentinel, which travels with the change, so an ACK cannot fool it: there the
-check proves the sentinel method waits for a slow change.
+reference adapter now decides by the control plane's ACKs too (warming inferred
+from the order of ACKs on each stream, no Envoy read: refmesh.controlplane), so
+the defect shows in ``--mesh reference`` as in ``reference-acked``; the black
+box decides by the sentinel, which travels with the change, so an ACK cannot
+fool it: there the check proves the sentinel method waits for a slow change.
 """
 
 from __future__ import annotations

@@ -82,9 +82,6 @@ class ControlPlaneClient:
 
 class ReferenceMesh(MeshAdapter):
     name = "reference"
-    #: Also read each sidecar's own warming counters before saying programmed (Envoy
-    #: ACKs before warming ends). ``ReferenceAcked`` turns it off.
-    read_proxy_warming = True
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
@@ -158,8 +155,6 @@ class ReferenceMesh(MeshAdapter):
                 node, why = next(iter(nacked.items()))
                 raise ConfigRejected(f"sidecar {node} rejected version {version}: {why}",
                                      "the last good config keeps serving; fix the intent")
-            if not waiting and not self.read_proxy_warming:
-                return
             if not waiting:
                 return
             if time.monotonic() >= deadline:
@@ -285,16 +280,13 @@ class ReferenceMesh(MeshAdapter):
 
 class ReferenceAcked(ReferenceMesh):
     """``--mesh reference-acked``: programmed from the control plane's ACKs alone, as an
-    ACK-based third-party adapter decides it (Istio's syncz: acked == sent), without
-    reading the proxies' own warming counters. It proves the ACK method the way the
-    black box proves the sentinel method, and it is where a control plane that reports
-    ACK on send shows: the reference adapter's extra read of each Envoy (answered on the
-    thread that applies xDS) mostly hides it. For the programmed-signal checks; a
-    change that makes a cluster warm (outlier detection) can race it, as it can any
-    ACK-only adapter."""
+    ACK-based third-party adapter decides it (Istio's syncz: acked == sent). Since the
+    control plane decides programmed itself (warming inferred from the order of ACKs,
+    ``refmesh.controlplane``) and the reference adapter no longer reads any Envoy, the
+    two modes use the same method; the name stays for the programmed-signal checks and
+    their negative control (``acked-on-send``), which now shows in both."""
 
     name = "reference-acked"
-    read_proxy_warming = False
 
 
 def _alive(pid: int) -> bool:
