@@ -61,7 +61,7 @@ IMPLEMENTED: frozenset[str] = frozenset({
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
     # The identity agent's (meshproof.mesh.reference_local.AGENT_DEFECTS: one agent flag).
-    "rotation-stopped",
+    "rotation-stopped", "agent-drops-cert-on-ca-outage",
     # The CA's (meshproof.mesh.reference_local.CA_DEFECTS: one CA flag).
     "ca-signs-any",
     # The control plane's ACK bookkeeping (reference_local.CP_DEFECTS: one flag).
