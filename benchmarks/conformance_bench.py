@@ -10,12 +10,12 @@ the run's ConformanceReport), and passes/failures. Writes
 reports/bench/conformance.json.
 Usage (root): .venv/bin/python benchmarks/conformance_bench.py [--runs 10]
               [--meshes reference,reference-blackbox] [--burners 2 --burn-every 2]
-              [--before TREE [--before-instance pb]]
+              [--without EXPR]
 
-``--before TREE``: also run each mesh from another worktree (the old code, with
-its own ``.venv`` and its own ``MESHPROOF_INSTANCE``), interleaved with this
-tree's runs (order alternating), and report this tree's wall time over the old
-one's.
+``--without EXPR`` adds, per mesh, a run of the suite without the checks a pytest
+``-k`` EXPR selects (e.g. ``test_protocols``), interleaved with the full one: what
+those checks add to ``make conformance`` is the difference of neighbours, and the
+sum of their own durations (from the full runs' reports) is shown beside it.
 
 ``--burners K --burn-every M``: every M-th run (runs M-1, 2M-1, ...) has K
 CPU-burning processes beside it (each bounded by ``timeout``), so loaded and
@@ -28,7 +28,6 @@ after every run so a benchmark stopped early still reports what ran.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -53,13 +52,12 @@ def burners(k: int) -> list[subprocess.Popen[bytes]]:
                               "while True: pass"]) for _ in range(k)]
 
 
-def one_run(i: int, mesh: str, work: Path, burn: int = 0, tree: Path = ROOT,
-            env: dict[str, str] | None = None) -> dict[str, Any]:
-    reports = work / f"{mesh}-{tree.name}-{i}"
+def one_run(i: int, mesh: str, work: Path, burn: int = 0, without: str = "") -> dict[str, Any]:
+    reports = work / f"{mesh}-{'without-' if without else ''}{i}"
     t0 = time.monotonic()
     hot = burners(burn)
     try:
-        cp = _conformance(mesh, reports, tree, env)
+        cp = _conformance(mesh, reports, ["--tests", f"not ({without})"] if without else [])
     finally:
         for b in hot:
             b.kill()
@@ -67,12 +65,11 @@ def one_run(i: int, mesh: str, work: Path, burn: int = 0, tree: Path = ROOT,
     return _result(i, mesh, reports, cp, time.monotonic() - t0, burn)
 
 
-def _conformance(mesh: str, reports: Path, tree: Path = ROOT,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    py = sys.executable if tree == ROOT else str(tree / ".venv" / "bin" / "python")
-    return subprocess.run([py, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
-                           "--reports", str(reports), "--", "-q"],
-                          cwd=tree, capture_output=True, text=True, timeout=1200, env=env)
+def _conformance(mesh: str, reports: Path, tests: list[str]
+                 ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "meshproof.cli", "conformance", "--mesh", mesh,
+                         "--reports", str(reports), *tests, "--", "-q"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=1200)
 
 
 def _result(i: int, mesh: str, reports: Path, cp: subprocess.CompletedProcess[str],
@@ -91,7 +88,8 @@ def _result(i: int, mesh: str, reports: Path, cp: subprocess.CompletedProcess[st
     return {"exit": cp.returncode, "wall_s": wall, "bringup_s": run.get("bringup_s", 0.0),
             "checks_s": run.get("checks_s", 0.0), "passed": stats.get("Passed", 0),
             "failed": stats.get("Failed", 0), "failed_checks": failed, "waits": waits,
-            "burners": burn, "margins": report_margins(doc)}
+            "burners": burn, "margins": report_margins(doc),
+            "durations": {c["name"]: c.get("duration_s", 0.0) for c in doc.get("checks", [])}}
 
 
 def write_margins(by_mesh: dict[str, list[dict[str, Any]]]) -> Path:
@@ -144,36 +142,32 @@ def main() -> int:
     ap.add_argument("--meshes", default="reference,reference-blackbox")
     ap.add_argument("--burners", type=int, default=0, help="CPU burners beside loaded runs")
     ap.add_argument("--burn-every", type=int, default=2, help="every Nth run is loaded")
-    ap.add_argument("--before", type=Path, default=None,
-                    help="a worktree of the old code (its own .venv): run it interleaved")
-    ap.add_argument("--before-instance", default="pb")
+    ap.add_argument("--without", default="", metavar="EXPR",
+                    help="also run each mesh without the checks this -k EXPR selects")
     args = ap.parse_args()
     meshes = [m for m in args.meshes.split(",") if m]
     by_mesh: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
-    before: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
-    old_env = {**os.environ, "MESHPROOF_INSTANCE": args.before_instance}
+    without: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
     with tempfile.TemporaryDirectory(prefix="mp-confbench-") as d:
         for i in range(args.runs):
             burn = args.burners if args.burners and i % args.burn_every == 1 else 0
             for m in meshes:  # interleaved: neighbours share the machine's mood
-                if args.before and i % 2:
-                    print("  (before)", end=" ", flush=True)
-                    before[m].append(one_run(i, m, Path(d), burn, args.before.resolve(),
-                                             old_env))
                 by_mesh[m].append(one_run(i, m, Path(d), burn))
-                if args.before and not i % 2:
-                    print("  (before)", end=" ", flush=True)
-                    before[m].append(one_run(i, m, Path(d), burn, args.before.resolve(),
-                                             old_env))
+                if args.without:
+                    without[m].append(one_run(i, m, Path(d), burn, args.without))
             margins = write_margins(by_mesh)
     print_margins(margins)
     out: dict[str, float] = {}
     for m, runs in by_mesh.items():
         out.update({f"{m}.{k}": v for k, v in summarise(runs).items()})
-        if before[m]:
-            out.update({f"before.{m}.{k}": v for k, v in summarise(before[m]).items()})
-            out[f"{m}.wall_ratio_after_over_before"] = \
-                out[f"{m}.wall_s_p50"] / out[f"before.{m}.wall_s_p50"]
+        if args.without:
+            rest = without[m]
+            out.update({f"{m}.without.{k}": v for k, v in summarise(rest).items()})
+            out[f"{m}.added_wall_s_p50"] = statistics.median(
+                a["wall_s"] - b["wall_s"] for a, b in zip(runs, rest))
+            left = {n for r in rest for n in r["durations"]}
+            out[f"{m}.added_checks_s_p50"] = statistics.median(
+                sum(v for n, v in r["durations"].items() if n not in left) for r in runs)
     if len(meshes) == 2:
         a, b = meshes
         out[f"wall_ratio_{b}_over_{a}"] = out[f"{b}.wall_s_p50"] / out[f"{a}.wall_s_p50"]

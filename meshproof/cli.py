@@ -18,6 +18,7 @@ from typing import Any
 
 from meshproof import __version__, paths, registry
 from meshproof.errors import ConfigError, MeshproofError
+from meshproof.targets.model import APP_PROTOCOLS, ProbeResult
 
 #: ``up --reviews-replicas`` bounds: each replica is a pod with a sidecar.
 MAX_REVIEWS_REPLICAS = 20
@@ -135,7 +136,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from meshproof.targets.local.client import LocalTarget
 
     order: dict[str, Any] = {"url": args.url, "count": args.count,
-                             "concurrency": args.concurrency, "fresh": not args.pooled}
+                             "concurrency": args.concurrency, "fresh": not args.pooled,
+                             "protocol": args.protocol, "body": args.body,
+                             "stream_count": args.stream}
     if args.header:
         order["headers"] = dict(h.split(":", 1) for h in args.header)
     res = LocalTarget.attach().probe_raw(args.pod, order, in_sidecar=args.as_proxy_uid)
@@ -143,13 +146,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=1))
         return 0
     by: dict[str, int] = {}
-    for r in res["results"]:
-        k = (f"{r['status']} {r['headers'].get('x-pod', '')}" if r["status"]
-             else f"error:{r['error']}")
+    results = [ProbeResult.from_wire(r) for r in res["results"]]
+    for got in results:
+        k = (f"{got.outcome} {got.pod}" if got.status or got.ok else f"error:{got.error}")
         by[k] = by.get(k, 0) + 1
     for k, n in sorted(by.items()):
         print(f"{n:6d}  {k}")
-    return 0 if all(r["status"] for r in res["results"]) else 1
+    # Exit 0 when every request got an answer (an HTTP status, or a TCP echo).
+    return 0 if all(r.status or r.ok for r in results) else 1
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -347,6 +351,12 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("-c", "--concurrency", type=int, default=1)
     pr.add_argument("-H", "--header", action="append", default=[], help="name:value")
     pr.add_argument("--pooled", action="store_true", help="reuse connections")
+    pr.add_argument("--protocol", default="http", choices=APP_PROTOCOLS,
+                    help="http (HTTP/1.1), http2 (h2c; h2 on https://), grpc (the URL's "
+                         "path is the method), tcp (tcp://host:port: banner and echo)")
+    pr.add_argument("--body", default="", help="request body / gRPC message / TCP payload")
+    pr.add_argument("--stream", type=int, default=0, metavar="N",
+                    help="gRPC server stream: ask for N messages")
     pr.add_argument("--as-proxy-uid", action="store_true",
                     help="send as the pod's proxy uid (bypasses capture)")
     pr.add_argument("--json", action="store_true")

@@ -22,12 +22,17 @@ CONCURRENCY = 16
 
 def order(url: str, count: int = 1, *, headers: dict[str, str] | None = None,
           method: str = "GET", fresh: bool = True, timeout_s: float = 5.0,
-          concurrency: int = CONCURRENCY, tls: TLSFiles | None = None) -> ProbeOrder:
-    """A probe order whose whole-batch deadline grows with its size (bounded)."""
+          concurrency: int = CONCURRENCY, tls: TLSFiles | None = None,
+          protocol: str = "http", body: str = "", stream_count: int = 0) -> ProbeOrder:
+    """A probe order whose whole-batch deadline grows with its size (bounded).
+
+    ``protocol``: ``http`` (HTTP/1.1), ``http2``, ``grpc`` or ``tcp`` (see ``ProbeOrder``).
+    """
     return ProbeOrder(url=url, count=count, concurrency=max(1, min(concurrency, count)),
                       method=method, headers=tuple(sorted((headers or {}).items())),
-                      fresh=fresh, timeout_s=timeout_s, deadline_s=30 + count * 0.05,
-                      tls=tls)
+                      body=body, fresh=fresh, timeout_s=timeout_s,
+                      deadline_s=30 + count * 0.05, tls=tls, protocol=protocol,
+                      stream_count=stream_count)
 
 
 def send(target: Target, src: Pod, url: str, count: int = 1, **kw: Any) -> list[ProbeResult]:
@@ -37,7 +42,7 @@ def send(target: Target, src: Pod, url: str, count: int = 1, **kw: Any) -> list[
 
 def summary(results: list[ProbeResult], by: str = "x-version") -> dict[str, Any]:
     """Evidence: how many were sent, what answered, how they ended."""
-    backends = Counter(r.headers.get(by, "-") for r in results if r.status)
+    backends = Counter(r.headers.get(by, "-") for r in results if r.status or r.ok)
     latencies = [r.latency_us for r in results]
     return {"sent": len(results), "by_backend": dict(sorted(backends.items())),
             "outcomes": dict(sorted(Counter(r.outcome for r in results).items())),
@@ -52,20 +57,30 @@ def _pct(values: list[int], q: float) -> float:
     return float(s[min(len(s) - 1, int(q * len(s)))])
 
 
+#: gRPC's PERMISSION_DENIED: how a proxy's 403 reaches a gRPC caller (Envoy maps it).
+GRPC_PERMISSION_DENIED = 7
+
+
 def denied(r: ProbeResult) -> bool:
-    """Denied means HTTP 403, or the connection refused or reset (DESIGN.md)."""
-    return r.status == 403 or (r.status == 0 and r.error in ("refused", "reset", "closed"))
+    """Denied means HTTP 403 (gRPC: PERMISSION_DENIED), or the connection refused, reset
+    or closed before an answer (DESIGN.md). TCP: closed without echoing the payload."""
+    if r.protocol == "grpc" and r.status == 200:
+        return r.grpc_status == GRPC_PERMISSION_DENIED
+    return r.status == 403 or (r.status == 0 and not r.ok
+                               and r.error in ("refused", "reset", "closed"))
 
 
 def denial_kind(results: list[ProbeResult]) -> dict[str, int]:
-    """How denial looked: ``403``, ``reset``, ``refused`` or ``closed``, with counts."""
-    return dict(Counter("403" if r.status == 403 else str(r.error)
-                        for r in results if denied(r)))
+    """How denial looked: ``403``, ``grpc-7``, ``reset``, ``refused`` or ``closed``."""
+    return dict(Counter("403" if r.status == 403 else
+                        f"grpc-{r.grpc_status}" if r.protocol == "grpc" and r.status == 200
+                        else str(r.error) for r in results if denied(r)))
 
 
 def all_ok(results: list[ProbeResult]) -> bool:
-    """Every request answered 200 (and there was at least one)."""
-    return bool(results) and all(r.status == 200 for r in results)
+    """Every request did what was asked (HTTP 200; gRPC status 0; TCP echoed; see
+    ``ProbeResult.ok``), and there was at least one."""
+    return bool(results) and all(r.ok for r in results)
 
 
 def all_denied(results: list[ProbeResult]) -> bool:

@@ -249,19 +249,15 @@ def expect_expired_cert_refused(src: str, identity: str, dst: str, ttl_s: int = 
     unmeshed pod, mTLS straight to ``dst``'s app port) once while valid (positive
     control: accepted) and once expired (plus 1.5 s for X.509's one-second resolution
     and skew): refused."""
-    from meshproof.probe import order
-    from meshproof.targets.model import TLSFiles
+    from meshproof.conformance.tls import put_tls_files, tls_probe
 
     t, s, d = faults.target(), faults.pod(src), faults.pod(dst)
     issued = faults.adapter().issue_certificate(faults.pod(identity), int(ttl_s))
     t_issued = time.monotonic()
-    files = {k: t.put_file(s, f"chaos-expiring-{k}.pem", v)
-             for k, v in (("cert", issued.cert), ("key", issued.key), ("ca", issued.root))}
-    tls = TLSFiles(cert=files["cert"], key=files["key"], ca=files["ca"])
-    url = f"https://{d.ip}:{d.port}/echo"
-    valid = t.probe(s, order(url, 2, timeout_s=2.0, tls=tls))
+    tls = put_tls_files(t, s, "chaos-expiring", issued.cert, issued.key, issued.root)
+    valid = tls_probe(t, s, d, tls, count=2, timeout_s=2.0)
     time.sleep(max(0.0, t_issued + int(ttl_s) + 1.5 - time.monotonic()))
-    expired = t.probe(s, order(url, 2, timeout_s=2.0, tls=tls))
+    expired = tls_probe(t, s, d, tls, count=2, timeout_s=2.0)
     seen = {"valid": sorted(r.outcome for r in valid),
             "expired": sorted(r.outcome for r in expired)}
     faults.event("note", what="expired-cert", **seen)

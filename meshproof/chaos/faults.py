@@ -57,9 +57,13 @@ def adapter() -> Any:
 
 
 def reset_cache() -> None:
+    """Forget the attached lab (and what was put into its pods): a new lab is next."""
     global _target, _adapter
+    from meshproof.chaos import probes
+
     with _lock:
         _target = _adapter = None
+        probes._creds.clear()
 
 
 def pod(ref: str) -> Pod:

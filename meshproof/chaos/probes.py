@@ -118,13 +118,11 @@ def _client_tls(src: str, identity: str) -> Any:
     have = _creds.get(key)
     if have is not None and time.monotonic() < have[1]:
         return have[0]
-    from meshproof.targets.model import TLSFiles
+    from meshproof.conformance.tls import put_tls_files
 
-    t, s = faults.target(), faults.pod(src)
     issued = faults.adapter().issue_certificate(faults.pod(identity), 600)
-    files = {k: t.put_file(s, f"chaos-client-{k}.pem", v)
-             for k, v in (("cert", issued.cert), ("key", issued.key), ("ca", issued.root))}
-    tls = TLSFiles(cert=files["cert"], key=files["key"], ca=files["ca"])
+    tls = put_tls_files(faults.target(), faults.pod(src), "chaos-client", issued.cert,
+                        issued.key, issued.root)
     _creds[key] = (tls, time.monotonic() + 500)
     return tls
 

@@ -44,8 +44,6 @@ def run_suite(target: str = "local", mesh: str = "reference", defect: str = "",
     os.environ["MESHPROOF_MESH"] = mesh
     os.environ["MESHPROOF_TARGET"] = target
     os.environ["MESHPROOF_DEFECT"] = defect
-    if allow_component_outage:  # the target reads it, here and in the activities' process
-        os.environ["MESHPROOF_ALLOW_COMPONENT_OUTAGE"] = "1"
     t0 = time.monotonic()
     lab = registry.start_target(target, mesh, defect,
                                 progress=lambda m, d, n: _line(f"up [{d}/{n}] {m}"))

@@ -31,6 +31,10 @@ FEATURES = {
     "retries": "retry policy (attempt counts, retriable statuses)",
     "timeouts": "request timeouts",
     "fault-injection": "abort and delay faults at a percentage",
+    "protocol-http2": "HTTP/2 (h2c) carried on ports declared http2, end to end",
+    "protocol-grpc": "gRPC (unary and server stream) carried on ports declared grpc",
+    "protocol-tcp": "opaque TCP carried on ports declared tcp",
+    "access-control-tcp": "SMI TrafficTarget enforced at L4 on TCP ports",
 }
 
 

@@ -28,14 +28,20 @@ def source(target: Target) -> Pod:
 
 
 def judge_weights(target: Target, mesh: MeshAdapter, verdict: Verdict, intents: list[Intent],
-                  weights: dict[str, int]) -> None:
-    """Apply ``intents`` (one version), sample once, judge each backend's share."""
+                  weights: dict[str, int], *, url: str = REVIEWS,
+                  protocol: str = "http", fresh: bool = True) -> None:
+    """Apply ``intents`` (one version), sample once, judge each backend's share.
+
+    ``url``/``protocol``: what the sample sends (default HTTP/1.1 to reviews; a gRPC
+    split sends ``protocol="grpc"`` to the service's gRPC port). ``fresh=False`` pools
+    connections: right for HTTP/2 and gRPC, whose calls share a connection and are
+    routed one by one (the mesh picks a backend per request, not per connection)."""
     mesh.wait_programmed(mesh.apply_all(intents))
     src = source(target)
     verdict.touch(src)
     designs = multi_design(weights, MARGIN)
     n = next(iter(designs.values())).n
-    results = send(target, src, REVIEWS, n)
+    results = send(target, src, url, n, protocol=protocol, fresh=fresh)
     ev = summary(results)
     verdict.note(f"sent {n}, answered by {ev['by_backend']}")
     oks = [verdict.judge(f"reviews-{v}", d, ev["by_backend"].get(v, 0), ev)

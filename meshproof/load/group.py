@@ -22,10 +22,13 @@ from typing import Any
 from meshproof.load import hist
 from meshproof.targets.base import LoadGenerator
 
-#: Generators of a group start together at a wall-clock time this far ahead: enough
-#: for an exec through the API server to reach every pod (clocks of a cluster's
-#: nodes are NTP-synchronised to well under this).
+#: Generators of a group start together at a wall-clock time this far ahead, unless
+#: ``calibrate`` measured how long reaching every generator takes here (an exec through
+#: the API server on a cluster); clocks of a cluster's nodes are NTP-synchronised to
+#: well under a second.
 START_AHEAD_S = 1.5
+#: bounds of a calibrated start-ahead: at least this, at most ``START_AHEAD_MAX_S``
+START_AHEAD_MIN_S, START_AHEAD_MAX_S = 0.2, 10.0
 _SUMMED = ("sent", "ok", "measured", "warmup_requests", "unfinished", "generator_cpu_s",
            "achieved_rps")
 
@@ -57,6 +60,22 @@ class GeneratorGroup:
         if not gens:
             raise ValueError("a path needs at least one generator")
         self.gens = gens
+        self.start_ahead_s = START_AHEAD_S
+
+    def calibrate(self) -> float:
+        """Ask every generator what it is, all at once, and set the start-ahead to twice
+        the slowest answer (plus 0.1 s), within bounds: long enough for every run to
+        have started before the shared start time, and no longer."""
+        t0 = time.monotonic()
+
+        def timed(g: LoadGenerator) -> float:
+            g.info()
+            return time.monotonic() - t0
+
+        with ThreadPoolExecutor(len(self.gens)) as pool:
+            slowest = max(pool.map(timed, self.gens))
+        self.start_ahead_s = min(START_AHEAD_MAX_S, max(START_AHEAD_MIN_S, 2 * slowest + 0.1))
+        return self.start_ahead_s
 
     @property
     def labels(self) -> list[str]:
@@ -68,13 +87,14 @@ class GeneratorGroup:
             return hist.with_hdr(self.gens[0].run(order))
         share = {**order, "rate": float(order["rate"]) / n,
                  "connections": max(1, math.ceil(int(order.get("connections", 16)) / n)),
-                 "start_at_unix": time.time() + START_AHEAD_S}
+                 "start_at_unix": time.time() + self.start_ahead_s}
         with ThreadPoolExecutor(n) as pool:
             answers = list(pool.map(lambda g: hist.with_hdr(g.run(share)), self.gens))
         return merge_answers(answers, order)
 
     def info(self) -> dict[str, Any]:
-        return {**self.gens[0].info(), "generators": len(self.gens), "pods": self.labels}
+        return {**self.gens[0].info(), "generators": len(self.gens), "pods": self.labels,
+                "start_ahead_s": round(self.start_ahead_s, 2)}
 
     def stop(self) -> None:
         for g in self.gens:

@@ -84,6 +84,9 @@ class LoadSession:
             raise
         group = GeneratorGroup(gens)
         self.groups.append(group)
+        if len(gens) > 1:
+            self.log(f"{namespace}: {len(gens)} generators start together "
+                     f"{group.calibrate():.2f} s after their order is sent")
         return group
 
     def __exit__(self, _t: type[BaseException] | None, _e: BaseException | None,
@@ -134,7 +137,8 @@ class LoadSession:
             scenarios, settings.to_dict(), command,
             generator={k: gen.get(k, "") for k in ("gevent", "locust", "backend")}
             | {k: gen.get(k, v) for k, v in DEFAULT_CLIENT_TEXT.items()}
-            | {"per_path": len(self.mesh.gens), "pods": self.plain.labels + self.mesh.labels},
+            | {"per_path": len(self.mesh.gens), "pods": self.plain.labels + self.mesh.labels,
+               "start_ahead_s": gen["start_ahead_s"]},
             mesh={"name": self.mesh_name, "version": info.version, "defect": self.defect,
                   "envoy_concurrency": _int_or_str(info.details.get("envoy_concurrency", "")),
                   "tls_handshakes": self.mtls_evidence()},

@@ -28,6 +28,14 @@ DEFECTS: dict[str, str] = {
     "deny-only-with-rules": "deny by default holds only for destinations some access rule "
                             "names",
     "route-path-prefix": "an access rule's path is matched as a prefix, not the whole path",
+    "plaintext-other-port": "STRICT mTLS refuses plaintext on the pod's primary port only; "
+                            "its other ports still accept it",
+    "tcp-authz-open": "access rules are not enforced on TCP ports (L4): anyone connects",
+    "h2-downgraded": "ports declared http2/grpc are carried as HTTP/1.1 upstream",
+    "xfcc-h2-unset": "the caller's identity is not forwarded to the app on HTTP/2 and gRPC "
+                     "ports",
+    "tcp-upstream-plaintext": "sidecars send opaque TCP to meshed peers in plaintext",
+    "alpn-h2-unoffered": "inbound TLS offers no ALPN h2: HTTP/2 clients over TLS are refused",
     "namespace-mode-ignored": "under a mesh-wide mTLS mode a namespace's own mode is ignored",
     "source-namespace-wide": "an access rule's source admits every service account of its "
                              "namespace",
@@ -56,6 +64,8 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
+    "tcp-upstream-plaintext", "alpn-h2-unoffered",
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
     "outlier-not-programmed", "dead-endpoint-kept",
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.

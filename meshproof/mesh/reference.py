@@ -36,8 +36,10 @@ from meshproof.targets.model import Pod, ProbeOrder, ProbeResult
 #: Features the reference mesh claims: all of them (a skip against it is a failure).
 CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
                     "traffic-split", "traffic-split-match", "xfcc-spiffe", "server-identity",
-                    "cert-validation", "cert-rotation", "identity-issuance", "access-control", "access-control-routes", "retries",
-                    "timeouts", "fault-injection", "gamma-httproute"})
+                    "cert-validation", "cert-rotation", "identity-issuance", "access-control",
+                    "access-control-routes", "retries", "timeouts", "fault-injection",
+                    "gamma-httproute", "protocol-http2", "protocol-grpc", "protocol-tcp",
+                    "access-control-tcp"})
 
 
 @runtime_checkable

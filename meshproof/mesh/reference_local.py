@@ -269,9 +269,7 @@ class ReferenceMeshInstall:
             CERT_TTL.unlink(missing_ok=True)
         pods = [p for p in self.lab.pods.values() if p.meshed and p.ready]
         before = {p.key: _svid_status(p).get("generation", 0) for p in pods}
-        proc = self.lab.sup.procs.get("agent")  # the node agent renews every pod on SIGHUP
-        if proc is not None and self.lab.sup.is_ready("agent"):
-            os.kill(proc.popen.pid, signal.SIGHUP)
+        self.renew_certs()
         deadline = time.monotonic() + READY_TIMEOUT_S
         # A renewal already in flight when the setting changed may land first: the wait
         # is for a certificate whose lifetime fits the new setting (1 s: X.509 seconds).
@@ -306,6 +304,10 @@ class ReferenceMeshInstall:
 
     def serve(self, lab: Lab, op: str, args: dict[str, Any]) -> Any:
         """Operations the adapter asks of the installed mesh through ``Lab.mesh_call``."""
+        if op == "renew_certs":
+            return self.renew_certs()
+        if op == "set_defect":
+            return self.set_defect(str(args.get("defect") or ""))
         if op == "swap_identity":
             self.swap_identity(lab.pod(str(args["key"])), lab.pod(str(args["as_pod"])))
             return None
@@ -318,6 +320,43 @@ class ReferenceMeshInstall:
 
     # ---------------------------------------------------------- lab-level defects (negative
     # controls for the chaos experiments; each touches only what its name says)
+
+    def renew_certs(self) -> int:
+        """Every ready pod's identity renews now (SIGHUP to the node agent, which renews
+        all of them), without waiting for the result: the CA-outage experiment makes each
+        renewal fail at a known moment. Returns how many pods were asked for."""
+        proc = self.lab.sup.procs.get("agent")
+        if proc is None or not self.lab.sup.is_ready("agent"):
+            return 0
+        os.kill(proc.popen.pid, signal.SIGHUP)
+        return len([p for p in self.lab.pods.values() if p.meshed and p.ready])
+
+    def set_defect(self, defect: str) -> str:
+        """Switch a lab-level defect on (or off with "") in the running lab, as a lab
+        brought up with ``--defect`` has it: the listener in place, or gone and its
+        bypass rules removed. The CI tier's negative controls share one bring-up this
+        way (xDS defects go through the control plane's options); a lab per defect is
+        the nightly matrix's. Returns the defect now in force."""
+        from meshproof.errors import ConfigError
+
+        if defect and defect not in LAB_DEFECTS:
+            raise ConfigError(f"{defect!r} is not a lab-level defect",
+                              f"lab-level: {', '.join(sorted(LAB_DEFECTS))}")
+        listening = self.lab_defect in self.lab.listeners
+        if defect and not listening:
+            self.lab.listeners.append(self.lab_defect)
+        elif not defect and listening:
+            self.lab.listeners.remove(self.lab_defect)
+        self.defect = defect
+        if not defect:
+            for key in list(getattr(self, "_bypassed", set())):
+                pod = self.lab.pods.get(key)
+                if pod is not None:
+                    rule = ["MESH_INBOUND", "-p", "tcp", "--dport", str(pod.port), "-j", "RETURN"]
+                    run(["iptables", "-w", "5", "-t", "nat", "-D", *rule],
+                        netns=self.lab.netns_of(pod), check=False)
+                self._bypassed.discard(key)
+        return self.defect
 
     def lab_defect(self, reg: Registry) -> None:
         """Lab listener, registered only under a lab-level defect."""

@@ -34,6 +34,8 @@ class RouteGroup:
 class Context:
     registry: Registry | None = None
     route_groups: dict[str, RouteGroup] = field(default_factory=dict)
+    #: SMI TCPRoutes defined (``namespace/name``): connection-level access rules.
+    tcp_routes: set[str] = field(default_factory=set)
 
     def service(self, namespace: str, name: str, at: str) -> str:
         """``namespace/name`` of a referenced service, checked against the registry."""

@@ -41,6 +41,7 @@ Reader = Callable[[Resource, Context], Produced]
 #: (apiVersion, kind) -> (reader, namespace: "required" | "optional")
 KINDS: dict[tuple[str, str], tuple[Reader, str]] = {
     (smi.SPECS_API, "HTTPRouteGroup"): (smi.read_route_group, "required"),
+    (smi.SPECS_API, "TCPRoute"): (smi.read_tcp_route, "required"),
     (smi.SPLIT_API, "TrafficSplit"): (smi.read_traffic_split, "required"),
     (smi.ACCESS_API, "TrafficTarget"): (smi.read_traffic_target, "required"),
     (gamma.GATEWAY_API, "HTTPRoute"): (gamma.read_http_route, "required"),
@@ -56,7 +57,7 @@ KINDS: dict[tuple[str, str], tuple[Reader, str]] = {
 #: Kinds of the APIs meshproof reads that it does not map: named as unsupported,
 #: not unknown. API group -> kinds.
 UNSUPPORTED: dict[str, frozenset[str]] = {
-    "specs.smi-spec.io": frozenset({"TCPRoute", "UDPRoute"}),
+    "specs.smi-spec.io": frozenset({"UDPRoute"}),
     "split.smi-spec.io": frozenset(),
     "access.smi-spec.io": frozenset({"IdentityBinding"}),
     "metrics.smi-spec.io": frozenset({"TrafficMetrics"}),
@@ -168,8 +169,10 @@ class _Load:
         self.resources.append((res, reader))
 
     def intents(self) -> list[Intent]:
-        groups = [(r, f) for r, f in self.resources if f is smi.read_route_group]
-        others = [(r, f) for r, f in self.resources if f is not smi.read_route_group]
+        # Route kinds first: what references them may come earlier in the file.
+        firsts = (smi.read_route_group, smi.read_tcp_route)
+        groups = [(r, f) for r, f in self.resources if f in firsts]
+        others = [(r, f) for r, f in self.resources if f not in firsts]
         produced: list[tuple[Intent, Resource, str]] = []
         for res, reader in groups + others:
             try:

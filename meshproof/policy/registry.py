@@ -13,7 +13,9 @@ from meshproof.targets.model import Pod, Registry, Service, ServiceInfo, Service
 
 def registry_from(pods: list[Pod], services: list[ServiceInfo]) -> Registry:
     specs = [Service(ServiceSpec(s.namespace, s.name, dict(s.selector), port=s.port,
-                                 target_port=s.target_port), s.vip) for s in services]
+                                 target_port=s.target_port,
+                                 protocol=s.all_ports[0].protocol,
+                                 extra_ports=s.all_ports[1:]), s.vip) for s in services]
     return Registry(services=specs, pods=list(pods))
 
 

@@ -83,17 +83,23 @@ def render_intent(intent: Intent) -> list[Doc]:
         return [*docs, _doc(SMI_SPLIT, "TrafficSplit", name, intent.namespace, spec)]
     if isinstance(intent, AccessRule):
         ns, name = intent.name.split("/", 1)
-        group = f"{name}-routes"
-        routes = intent.routes or (HTTPMatch(path_regex="/.*"),)
         dns, dsa = intent.destination.split("/", 1)
         sources = [{"kind": "ServiceAccount", "name": s.split("/", 1)[1],
                     "namespace": s.split("/", 1)[0]} for s in intent.sources]
+        target = {"destination": {"kind": "ServiceAccount", "name": dsa, "namespace": dns},
+                  "sources": sources}
+        if not intent.routes:
+            # No route conditions: the whole connection (SMI says it with a TCPRoute), so
+            # TCP ports are allowed too, not only every HTTP path.
+            group = f"{name}-tcp"
+            return [_doc(SMI_SPECS, "TCPRoute", group, ns, {}),
+                    _doc(SMI_ACCESS, "TrafficTarget", name, ns, {
+                        **target, "rules": [{"kind": "TCPRoute", "name": group}]})]
+        group = f"{name}-routes"
         return [_doc(SMI_SPECS, "HTTPRouteGroup", group, ns,
-                     {"matches": [_match(r, f"r{i}") for i, r in enumerate(routes)]}),
+                     {"matches": [_match(r, f"r{i}") for i, r in enumerate(intent.routes)]}),
                 _doc(SMI_ACCESS, "TrafficTarget", name, ns, {
-                    "destination": {"kind": "ServiceAccount", "name": dsa, "namespace": dns},
-                    "sources": sources,
-                    "rules": [{"kind": "HTTPRouteGroup", "name": group}]})]
+                    **target, "rules": [{"kind": "HTTPRouteGroup", "name": group}]})]
     if isinstance(intent, Retry):
         spec = {"retries": intent.retries, "retryOn": list(intent.retry_on)}
         if intent.per_try_timeout_ms:

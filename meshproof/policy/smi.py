@@ -1,4 +1,4 @@
-"""SMI kinds: HTTPRouteGroup, TrafficSplit (v1alpha4), TrafficTarget (v1alpha3).
+"""SMI kinds: HTTPRouteGroup, TCPRoute, TrafficSplit (v1alpha4), TrafficTarget (v1alpha3).
 
 Mapping decisions (docs/policy.md says the same to users):
 
@@ -45,14 +45,38 @@ def read_route_group(res: Resource, ctx: Context) -> Produced:
     return []
 
 
+def read_tcp_route(res: Resource, ctx: Context) -> Produced:
+    """A TCPRoute: connection-level access for the TrafficTargets that reference it (any
+    port of the destination); no intent of its own."""
+    spec = Obj(res.spec if res.spec is not None else {}, "spec", {"matches"}, set())
+    if spec.has("matches"):
+        raise FieldError(spec.at("matches"), "TCPRoute port matches are not supported",
+                         "omit spec.matches: the TCPRoute then covers every port")
+    ctx.tcp_routes.add(res.ref)
+    return []
+
+
 def _group_ref(item: object, at: str, res: Resource, ctx: Context,
-               with_matches: bool) -> tuple[RouteGroup, Obj]:
+               with_matches: bool, tcp: bool = False) -> tuple[RouteGroup | None, Obj]:
+    """The HTTPRouteGroup a rule references; with ``tcp``, a TCPRoute reference gives
+    (None, ref) once checked to exist."""
     known = {"kind", "name", "apiGroup"} | ({"matches"} if with_matches else set())
     ref = Obj(item, at, known, {"kind", "name"})
     kind = ref.text("kind")
+    if tcp and kind == "TCPRoute":
+        ref.text("apiGroup", choices=("specs.smi-spec.io",))
+        name = f"{res.namespace}/{ref.name('name')}"
+        if name not in ctx.tcp_routes:
+            raise FieldError(ref.at("name"), f"TCPRoute {name} is not defined",
+                             "load the TCPRoute together with the TrafficTarget")
+        if ref.has("matches"):
+            raise FieldError(ref.at("matches"), "a TCPRoute rule has no matches to pick",
+                             "drop matches from this rule")
+        return None, ref
     if kind != "HTTPRouteGroup":
         raise FieldError(ref.at("kind"), f"{quoted(kind)} routes are not supported",
-                         "reference an HTTPRouteGroup (TCPRoute/UDPRoute are not supported)")
+                         "reference an HTTPRouteGroup" + (" or a TCPRoute" if tcp else "")
+                         + " (UDPRoute is not supported)")
     ref.text("apiGroup", choices=("specs.smi-spec.io",))
     return ctx.route_group(res.namespace, ref.name("name"), ref.at("name")), ref
 
@@ -101,8 +125,12 @@ def read_traffic_target(res: Resource, ctx: Context) -> Produced:
                          f"{res.namespace}", "put the TrafficTarget in its destination's namespace")
     sources = [_identity(item, at, res.namespace) for at, item in spec.items("sources", True)]
     routes: list[HTTPMatch] = []
+    l4 = False
     for at, item in spec.items("rules", nonempty=True):
-        group, ref = _group_ref(item, at, res, ctx, with_matches=True)
+        group, ref = _group_ref(item, at, res, ctx, with_matches=True, tcp=True)
+        if group is None:
+            l4 = True  # a TCPRoute: the whole connection, whatever it carries
+            continue
         names = ref.strs("matches", nonempty=True) if ref.has("matches") else list(group.matches)
         for i, name in enumerate(names):
             if name not in group.matches:
@@ -111,5 +139,8 @@ def read_traffic_target(res: Resource, ctx: Context) -> Produced:
                                  f"its matches: {', '.join(group.matches)}")
             if group.matches[name] not in routes:
                 routes.append(group.matches[name])
-    rule = build("spec", AccessRule, res.ref, destination, tuple(sources), tuple(routes))
+    # A TCPRoute rule allows connections (any port, any bytes): that subsumes every HTTP
+    # route, so the AccessRule has no route conditions (allowed at L4 and L7).
+    rule = build("spec", AccessRule, res.ref, destination, tuple(sources),
+                 () if l4 else tuple(routes))
     return [(rule, "metadata.name")]

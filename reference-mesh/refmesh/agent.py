@@ -22,6 +22,10 @@ Run::
 - ``--no-rotate``: the ``rotation-stopped`` defect (a negative control): the
   renewal timer is never armed, so the SVID is renewed only on SIGHUP and
   otherwise served until it expires. The one place the defect lives.
+- ``--drop-cert-on-ca-outage``: the ``agent-drops-cert-on-ca-outage`` defect (a
+  negative control): a renewal that finds the CA unreachable makes the agent
+  serve a placeholder SVID from a throwaway root (``unverifiable_svid``) instead
+  of the one it holds. The one place the defect lives.
 - ``--proxy-uid``: the key dir (0700), key (0600), cert and the SDS socket
   are chowned to this uid, so only that pod's Envoy can read them.
 

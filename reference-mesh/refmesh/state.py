@@ -5,10 +5,13 @@ Schema (what ``PUT /state`` takes; every part optional on PUT)::
     {
       "registry": {
         "services": [{"namespace": "bookinfo", "name": "reviews", "vip": "198.19.0.11",
-                      "selector": {"app": "reviews"}, "port": 80, "target_port": 9080}],
+                      "selector": {"app": "reviews"}, "port": 80, "target_port": 9080,
+                      "protocol": "http", "extra_ports": [
+                          {"port": 7070, "target_port": 7070, "protocol": "grpc", "name": ""}]}],
         "pods": [{"namespace": "bookinfo", "name": "reviews-v1-0", "workload": "reviews-v1",
                   "ip": "198.18.0.11", "labels": {"app": "reviews", "version": "v1"},
-                  "service_account": "reviews", "meshed": true, "ready": true, "proxy_uid": 1337}]
+                  "service_account": "reviews", "meshed": true, "ready": true, "proxy_uid": 1337,
+                  "port": 9080, "ports": [{"port": 9080, "protocol": "http"}, ...]}]
       },
       "policy": {
         "mtls":   [{"mode": "STRICT", "namespace": "bookinfo", "workload": ""}],
@@ -51,8 +54,8 @@ def registry_from_dict(d: dict[str, Any]) -> Registry:
         for s in d.get("services", []):
             s = dict(s)
             vip = str(s.pop("vip"))
-            services.append(Service(ServiceSpec(**s), vip))
-        pods = [Pod(**p) for p in d.get("pods", [])]
+            services.append(Service(ServiceSpec.from_dict(s), vip))
+        pods = [Pod.from_dict(p) for p in d.get("pods", [])]
     except (TypeError, KeyError) as e:
         raise ConfigError(f"bad registry JSON: {e}", "see refmesh.state for the schema") from e
     return Registry(services, pods)

@@ -1,5 +1,5 @@
-"""Experiments against the lab-level defects they declare (each its own lab: the lab's
-wiring, not the control plane, carries them), the full matrix under ``slow`` (a lab
+"""Experiments against the defects they declare that cannot be switched on in a running
+lab (an agent's or the CA's flags: each its own lab, through `meshproof chaos`), the full matrix under ``slow`` (a lab
 per defect, xDS ones included), and SIGKILL mid-fault followed by the lab's teardown.
 Its own module: the module-scoped lab of test_experiments.py must be down first (one
 lab per instance: a second start would queue behind it)."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from meshproof.chaos import ledger, runner
-from tests.chaos.test_experiments import (DECLARED, FILES, XDS_DECLARED, _chaos_run, _lab,
+from tests.chaos.test_experiments import (DECLARED, FILES, LIVE_DECLARED, _chaos_run, _lab,
                                           _wait_for_fault, assert_fails_as_negative_control,
                                           assert_nothing_in_place)
 from tests.conftest import needs_root
@@ -31,8 +31,8 @@ def _defect_run(defect: str, names: list[str], tmp_path: Path, fail_fast: bool =
     return out
 
 
-@pytest.mark.parametrize("defect", sorted({d for d, _ in DECLARED} - set(XDS_DECLARED)))
-def test_fails_against_each_declared_lab_defect(defect, tmp_path) -> None:
+@pytest.mark.parametrize("defect", sorted({d for d, _ in DECLARED} - set(LIVE_DECLARED)))
+def test_fails_against_each_declared_defect_in_its_own_lab(defect, tmp_path) -> None:
     """Through the command a user types, in a fresh process: `meshproof chaos --defect D
     --tests NAMES --fail-fast` exits 1, each journal failing where it looks."""
     import json

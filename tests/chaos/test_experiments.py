@@ -1,6 +1,7 @@
-"""Every experiment passes against the reference mesh and fails against each xDS defect it
-declares, in one lab (the lab-level defects, which need their own bring-up, and the
-full matrix are in test_defects_chaos.py); nothing stays in place after an experiment,
+"""Every experiment passes against the reference mesh and fails against each xDS or
+lab-level defect it declares, switched on in one lab (defects carried by an agent's or
+the CA's flags, which need their own bring-up, and the full matrix are in
+test_defects_chaos.py); nothing stays in place after an experiment,
 after SIGINT mid-fault, after SIGKILL mid-fault (next run / down); ``chaos run`` of one
 file works in a subprocess."""
 
@@ -23,6 +24,7 @@ from meshproof import registry
 from meshproof.chaos import faults, ledger, runner
 from meshproof.mesh.base import Token
 from meshproof.targets.local import netns
+from meshproof.mesh.reference_local import LAB_DEFECTS
 from refmesh.xds.defects import XDS_DEFECTS
 from tests.conftest import needs_root
 
@@ -34,21 +36,34 @@ ROOT = Path(__file__).resolve().parents[2]
 CHAOS = [sys.executable, "-c", "import sys; from chaostoolkit.__main__ import cli; sys.exit(cli())"]
 
 
-#: Declared defects the control plane injects (xDS): switched on in the reference lab.
-XDS_DECLARED = sorted({d for d, _ in DECLARED if d in XDS_DEFECTS})
+#: Declared defects switched on in the running reference lab: the control plane's (xDS)
+#: and the lab's wiring (lab-level). Agent and CA flags need their own bring-up.
+LIVE_DECLARED = sorted({d for d, _ in DECLARED if d in XDS_DEFECTS | LAB_DEFECTS})
 
 
 @contextmanager
 def live_defect(defect: str) -> Iterator[None]:
-    """While inside, the running reference lab's control plane serves ``defect``: the
-    same state option a lab brought up with ``--defect`` gets (reference_local's
-    ``program_defect``), pushed to every sidecar, and inside only once every sidecar
-    ACKed it and nothing is warming (the adapter's programmed signal). Saves a lab
-    bring-up per xDS defect in the CI tier; the nightly matrix brings up a lab per
-    defect (test_defects_chaos.py)."""
+    """While inside, the running reference lab has ``defect`` as a lab brought up with
+    ``--defect`` has it. An xDS defect: the control plane's state option (what
+    reference_local's ``program_defect`` sets), inside only once every sidecar ACKed it
+    and nothing is warming (the adapter's programmed signal). A lab-level defect: the
+    installer's ``set_defect`` (its listener in place). Saves a lab bring-up per defect
+    in the CI tier; the nightly matrix brings up a lab per defect
+    (test_defects_chaos.py)."""
     from refmesh import unixhttp
 
     from meshproof.mesh.refpaths import CP_API_SOCKET
+
+    os.environ["MESHPROOF_DEFECT"] = defect  # the journals say which defect was in force
+    if defect in LAB_DEFECTS:
+        t = faults.target()
+        assert t.mesh_call("set_defect", defect=defect) == defect
+        try:
+            yield
+        finally:
+            t.mesh_call("set_defect", defect="")
+            os.environ["MESHPROOF_DEFECT"] = ""
+        return
 
     def serve(defects: list[str]) -> None:
         _, state = unixhttp.request_json(CP_API_SOCKET, "GET", "/state", timeout=5)
@@ -63,6 +78,7 @@ def live_defect(defect: str) -> Iterator[None]:
         yield
     finally:
         serve([])
+        os.environ["MESHPROOF_DEFECT"] = ""
 
 
 def assert_fails_as_negative_control(name: str, r: runner.Result) -> None:
@@ -100,10 +116,26 @@ def lab() -> Iterator[object]:
 
 
 def assert_nothing_in_place(t) -> None:
+    """No fault of any kind is left: the ledger is empty; every component runs and no
+    toxiproxy process is left; no block rule; every workload has its topology's
+    replicas, all ready; the mesh's policy has no intent left; no capture redirect."""
+    from meshproof.mesh.reference import ControlPlaneClient
+    from meshproof.paths import RUN_DIR
+
     assert ledger.entries() == []
     comps = t.components()
     assert all(comps.values()), [n for n, up in comps.items() if not up]
-    for p in t.pods():
+    assert not [n for n in comps if "/proc/toxiproxy" in n], comps
+    assert json.loads((RUN_DIR / "lab.json").read_text())["blocks"] == []
+    pods = t.pods()
+    assert all(p.ready for p in pods), [p.key for p in pods if not p.ready]
+    assert len([p for p in pods if p.workload == "reviews-v1"]) == 1, [p.key for p in pods]
+    from meshproof.mesh.refpaths import CERT_TTL
+
+    assert not CERT_TTL.exists(), "a shortened certificate TTL was left in force"
+    assert ControlPlaneClient().policy().to_dict() == type(
+        ControlPlaneClient().policy())().to_dict(), "an intent was left in force"
+    for p in pods:
         if p.meshed:
             rules = subprocess.run(["ip", "netns", "exec", netns.pod_netns(p.namespace, p.name),
                                     "iptables", "-t", "nat", "-S"], capture_output=True,
@@ -124,8 +156,8 @@ def test_passes_on_the_reference_mesh(lab, name, tmp_path) -> None:
     assert_nothing_in_place(lab)
 
 
-@pytest.mark.parametrize("defect", XDS_DECLARED)
-def test_fails_against_each_declared_xds_defect(lab, defect, tmp_path) -> None:
+@pytest.mark.parametrize("defect", LIVE_DECLARED)
+def test_fails_against_each_declared_defect_live(lab, defect, tmp_path) -> None:
     names = [n for d, n in DECLARED if d == defect]
     with live_defect(defect):
         results = {n: runner.run(FILES[n], tmp_path, fail_fast=True) for n in names}
@@ -180,7 +212,8 @@ def test_sigint_mid_fault_runs_the_rollbacks(lab, tmp_path) -> None:
 @pytest.mark.slow  # nightly: 15-40 s each; the race it found has a lab-free test in CI
 @pytest.mark.parametrize("name,kind", [
     ("timeout-blackhole", "toxiproxy"),
-    ("controlplane-outage", "component")])
+    ("controlplane-outage", "component"),
+    ("ca-outage", "cert-ttl")])
 def test_sigkill_mid_fault_is_undone_by_the_next_run(lab, tmp_path, name, kind) -> None:
     proc = _chaos_run(name, tmp_path / "journal.json")
     _wait_for_fault(proc, kind)

@@ -51,16 +51,3 @@ def dead_kubeconfig(tmp_path: Path) -> Path:
 #: What a refusal may cost beyond starting the command: preflight's one GET /version
 #: (3 s connect timeout, no retries: targets/kube/config.py, rest.py) plus a few API calls.
 PREFLIGHT_ALLOWANCE_S = 8.0
-
-
-def startup_s(*modules: str) -> float:
-    """Wall time of a fresh interpreter importing ``modules`` now: on a shared 2-core box
-    (five other labs) start-up alone took 2 to 20 s, so "exits within seconds" is judged
-    as the time beyond this, measured in the same minute, not as a fixed wall time."""
-    import subprocess
-    import time
-
-    t0 = time.monotonic()
-    subprocess.run([sys.executable, "-c", "import " + ", ".join(modules)], check=True,
-                   timeout=120, cwd=str(paths.ROOT))
-    return time.monotonic() - t0

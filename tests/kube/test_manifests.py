@@ -66,8 +66,33 @@ def test_topology_as_objects():
     assert {s["metadata"]["name"] for s in kinds["Service"]} >= {"reviews", "reviews-v1",
                                                                  "sentinel", "echo"}
     cm = kinds["ConfigMap"][0]
-    assert set(cm["data"]) == {"workload.py", "probe.py", "loadgen.py"}
+    assert {"workload.py", "probe.py", "loadgen.py", "pylib__h2__connection.py",
+            "pylib__hpack__hpack.py", "pylib__hyperframe__frame.py"} <= set(cm["data"])
     assert "--once" in cm["data"]["probe.py"] and "--once" in cm["data"]["loadgen.py"]
+    # A ConfigMap holds at most 1 MiB; the app, the probe and the HTTP/2 libraries fit.
+    assert sum(len(k) + len(v.encode()) for k, v in cm["data"].items()) < 1024 * 1024
+    # Every key is mounted back at its path (pylib/h2/connection.py beside probe.py).
+    for d in kinds["Deployment"]:
+        vol = d["spec"]["template"]["spec"]["volumes"][0]["configMap"]
+        assert {i["key"] for i in vol["items"]} == set(cm["data"])
+        assert {"key": "pylib__h2__connection.py", "path": "pylib/h2/connection.py"} \
+            in vol["items"]
+
+
+def test_service_ports_carry_their_protocol():
+    """Istio reads a port's protocol from its name prefix or appProtocol: both say it."""
+    echo = next(o for o in objects() if o["kind"] == "Service"
+                and o["metadata"]["name"] == "echo")
+    ports = {p["port"]: p for p in echo["spec"]["ports"]}
+    assert {p: (v["name"], v["appProtocol"]) for p, v in ports.items()} == {
+        80: ("http", "http"), 81: ("http2", "http2"), 7070: ("grpc", "grpc"),
+        9090: ("tcp", "tcp")}
+    dep = next(o for o in objects() if o["kind"] == "Deployment"
+               and o["metadata"]["name"] == "echo")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert [p["containerPort"] for p in c["ports"]] == [9080, 9081, 7070, 9090]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert (env["MESHPROOF_HTTP_PORTS"], env["MESHPROOF_TCP_PORTS"]) == ("9081,7070", "9090")
 
 
 def test_load_twins_as_objects():
@@ -114,3 +139,28 @@ def test_reviews_replicas_and_image_override():
     # without a mesh every namespace enforces restricted
     assert all(o["metadata"]["labels"].get("pod-security.kubernetes.io/enforce")
                == "restricted" for o in objs if o["kind"] == "Namespace")
+
+
+def test_ports_read_back_as_written():
+    """The kube target reads each Service port's protocol back (appProtocol, else the name's
+    prefix, Istio's rule) and each pod's app ports from its container ports."""
+    from meshproof.targets.kube.apply import app_ports
+    from meshproof.targets.kube.target import service_ports
+    from meshproof.targets.model import ServicePort
+    from meshproof.topology import fixture_topology
+
+    t = fixture_topology()
+    for s in t.services:
+        got = service_ports(manifests.service(s, "rtest")["spec"])
+        assert [(p.port, p.target_port, p.protocol) for p in got] == [
+            (p.port, p.target_port, p.protocol) for p in s.ports]
+    # A Service written by someone else: appProtocol wins, else the name prefix, else tcp.
+    assert service_ports({"ports": [
+        {"name": "grpc-web", "port": 1}, {"name": "x", "port": 2, "appProtocol": "http2"},
+        {"name": "mongo", "port": 3, "targetPort": "named"},
+        {"name": "http", "port": 4, "appProtocol": "kubernetes.io/h2c"}]}) == (
+        ServicePort(1, 1, "grpc", "grpc-web"), ServicePort(2, 2, "http2", "x"),
+        ServicePort(3, 3, "tcp", "mongo"), ServicePort(4, 4, "http2", "http"))
+    w = next(w for w in t.workloads if w.name == "echo")
+    spec = manifests.deployment(w, "rtest", "python:3.12-slim")["spec"]["template"]["spec"]
+    assert app_ports(spec) == {"port": 9080, "ports": w.ports}

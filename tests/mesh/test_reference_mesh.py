@@ -135,11 +135,13 @@ def test_a_crashed_sidecar_is_counted_as_a_restart(lab, mesh):
     echo = lab.pod("team-c", "echo")
     name = f"{echo.key}/sidecar"
     before = lab.restarts().get(name, 0)
-    from meshproof.mesh.refpaths import sidecar_dir
+    from meshproof import paths
 
-    # This lab's sidecar only (its run dir): other instances' labs have the same pod names.
-    pids = subprocess.run(["pgrep", "-f", f"{sidecar_dir(echo.namespace, echo.name)}/envoy"],
-                          capture_output=True, text=True).stdout.split()
+    # This lab's own run dir in the pattern: other labs on the machine (MESHPROOF_INSTANCE)
+    # run the same pod names, and a bare "pods/team-c/echo-0" matched their Envoys too.
+    pattern = f"{paths.RUN_DIR}/pods/{echo.namespace}/{echo.name}/sidecar/envoy"
+    pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    assert len(pids) == 1, f"one Envoy for {pattern}, found {pids}"
     assert pids, "the sidecar's Envoy process"
     os.kill(int(pids[0]), signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -151,3 +153,20 @@ def test_a_crashed_sidecar_is_counted_as_a_restart(lab, mesh):
     time.sleep(1.0)  # the supervisor's readiness: admin answers, nothing warming
     assert all(r.status == 200 for r in send(lab, lab.pod("team-a", "client"),
                                              "http://echo.team-c/echo", 5))
+
+
+@pytest.mark.parametrize("protocol,url,want", [
+    ("http2", "http://echo.team-b:81/echo", "200 echo-0"),
+    ("grpc", "http://echo.team-b:7070/meshproof.echo.EchoTestService/EchoStream", "grpc-0"),
+    ("tcp", "tcp://echo.team-b:9090", "echoed echo-0"),
+])
+def test_cli_probe_speaks_each_protocol(lab, mesh, protocol, url, want):
+    """``meshproof probe --protocol`` as a user types it, in a fresh process."""
+    import os
+    import subprocess
+    import sys
+    cp = subprocess.run([sys.executable, "-m", "meshproof.cli", "probe", "team-a/client-0", url,
+                         "--protocol", protocol, "-n", "3", "--stream", "2"],
+                        capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert want in cp.stdout and "3" in cp.stdout, cp.stdout

@@ -87,6 +87,15 @@ def test_every_defect_is_caught_somewhere():
         sorted(set(DEFECTS) - caught - set(CAUGHT_ELSEWHERE)))
 
 
+#: The protocol defects (docs/protocols.md) beyond the CI tier's budget for issue 15:
+#: a pair is a child run with a lab of its own (11-26 s each measured at load average
+#: ~20 on these 2 shared cores). plaintext-other-port and tcp-authz-open (the issue-11
+#: gaps) keep their per-commit pair; every xDS defect's confinement runs in CI anyway
+#: (tests/refmesh/test_defect_confinement.py).
+NIGHTLY_ONLY = NIGHTLY_ONLY | {"h2-downgraded", "xfcc-h2-unset", "tcp-upstream-plaintext",
+                               "alpn-h2-unoffered"}
+
+
 def _declared_pairs(tier: str = "ci") -> list:
     """Every (defect, mode). The CI tier runs each defect in one mode, alternating down
     the sorted list so both modes are exercised every run; the other mode is nightly

@@ -50,9 +50,9 @@ def test_ports_are_honoured_or_refused(registry: Registry) -> None:
 
 
 def test_unsupported_kinds_and_fields_are_named_with_what_is() -> None:
-    msg = problem("apiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\n"
+    msg = problem("apiVersion: specs.smi-spec.io/v1alpha4\nkind: UDPRoute\n"
                   "metadata: {name: t, namespace: a}\n")
-    assert "TCPRoute ('specs.smi-spec.io/v1alpha4') is not supported" in msg
+    assert "UDPRoute ('specs.smi-spec.io/v1alpha4') is not supported" in msg
     assert "HTTPRouteGroup (specs.smi-spec.io/v1alpha4)" in msg
     route = ROUTE.format(pport=80, ptype="PathPrefix", path="/", bport=80)
     msg = problem(route.replace("    backendRefs", "    retry: {attempts: 2}\n    backendRefs"))

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from meshproof.intent import (AccessMode, AccessRule, Fault, HTTPMatch, MTLSMode, OutlierDetection,
                               Policy, Retry, Timeout, TrafficSplit)
-from meshproof.targets.model import Pod, Registry, Service, ServiceSpec
+from meshproof.targets.model import FIXTURE_APP_PORTS, Pod, Registry, Service, ServiceSpec
+from meshproof.topology import ECHO_PORTS
 
 from .registry_fixture import small_registry
 
 
 def policy_registry() -> Registry:
-    """small_registry plus team-a (client) and team-b (echo) for access control."""
+    """small_registry plus team-a (client) and team-b (echo, on every protocol's port as in
+    the fixture topology) for access control and protocols."""
     reg = small_registry()
-    reg.services.append(Service(ServiceSpec("team-b", "echo", {"app": "echo"}), "198.19.0.30"))
+    reg.services.append(Service(ServiceSpec("team-b", "echo", {"app": "echo"},
+                                            extra_ports=ECHO_PORTS), "198.19.0.30"))
     reg.pods += [
         Pod("team-a", "client-0", "client", "198.18.0.31", {"app": "client"}, "client", True,
             ready=True, proxy_uid=1337),
         Pod("team-b", "echo-0", "echo", "198.18.0.32", {"app": "echo"}, "echo", True,
-            ready=True, proxy_uid=1337),
+            ready=True, proxy_uid=1337, ports=FIXTURE_APP_PORTS),
     ]
     return reg
 

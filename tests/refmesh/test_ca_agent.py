@@ -83,3 +83,68 @@ def test_agent_serves_svid_to_envoy_and_rotation_is_picked_up(
     status = json.loads((keys / "svid.json").read_text())
     assert status["generation"] >= 2
     assert status["serial"] in admin.cert_serials()
+
+
+def _lifetime(out: dict) -> float:
+    cert = x509.load_pem_x509_certificate(out["cert"].encode())
+    import datetime as dt
+
+    return (cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).total_seconds()
+
+
+def test_ca_ttl_file_overrides_the_default_while_it_exists(procs: Procs, sockdir: Path) -> None:
+    """The short-cert-ttl setting: the CA's default lifetime from --ttl-file, re-read on
+    change; an explicit ttl_seconds still wins; without the file the default is back."""
+    ttl_file, sock = sockdir / "cert-ttl.json", sockdir / "ca3.sock"
+    procs.python("ca3", "refmesh.ca", "--state-dir", str(sockdir / "st3"), "--socket", str(sock),
+                 "--ttl-file", str(ttl_file))
+    wait_for(lambda: sock.exists() and unixhttp.request(sock, "GET", "/healthz", timeout=1)[0]
+             == 200, 10, "CA up")
+    unixhttp.request_json(sock, "PUT", "/tokens/t", {"namespace": "team-a", "service_account": "x"})
+
+    def sign(**extra: int) -> dict:
+        st, out = unixhttp.request_json(sock, "POST", "/sign", {
+            "csr": pki.make_csr(pki.new_key(), spiffe_id("team-a", "x")).decode(),
+            "token": "t", **extra})
+        assert st == 200, out
+        return out
+
+    assert _lifetime(sign()) > 3000
+    ttl_file.write_text(json.dumps({"ttl_s": 5, "owner_pid": 1}))
+    assert _lifetime(sign()) <= 5
+    assert _lifetime(sign(ttl_seconds=600)) > 500
+    ttl_file.unlink()
+    assert _lifetime(sign()) > 3000
+
+
+def test_ca_sign_any_defect_signs_a_foreign_identity(procs: Procs, sockdir: Path) -> None:
+    """ca-signs-any (--sign-any): a known token gets another workload's identity."""
+    sock = sockdir / "ca4.sock"
+    procs.python("ca4", "refmesh.ca", "--state-dir", str(sockdir / "st4"), "--socket", str(sock),
+                 "--sign-any")
+    wait_for(lambda: sock.exists() and unixhttp.request(sock, "GET", "/healthz", timeout=1)[0]
+             == 200, 10, "CA up")
+    unixhttp.request_json(sock, "PUT", "/tokens/t", {"namespace": "team-a", "service_account": "x"})
+    foreign = spiffe_id("team-b", "echo")
+    st, out = unixhttp.request_json(sock, "POST", "/sign", {
+        "csr": pki.make_csr(pki.new_key(), foreign).decode(), "token": "t"})
+    assert st == 200
+    assert pki.uri_sans(x509.load_pem_x509_certificate(out["cert"].encode())) == [foreign]
+
+
+def test_agent_renews_at_once_on_sighup_and_never_on_a_timer_with_no_rotate(
+        ca: Path, procs: Procs, sockdir: Path) -> None:
+    """SIGHUP renews now (the TTL setting changed); --no-rotate (rotation-stopped) arms no
+    renewal timer, so a 3 s certificate is not renewed at half life."""
+    import os
+    import signal
+    import time
+
+    start_agent(procs, sockdir, ca, "team-a", "r", "r", "--ttl", "3", "--no-rotate")
+    status = sockdir / "keys-r" / "svid.json"
+    gen = json.loads(status.read_text())["generation"]
+    time.sleep(2.5)  # past half life: a rotating agent would have renewed
+    assert json.loads(status.read_text())["generation"] == gen
+    agent = next(p for name, p in procs.procs if name == "agent-r")
+    os.kill(agent.pid, signal.SIGHUP)
+    wait_for(lambda: json.loads(status.read_text())["generation"] > gen, 5, "renewal on SIGHUP")

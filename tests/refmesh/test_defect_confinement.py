@@ -35,12 +35,29 @@ _VALIDATION = (r"transport_socket/typed_config/common_tls_context/combined_valid
 
 #: defect -> (policy that exercises it, regexes every changed path must match)
 SPEC: dict[str, tuple[str, list[str]]] = {
-    "plaintext-accepted": ("matched", [r"^listeners/virtualInbound/filter_chains/1/"]),
+    # Chains: every port's mTLS chain first, then the plaintext ones; the fixture's team-b
+    # echo pod (STRICT) has four ports: 9080, 9081, 7070, 9090 (chains 0-3).
+    "plaintext-accepted": ("matched", [r"^listeners/virtualInbound/filter_chains/[1-7]/"]),
+    "plaintext-other-port": ("matched", [r"^listeners/virtualInbound/filter_chains/[4-6]/"]),
+    "tcp-authz-open": ("matched", [r"^listeners/virtualInbound/filter_chains/3/filters/"]),
+    "h2-downgraded": ("matched", [
+        r"^clusters/outbound\|(81|7070)\|\|[^/]+/(typed_extension_protocol_options/|"
+        r"transport_socket_matches/0/transport_socket/typed_config/common_tls_context/"
+        r"alpn_protocols/)",
+        r"^clusters/inbound\|(9081|7070)\|\|/typed_extension_protocol_options/"]),
+    "alpn-h2-unoffered": ("matched", [
+        r"^listeners/virtualInbound/filter_chains/\d+/transport_socket/typed_config/"
+        r"common_tls_context/alpn_protocols/"]),
+    "tcp-upstream-plaintext": ("matched", [
+        r"^clusters/outbound\|9090\|\|[^/]+/transport_socket_matches/0/transport_socket/"]),
+    "xfcc-h2-unset": ("matched", [
+        r"^listeners/virtualInbound/filter_chains/[12]/filters/0/typed_config/"
+        r"(forward_client_cert_details|set_current_client_cert_details/)"]),
     "weights-ignored": ("weighted", [_ROUTE + r"route/weighted_clusters/clusters/\d+/(name|weight)$"]),
     "match-ignored": ("matched", [_ROUTE + r"match/"]),
     "retries-dropped": ("matched", [_ROUTE + r"route/retry_policy/"]),
     "timeouts-dropped": ("matched", [_ROUTE + r"route/timeout$"]),
-    "authz-open": ("matched", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+    "authz-open": ("matched", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                r"typed_per_filter_config/envoy\.filters\.http\.rbac/"]),
     "server-identity-unchecked": ("matched", [
         r"^clusters/[^/]+/transport_socket_matches/0/" + _VALIDATION
@@ -48,20 +65,20 @@ SPEC: dict[str, tuple[str, list[str]]] = {
     "expired-cert-served": ("matched", [
         r"^clusters/[^/]+/transport_socket_matches/0/" + _VALIDATION
         + r"allow_expired_certificate$",
-        r"^listeners/virtualInbound/filter_chains/0/" + _VALIDATION
+        r"^listeners/virtualInbound/filter_chains/\d+/" + _VALIDATION
         + r"allow_expired_certificate$"]),
     "workload-strict-ignored": ("boundaries", [r"^listeners/virtualInbound/filter_chains/1/"]),
-    "deny-only-with-rules": ("boundaries", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+    "deny-only-with-rules": ("boundaries", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                             r"typed_per_filter_config/envoy\.filters\.http\.rbac/"]),
-    "route-path-prefix": ("matched", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+    "route-path-prefix": ("matched", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                       r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
                                       r"rbac/rules/policies/"]),
     "namespace-mode-ignored": ("mesh-wide", [r"^listeners/virtualInbound/filter_chains/1/"]),
-    "source-namespace-wide": ("matched", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+    "source-namespace-wide": ("matched", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                           r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
                                           r"rbac/rules/policies/.+/principals/\d+/"
                                           r"authenticated/principal_name/(exact|prefix)$"]),
-    "route-header-prefix": ("header-rule", [r"^routes/inbound\|9080/virtual_hosts/0/routes/0/"
+    "route-header-prefix": ("header-rule", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
                                             r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
                                             r"rbac/rules/policies/.+/permissions/\d+/.*header/"
                                             r"string_match/(exact|prefix)$"]),

@@ -52,13 +52,17 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
                                    "meshproof.report.diff", "meshproof.mesh.reference",
                                    "meshproof.mesh.blackbox", "meshproof.registry"])
 def test_layers_import_without_pytest_or_the_lab(layer):
-    code = (f"import sys, {layer}\n"
-            "bad = [m for m in sys.modules if m == 'pytest' or m.startswith('_pytest')"
-            " or m.startswith('meshproof.targets.local')]\n"
+    _imports_without(layer, ("pytest", "_pytest", "meshproof.targets.local"))
+
+
+def _imports_without(module: str, banned: tuple[str, ...]) -> None:
+    """``module`` imported alone in a fresh interpreter loads no module under ``banned``."""
+    code = (f"import sys, {module}\n"
+            f"bad = [m for m in sys.modules if m.startswith({banned!r})]\n"
             "assert not bad, bad")
     cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         timeout=60, cwd=ROOT)
-    assert cp.returncode == 0, cp.stderr
+    assert cp.returncode == 0, cp.stderr[-800:]
 
 
 def test_instances_name_everything_apart() -> None:
@@ -88,12 +92,7 @@ def test_instances_name_everything_apart() -> None:
 def test_the_load_harness_reaches_pods_only_through_the_target_interface(module):
     """The load session runs on any target (local lab, cluster): importing it pulls in no
     target's internals and no mesh engine, and it names no target (no branch on one)."""
-    code = (f"import sys, {module}\n"
-            "bad = [m for m in sys.modules if m.startswith(('meshproof.targets.local', "
-            "'meshproof.targets.kube', 'refmesh', 'kubernetes'))]\n"
-            "assert not bad, bad")
-    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                        timeout=60, cwd=ROOT)
-    assert cp.returncode == 0, cp.stderr[-800:]
+    _imports_without(module, ("meshproof.targets.local", "meshproof.targets.kube",
+                              "refmesh", "kubernetes"))
     src = (ROOT / (module.replace(".", "/") + ".py")).read_text()
     assert not re.search(r"==\s*[\"'](local|kube)[\"']|[\"'](local|kube)[\"']\s*==", src)

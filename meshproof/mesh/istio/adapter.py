@@ -37,7 +37,10 @@ KINDS = ("VirtualService", "DestinationRule", "PeerAuthentication", "Authorizati
 #: What the adapter implements (nothing else is claimed): see render.py for the mapping.
 CLAIMS = frozenset({"mtls-strict", "mtls-permissive", "mtls-workload-override",
                     "traffic-split", "traffic-split-match", "access-control",
-                    "access-control-routes", "retries", "timeouts", "fault-injection"})
+                    "access-control-routes", "retries", "timeouts", "fault-injection",
+                    # Istio reads each port's protocol from its name / appProtocol (the
+                    # kube target sets both) and applies AuthorizationPolicy at L4 on TCP.
+                    "protocol-http2", "protocol-grpc", "protocol-tcp", "access-control-tcp"})
 
 
 def kube_profile() -> MeshProfile:

@@ -14,6 +14,7 @@ from typing import Any
 from meshproof.errors import TargetError
 from meshproof.targets.kube.config import RUN_LABEL
 from meshproof.targets.kube.rest import KubeApiError, Obj, Rest
+from meshproof.targets.model import APP_PROTOCOLS, AppPort
 
 Progress = Callable[[str, int, int], None]
 
@@ -130,4 +131,15 @@ def as_pod_kw(p: Obj) -> dict[str, Any]:
     return {"namespace": m["namespace"], "name": m["name"],
             "labels": dict(m.get("labels") or {}),
             "service_account": spec.get("serviceAccountName", "default"),
-            "ip": st.get("podIP", ""), "ready": pod_ready(p)}
+            "ip": st.get("podIP", ""), "ready": pod_ready(p), **app_ports(spec)}
+
+
+def app_ports(spec: Obj) -> dict[str, Any]:
+    """The app container's ports (``port`` the first, ``ports`` all), each with the protocol
+    its name's prefix declares (manifests.container_ports names them ``grpc-7070``)."""
+    app = next((c for c in spec.get("containers") or [] if c.get("name") == "app"), {})
+    ports = tuple(AppPort(int(c["containerPort"]),
+                          proto if (proto := str(c.get("name", "")).split("-")[0])
+                          in APP_PROTOCOLS else "tcp")
+                  for c in app.get("ports") or [] if c.get("containerPort"))
+    return {"port": ports[0].port, "ports": ports} if ports else {}

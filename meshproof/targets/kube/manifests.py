@@ -2,9 +2,12 @@
 
 Every object carries the run label (cleanup finds them by it) and the
 managed label (the next run finds a killed run's leftovers by it).
-Workloads run the stdlib-only app (``fixtures/app/workload.py``) and keep the
-probe (``fixtures/probe/probe.py``) beside it, both from one ConfigMap per
-namespace mounted at /meshproof, in a stock Python image. Containers meet the
+Workloads run the app (``fixtures/app/workload.py``) and keep the probe
+(``fixtures/probe/probe.py``) beside it, both from one ConfigMap per namespace
+mounted at /meshproof, in a stock Python image, with the pure-Python HTTP/2
+libraries they import (``meshproof.podlib``) in the same ConfigMap under
+``pylib/`` (a ConfigMap key cannot hold ``/``: keys are flattened and the
+volume's ``items`` put each back at its path). Containers meet the
 restricted PodSecurity profile (non-root, no privilege escalation, all
 capabilities dropped, RuntimeDefault seccomp); a namespace enforces it where
 the mesh allows (unmeshed always; meshed when the profile says the mesh's
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshproof import paths
+from meshproof import paths, podlib
 from meshproof.targets.kube.config import MANAGED_LABEL, RUN_LABEL, MeshProfile
 from meshproof.targets.model import APP_PORT, NamespaceSpec, ServiceSpec, WorkloadSpec
 from meshproof.topology import Topology
@@ -54,10 +57,25 @@ def namespace(ns: NamespaceSpec, run_id: str, profile: MeshProfile,
 
 
 def fixture_files() -> dict[str, str]:
-    """The app, the probe and the stdlib load generator, byte for byte from the tree."""
-    return {"workload.py": (paths.ROOT / "fixtures" / "app" / "workload.py").read_text(),
-            "probe.py": (paths.ROOT / "fixtures" / "probe" / "probe.py").read_text(),
-            "loadgen.py": (paths.ROOT / "loadtests" / "podgen.py").read_text()}
+    """ConfigMap data: the app, the probe and the stdlib load generator, byte for byte from
+    the tree, and the pod libraries (key ``pylib__h2__connection.py`` for
+    ``pylib/h2/connection.py``)."""
+    out = {"workload.py": (paths.ROOT / "fixtures" / "app" / "workload.py").read_text(),
+           "probe.py": (paths.ROOT / "fixtures" / "probe" / "probe.py").read_text(),
+           "loadgen.py": (paths.ROOT / "loadtests" / "podgen.py").read_text()}
+    out.update({file_key(f"{podlib.PYLIB}/{rel}"): text
+                for rel, text in podlib.files().items()})
+    return out
+
+
+def file_key(path: str) -> str:
+    """The ConfigMap key of a mounted file's path (keys are [-._a-zA-Z0-9]+)."""
+    return path.replace("/", "__")
+
+
+def volume_items(keys: list[str]) -> list[Obj]:
+    """Each ConfigMap key back at its path under the mount."""
+    return [{"key": k, "path": k.replace("__", "/")} for k in sorted(keys)]
 
 
 def configmap(ns: str, run_id: str, files: dict[str, str]) -> Obj:
@@ -77,7 +95,7 @@ def restricted_context() -> Obj:
 
 def _env(w: WorkloadSpec) -> list[Obj]:
     plain = {"MESHPROOF_ROLE": w.role, "MESHPROOF_SERVICE": w.app,
-             "MESHPROOF_VERSION": w.version, "MESHPROOF_PORT": str(w.port),
+             "MESHPROOF_VERSION": w.version, **w.port_env(),
              "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     env: list[Obj] = [{"name": k, "value": v} for k, v in plain.items()]
     env += [{"name": "MESHPROOF_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -86,7 +104,14 @@ def _env(w: WorkloadSpec) -> list[Obj]:
     return env
 
 
-def deployment(w: WorkloadSpec, run_id: str, image: str) -> Obj:
+def container_ports(w: WorkloadSpec) -> list[Obj]:
+    """Istio's rule: a port name's prefix says its protocol (``grpc-7070``)."""
+    return [{"name": f"{p.protocol}-{p.port}"[:15], "containerPort": p.port, "protocol": "TCP"}
+            for p in w.ports]
+
+
+def deployment(w: WorkloadSpec, run_id: str, image: str,
+               file_keys: list[str] | None = None) -> Obj:
     selector = {"app": w.app, "version": w.version, WORKLOAD_LABEL: w.name}
     labels = {**w.labels, **selector}
     return {
@@ -106,8 +131,7 @@ def deployment(w: WorkloadSpec, run_id: str, image: str) -> Obj:
                         "name": "app", "image": image, "imagePullPolicy": "IfNotPresent",
                         "command": ["python3", f"{MOUNT}/workload.py"],
                         "env": _env(w),
-                        "ports": [{"name": "http", "containerPort": w.port,
-                                   "protocol": "TCP"}],
+                        "ports": container_ports(w),
                         "readinessProbe": {"httpGet": {"path": "/healthz", "port": w.port},
                                            "periodSeconds": 2, "failureThreshold": 3},
                         "resources": {"requests": {"cpu": "20m", "memory": "32Mi"},
@@ -117,7 +141,9 @@ def deployment(w: WorkloadSpec, run_id: str, image: str) -> Obj:
                                           "readOnly": True},
                                          {"name": "scratch", "mountPath": "/tmp"}],
                     }],
-                    "volumes": [{"name": "fixtures", "configMap": {"name": CONFIGMAP}},
+                    "volumes": [{"name": "fixtures", "configMap": {
+                                    "name": CONFIGMAP,
+                                    "items": volume_items(file_keys or list(fixture_files()))}},
                                 {"name": "scratch", "emptyDir": {"sizeLimit": "16Mi"}}],
                 },
             },
@@ -128,9 +154,12 @@ def deployment(w: WorkloadSpec, run_id: str, image: str) -> Obj:
 def service(s: ServiceSpec, run_id: str) -> Obj:
     return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(s.name, s.namespace, run_id),
             "spec": {"selector": dict(s.selector),
-                     # Istio picks the protocol from the port name / appProtocol.
-                     "ports": [{"name": "http", "port": s.port, "targetPort": s.target_port,
-                                "protocol": "TCP", "appProtocol": "http"}]}}
+                     # Istio picks the protocol from the port name's prefix or appProtocol:
+                     # both say it.
+                     "ports": [{"name": p.port_name, "port": p.port,
+                                "targetPort": p.target_port, "protocol": "TCP",
+                                "appProtocol": p.protocol}
+                               for p in s.ports]}}
 
 
 def topology_objects(t: Topology, run_id: str, profile: MeshProfile, image: str,
@@ -146,7 +175,7 @@ def topology_objects(t: Topology, run_id: str, profile: MeshProfile, image: str,
             seen.add((w.namespace, w.sa))
             out.append(service_account(w.namespace, w.sa, run_id))
     out += [service(s, run_id) for s in t.services]
-    out += [deployment(w, run_id, image) for w in t.workloads]
+    out += [deployment(w, run_id, image, list(files)) for w in t.workloads]
     return out
 
 

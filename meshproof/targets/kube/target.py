@@ -22,7 +22,8 @@ from meshproof.targets.kube.config import (MANAGED_LABEL, OWNER_ANNOTATION, RUN_
                                            KubeOptions, MeshProfile)
 from meshproof.targets.kube.manifests import WORKLOAD_LABEL
 from meshproof.targets.kube.rest import KubeApiError, Rest
-from meshproof.targets.model import CaptureSummary, Pod, ProbeOrder, ProbeResult, ServiceInfo
+from meshproof.targets.model import (APP_PROTOCOLS, CaptureSummary, Pod, ProbeOrder,
+                                     ProbeResult, ServiceInfo, ServicePort)
 from meshproof.topology import Topology, fixture_topology, named
 
 REPLICAS_BEFORE = "meshproof.io/replicas-before"
@@ -101,6 +102,8 @@ class KubeTarget(Target):
         return sorted(out, key=lambda p: (p.namespace, p.workload, p.ordinal))
 
     def services(self) -> list[ServiceInfo]:
+        """Each run Service with its ports; a port's protocol from ``appProtocol``, else
+        its name's prefix (Istio's rule), else ``tcp``."""
         pods = self.pods()
         out = []
         for ns in self._meshed:
@@ -112,7 +115,8 @@ class KubeTarget(Target):
                             and all(p.labels.get(k) == v for k, v in sel.items()))
                 out.append(ServiceInfo(ns, s["metadata"]["name"], spec.get("clusterIP", ""),
                                        int(port.get("port", 80)),
-                                       int(port.get("targetPort", 9080)), sel, eps))
+                                       int(port.get("targetPort", 9080)), sel, eps,
+                                       ports=service_ports(spec)))
         return out
 
     # ------------------------------------------------------------ traffic
@@ -426,3 +430,17 @@ def _all_profiles() -> MeshProfile:
         return kube_profile()
     except Exception:  # pragma: no cover - istio module always present in this tree
         return config.NO_MESH
+
+
+def service_ports(spec: dict[str, Any]) -> tuple[ServicePort, ...]:
+    """A Service spec's ports as the model's ``ServicePort`` (protocol as Istio reads it)."""
+    out = []
+    for p in spec.get("ports") or []:
+        name = str(p.get("name") or "")
+        proto = str(p.get("appProtocol") or name.split("-", 1)[0]).lower()
+        proto = {"h2c": "http2", "kubernetes.io/h2c": "http2"}.get(proto, proto)
+        port = int(p.get("port", 80))
+        target = p.get("targetPort", port)
+        out.append(ServicePort(port, int(target) if str(target).isdigit() else port,
+                               proto if proto in APP_PROTOCOLS else "tcp", name))
+    return tuple(out)

@@ -42,8 +42,26 @@ class Capture:
         self.proc.kill()
         raise TargetError("tcpdump did not start within 5 s")
 
+    #: Let the last segments land: the pcap must stop growing for this long (bounded by
+    #: SETTLE_MAX_S) before tcpdump is told to stop. A fixed 50 ms lost the last request's
+    #: packets when the machine was loaded (load average ~25 on 2 cores: tcpdump waits its
+    #: turn for 100 ms and more), and a plaintext control then saw N-1 markers of N.
+    SETTLE_S = 0.2
+    SETTLE_MAX_S = 2.0
+
+    def _settle(self) -> None:
+        deadline = time.monotonic() + self.SETTLE_MAX_S
+        size, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now_size = self.pcap.stat().st_size if self.pcap.exists() else 0
+            if now_size != size:
+                size, since = now_size, time.monotonic()
+            elif time.monotonic() - since >= self.SETTLE_S:
+                return
+            time.sleep(0.025)
+
     def stop(self, marker: str = "", tls_ports: tuple[int, ...] = (9080,)) -> CaptureSummary:
-        time.sleep(0.05)  # let the last segments land
+        self._settle()
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(5)

@@ -22,7 +22,7 @@ from meshproof.targets.local import cleanup, labd, lock
 from meshproof.targets.local.rpc import call, raise_error
 from meshproof.targets.local.shell import require_root
 from meshproof.targets.model import (CaptureSummary, Pod, ProbeOrder, ProbeResult,
-                                     ResourceUsage, ServiceInfo)
+                                     ResourceUsage, ServiceInfo, ServicePort)
 
 if TYPE_CHECKING:
     from meshproof.registry import MeshEntry
@@ -138,7 +138,8 @@ class LocalTarget(Target):
     def services(self) -> list[ServiceInfo]:
         return [ServiceInfo(namespace=s["key"].split("/")[0], name=s["key"].split("/")[1],
                             vip=s["vip"], port=int(s["port"]), target_port=int(s["target_port"]),
-                            selector=dict(s["selector"]), endpoints=tuple(s["endpoints"]))
+                            selector=dict(s["selector"]), endpoints=tuple(s["endpoints"]),
+                            ports=tuple(ServicePort(**p) for p in s.get("ports") or ()))
                 for s in self._call("list_services")]
 
     def scale(self, namespace: str, workload: str, replicas: int) -> list[Pod]:
@@ -281,8 +282,7 @@ def start_target(mesh: MeshEntry, defect: str = "", *, reviews_replicas: int = 1
 
 
 def _pod(d: dict[str, Any]) -> Pod:
-    fields = set(Pod.__dataclass_fields__)
-    return Pod(**{k: v for k, v in d.items() if k in fields})
+    return Pod.from_dict(d)
 
 
 def stop_lab(timeout: float = 30.0) -> dict[str, list[str]]:

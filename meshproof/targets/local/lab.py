@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from meshproof import paths
+from meshproof import paths, podlib
 from meshproof.errors import ConfigError, TargetError, UnknownName
 from meshproof.targets.local import cleanup, lock, netns, servicenet
 from meshproof.targets.local.capture import Capture
@@ -146,6 +146,7 @@ class Lab:
             dst = bindir / src.name
             shutil.copyfile(src, dst)
             dst.chmod(0o644)
+        podlib.stage(bindir)  # h2 & co. for HTTP/2 and gRPC (meshproof.podlib)
 
     # ------------------------------------------------------------ model
 
@@ -179,7 +180,8 @@ class Lab:
         ns = self.namespaces[w.namespace]
         pod = Pod(namespace=w.namespace, name=name, workload=w.name, ip=netns.pod_ip(index),
                   labels={**w.labels, "app": w.app}, service_account=w.sa, meshed=ns.meshed,
-                  proxy_uid=PROXY_UID_BASE + index, port=w.port, ordinal=ordinal)
+                  proxy_uid=PROXY_UID_BASE + index, port=w.port, ports=w.ports,
+                  ordinal=ordinal)
         self.pods[pod.key] = pod
         self.pod_index[pod.key] = index
         self.tokens[pod.key] = secrets.token_hex(16)
@@ -207,7 +209,7 @@ class Lab:
             argv=[paths.POD_PYTHON, "-u", str(paths.RUN_DIR / "bin" / "workload.py")],
             env={"MESHPROOF_ROLE": w.role, "MESHPROOF_SERVICE": w.app,
                  "MESHPROOF_VERSION": w.version, "MESHPROOF_POD": pod.name,
-                 "MESHPROOF_NAMESPACE": pod.namespace, "MESHPROOF_PORT": str(w.port),
+                 "MESHPROOF_NAMESPACE": pod.namespace, **w.port_env(),
                  "MESHPROOF_READY_FILE": str(ready)},
             ready=lambda pid: _pid_file_is(ready, pid)))
 
@@ -279,6 +281,7 @@ class Lab:
     def list_services(self) -> list[dict[str, Any]]:
         return [{"key": s.key, "vip": s.vip, "port": s.spec.port,
                  "target_port": s.spec.target_port, "selector": s.spec.selector,
+                 "ports": [asdict(p) for p in s.spec.ports],
                  "endpoints": [p.key for p in self.registry_obj().endpoints(s)]}
                 for s in self.services.values()]
 
@@ -498,12 +501,13 @@ def validate(t: Topology) -> None:
         if key in seen:
             raise ConfigError(f"workload {key} is defined twice")
         seen.add(key)
-        if w.port in RESERVED_PORTS or not 1 <= w.port <= 65535:
-            raise ConfigError(
-                f"workload {key}: port {w.port} clashes with the sidecar's ports "
-                f"{sorted(RESERVED_PORTS)}" if w.port in RESERVED_PORTS
-                else f"workload {key}: port {w.port} out of range",
-                "choose another port (the fixture app uses 9080)")
+        for port in (p.port for p in w.ports):
+            if port in RESERVED_PORTS or not 1 <= port <= 65535:
+                raise ConfigError(
+                    f"workload {key}: port {port} clashes with the sidecar's ports "
+                    f"{sorted(RESERVED_PORTS)}" if port in RESERVED_PORTS
+                    else f"workload {key}: port {port} out of range",
+                    "choose another port (the fixture app uses 9080, 9081, 7070, 9090)")
         if not 0 <= w.replicas <= MAX_REPLICAS:
             raise ConfigError(f"workload {key}: replicas must be 0..{MAX_REPLICAS}")
     svc_seen: set[str] = set()

@@ -22,18 +22,21 @@ def render(services: Iterable[tuple[Service, list[Pod]]],
     filt = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
     jumps: list[str] = []
     chains: list[str] = []
-    for i, (svc, endpoints) in enumerate(services):
-        match = f"-d {svc.vip}/32 -p tcp -m tcp --dport {svc.spec.port}"
+    # One chain per service port, as kube-proxy does.
+    ports = [(svc, port, eps) for svc, eps in services for port in svc.spec.ports]
+    for chain_no, (svc, port, endpoints) in enumerate(ports):
+        match = f"-d {svc.vip}/32 -p tcp -m tcp --dport {port.port}"
         if not endpoints:
             # Like kube-proxy: a service without ready endpoints refuses at once.
             filt.append(f"-A INPUT {match} -j REJECT --reject-with tcp-reset")
             continue
-        chain = f"MP-SVC-{i}"
+        chain = f"MP-SVC-{chain_no}"
         nat.append(f":{chain} - [0:0]")
-        jumps.append(f"-A PREROUTING {match} -m comment --comment {svc.key} -j {chain}")
+        jumps.append(f"-A PREROUTING {match} -m comment --comment {svc.key}:{port.port} "
+                     f"-j {chain}")
         n = len(endpoints)
         for k, pod in enumerate(endpoints):
-            dest = f"-p tcp -j DNAT --to-destination {pod.ip}:{svc.spec.target_port}"
+            dest = f"-p tcp -j DNAT --to-destination {pod.ip}:{port.target_port}"
             if k < n - 1:  # uniform choice: the k-th rule takes 1/(n-k) of what is left
                 chains.append(f"-A {chain} -m statistic --mode random "
                               f"--probability {1.0 / (n - k):.10f} {dest}")

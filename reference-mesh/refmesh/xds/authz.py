@@ -18,6 +18,8 @@ from meshproof.targets.model import Pod, spiffe_id
 from refmesh.xds.matches import rbac_permission
 
 RBAC_FILTER = "envoy.filters.http.rbac"
+NETWORK_RBAC_FILTER = "envoy.filters.network.rbac"
+_NETWORK_RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
 _RBAC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 _RBAC_PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
 
@@ -86,3 +88,29 @@ def rbac_per_route(policy: Policy, pod: Pod, defects: frozenset[str] = frozenset
     if policies:
         rules["policies"] = policies
     return {"@type": _RBAC_PER_ROUTE_TYPE, "rbac": {"rules": rules}}
+
+
+def network_rbac(policy: Policy, pod: Pod, defects: frozenset[str] = frozenset()
+                 ) -> dict[str, Any] | None:
+    """Access rules at L4 for ``pod``'s TCP ports (Envoy's network RBAC filter), or None
+    when its namespace is permissive.
+
+    Only a rule with no route conditions allows a TCP connection: an HTTP path or
+    method cannot be seen in opaque bytes, so a rule that names one allows nothing at
+    L4 (Istio drops such a rule for TCP the same way; SMI says it with a TCPRoute).
+    A source is its verified client certificate's SPIFFE ID, as at L7.
+    """
+    if "tcp-authz-open" in defects:
+        return None  # the defect: TCP ports are left without access rules
+    if access_mode(policy.access_modes, pod.namespace) != "smi":
+        return None
+    me = f"{pod.namespace}/{pod.service_account}"
+    policies = {r.name: {"permissions": [{"any": True}],
+                         "principals": [_principal(s) for s in r.sources]}
+                for r in sorted(policy.access_rules, key=lambda r: r.name)
+                if r.destination == me and not r.routes}
+    rules: dict[str, Any] = {"action": "ALLOW"}
+    if policies:
+        rules["policies"] = policies
+    return {"name": NETWORK_RBAC_FILTER, "typed_config": {
+        "@type": _NETWORK_RBAC_TYPE, "stat_prefix": "inbound_tcp_", "rules": rules}}

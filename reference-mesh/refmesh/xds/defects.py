@@ -20,6 +20,19 @@ the generated xDS with and without each and check the diff's paths):
 - ``deny-only-with-rules``: under access mode smi, a destination no AccessRule names
   gets no RBAC at all (deny by default only where some rule exists).
 - ``route-path-prefix``: an access rule's path is matched as a prefix of the path.
+- ``plaintext-other-port``: STRICT drops the plaintext chain of the pod's first
+  (primary) port only; every other app port still takes plaintext.
+- ``tcp-authz-open``: access rules are not enforced on TCP ports (no network RBAC
+  filter): any caller reaches a ``tcp`` port under access mode smi.
+- ``h2-downgraded``: ``http2``/``grpc`` clusters lose their HTTP/2 protocol options
+  (the hop to the peer sidecar and to the app falls back to HTTP/1.1).
+- ``xfcc-h2-unset``: the inbound HCM of ``http2``/``grpc`` ports does not set
+  ``x-forwarded-client-cert`` (the app on those ports cannot see its caller).
+- ``tcp-upstream-plaintext``: ``tcp`` clusters send plaintext to meshed endpoints
+  (auto mTLS forgotten for opaque TCP).
+- ``alpn-h2-unoffered``: inbound TLS offers no ALPN, so a client speaking HTTP/2
+  over TLS straight to the sidecar cannot negotiate h2 (sidecar-to-sidecar traffic
+  still works: the server sniffs the HTTP/2 preface).
 - ``namespace-mode-ignored``: under a mesh-wide mTLS mode, a namespace's own mode is
   ignored (namespace-over-mesh precedence wrong, both directions).
 - ``source-namespace-wide``: an access rule's source matches every service account of
@@ -46,6 +59,8 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
+    "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
+    "tcp-upstream-plaintext", "alpn-h2-unoffered",
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
     "outlier-not-programmed", "dead-endpoint-kept",
 })

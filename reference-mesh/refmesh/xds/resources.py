@@ -6,15 +6,21 @@ Shape (as Istio / OSM program a sidecar):
   outbound connections are handed to the listener owning their original
   destination; anything else goes plaintext to ``PassthroughCluster``
   (ORIGINAL_DST).
-- one ``VIP_80`` listener per service, ``bind_to_port: false``, HTTP with
-  an RDS route (weighted clusters for a TrafficSplit).
-- one EDS cluster per service ``outbound|80||name.ns.svc.cluster.local``;
+- one ``VIP_PORT`` listener per service port, ``bind_to_port: false``: for
+  ``http``/``http2``/``grpc`` ports an HTTP connection manager with an RDS route
+  (weighted clusters for a TrafficSplit; HTTP/2 accepted downstream where the
+  port declares it), for ``tcp`` ports a TCP proxy.
+- one EDS cluster per service port ``outbound|PORT||name.ns.svc.cluster.local``
+  (HTTP/2 upstream, ALPN h2 inside mTLS, for ``http2`` and ``grpc`` ports);
   endpoints of meshed pods carry ``tlsMode: istio`` and get mTLS pinned to
   the service's SPIFFE IDs, other endpoints plaintext (Istio's auto mTLS
   via ``transport_socket_matches``).
 - ``virtualInbound`` on 0.0.0.0:15006 (original_dst + tls_inspector): for
-  the app port, STRICT = an mTLS chain only; PERMISSIVE = mTLS chain plus
-  a plaintext chain. The inbound HCM sets ``x-forwarded-client-cert`` to
+  every app port of the pod, STRICT = an mTLS chain only; PERMISSIVE = mTLS
+  chain plus a plaintext chain (all mTLS chains first, then the plaintext
+  ones). HTTP ports get the HCM below, ``tcp`` ports the network RBAC filter
+  (access rules at L4, :func:`refmesh.xds.authz.network_rbac`) and a TCP proxy
+  to the app's port. The inbound HCM sets ``x-forwarded-client-cert`` to
   the caller's URI (SANITIZE_SET: a caller cannot forge it), enforces
   access control (RBAC, access mode ``smi``: see :mod:`refmesh.xds.authz`),
   then forwards to 127.0.0.1:9080 by the RDS route ``inbound|9080`` (RDS,
@@ -33,10 +39,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshproof.intent import MTLSModeValue, OutlierDetection, Policy, effective_mtls
-from meshproof.targets.model import APP_PORT, Pod, Registry, Service
+from meshproof.targets.model import APP_PORT, AppPort, Pod, Registry, Service, ServicePort
 from refmesh.bootstrap import ads_config_source
 from refmesh.xds import names, tls
-from refmesh.xds.authz import RBAC_FILTER, rbac_base_filter, rbac_per_route
+from refmesh.xds.authz import RBAC_FILTER, network_rbac, rbac_base_filter, rbac_per_route
 from refmesh.xds.routes import DEFAULT_RETRY, fault_filter, route_config
 
 __all__ = ["DEFAULT_RETRY", "SidecarOptions", "SidecarResources", "build_node", "build_shared",
@@ -47,6 +53,10 @@ ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 TLS_MODE_KEY = "envoy.transport_socket_match"
+HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_HTTP_OPTIONS = "type.googleapis.com/" + HTTP_OPTIONS_KEY
+#: Protocols carried as HTTP/2 end to end (upstream clusters with HTTP/2, ALPN h2).
+H2_PROTOCOLS = frozenset({"http2", "grpc"})
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,7 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
 def build_shared(reg: Registry, policy: Policy,
                  opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
     """The resources every sidecar with these options gets alike (the caller side:
-    services' clusters, endpoints, routes and listeners, passthrough, the app cluster).
+    services' clusters, endpoints, routes and listeners, passthrough).
 
     Why split: the control plane builds this once per version for all sidecars
     instead of once per sidecar (the cost that grew with the sidecar count).
@@ -136,62 +146,52 @@ def build_shared(reg: Registry, policy: Policy,
     timeouts = {x.service: x for x in policy.timeouts}
     faults = {x.service: x for x in policy.faults}
     outliers = {x.service: x for x in policy.outliers}
-    index = PodIndex(reg)
     for svc in sorted(reg.services, key=lambda s: (s.namespace, s.name)):
         outlier = None if "outlier-not-programmed" in defects else outliers.get(svc.key)
-        c = outbound_cluster(reg, svc, opts, outlier, index)
-        r.clusters[c["name"]] = c
-        e = load_assignment(reg, svc, keep_not_ready="dead-endpoint-kept" in defects,
-                            index=index)
-        r.endpoints[e["cluster_name"]] = e
-        rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
-                          timeout=timeouts.get(svc.key), fault=faults.get(svc.key),
-                          defects=defects)
-        r.routes[rt["name"]] = rt
-        lst = service_listener(svc)
-        r.listeners[lst["name"]] = lst
+        for port in svc.spec.ports:
+            c = outbound_cluster(reg, svc, opts, outlier, port)
+            r.clusters[c["name"]] = c
+            e = load_assignment(reg, svc, port, keep_not_ready="dead-endpoint-kept" in defects)
+            r.endpoints[e["cluster_name"]] = e
+            if port.protocol != "tcp":
+                rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
+                                  timeout=timeouts.get(svc.key), fault=faults.get(svc.key),
+                                  defects=defects, port=port)
+                r.routes[rt["name"]] = rt
+            lst = service_listener(svc, port, opts)
+            r.listeners[lst["name"]] = lst
     pt = passthrough_cluster(opts)
     r.clusters[pt["name"]] = pt
-    ib = inbound_app_cluster(opts)
-    r.clusters[ib["name"]] = ib
     r.listeners[names.VIRTUAL_OUTBOUND] = virtual_outbound(opts)
     return r
 
 
 def build_node(policy: Policy, pod: Pod,
                opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
-    """The resources only ``pod``'s sidecar gets: its inbound listener (its mTLS mode)
-    and inbound route (its access rules)."""
+    """The resources only ``pod``'s sidecar gets: its inbound listener (its mTLS mode,
+    its ports), app clusters and inbound routes (its access rules)."""
     r = SidecarResources()
     defects = opts.defect_set
     rbac = None if "authz-open" in defects else rbac_per_route(policy, pod, defects)
-    ir = inbound_route(opts, rbac)
-    r.routes[ir["name"]] = ir
-    r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(workload_mtls(pod, policy, opts), opts)
+    ports = inbound_ports(pod, opts)
+    for app, match in ports:
+        ib = inbound_app_cluster(opts, app)
+        r.clusters[ib["name"]] = ib
+        if app.protocol != "tcp":
+            ir = inbound_route(opts, rbac, app.port)
+            r.routes[ir["name"]] = ir
+    r.listeners[names.VIRTUAL_INBOUND] = virtual_inbound(
+        workload_mtls(pod, policy, opts), opts, ports, network_rbac(policy, pod, defects))
     return r
-
-
-class PodIndex:
-    """Pods by namespace, so selecting a service's pods costs its namespace, not the mesh
-    (the per-service scan of every pod was quadratic in the lab's size)."""
-
-    def __init__(self, reg: Registry) -> None:
-        self.by_ns: dict[str, list[Pod]] = {}
-        for p in reg.pods:
-            self.by_ns.setdefault(p.namespace, []).append(p)
-
-    def selected(self, svc: Service) -> list[Pod]:
-        return [p for p in self.by_ns.get(svc.namespace, []) if svc.selects(p)]
 
 
 # --- clusters and endpoints -------------------------------------------------
 
 
-def service_identities(reg: Registry, svc: Service, index: PodIndex | None = None) -> list[str]:
+def service_identities(reg: Registry, svc: Service) -> list[str]:
     """SPIFFE IDs of every meshed pod the service selects (ready or not: a pod
     becoming ready must not race its SAN into the config)."""
-    pods = index.selected(svc) if index else [p for p in reg.pods if svc.selects(p)]
-    return sorted({p.identity for p in pods if p.meshed})
+    return sorted({p.identity for p in reg.pods if svc.selects(p) and p.meshed})
 
 
 def outlier_detection(o: OutlierDetection) -> dict[str, Any]:
@@ -204,13 +204,20 @@ def outlier_detection(o: OutlierDetection) -> dict[str, Any]:
             "enforcing_success_rate": 0, "enforcing_consecutive_gateway_failure": 0}
 
 
+def http2_options() -> dict[str, Any]:
+    """Upstream HTTP/2 (h2c to the app, h2 inside mTLS between sidecars)."""
+    return {HTTP_OPTIONS_KEY: {"@type": _HTTP_OPTIONS,
+                               "explicit_http_config": {"http2_protocol_options": {}}}}
+
+
 def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions,
                      outlier: OutlierDetection | None = None,
-                     index: PodIndex | None = None) -> dict[str, Any]:
-    name = names.outbound_cluster(svc)
+                     port: ServicePort | None = None) -> dict[str, Any]:
+    port = port or svc.spec.ports[0]
+    name = names.outbound_cluster(svc, port.port)
     defects = opts.defect_set
-    sans = (None if "server-identity-unchecked" in defects
-            else service_identities(reg, svc, index))
+    sans = None if "server-identity-unchecked" in defects else service_identities(reg, svc)
+    h2 = port.protocol in H2_PROTOCOLS and "h2-downgraded" not in defects
     c: dict[str, Any] = {
         "name": name,
         "type": "EDS",
@@ -219,30 +226,37 @@ def outbound_cluster(reg: Registry, svc: Service, opts: SidecarOptions,
         "lb_policy": "ROUND_ROBIN",
         "transport_socket_matches": [
             {"name": "tlsMode-istio", "match": {"tlsMode": "istio"},
-             "transport_socket": tls.upstream_mtls(
-                 svc.spec.fqdn, sans, allow_expired="expired-cert-served" in defects)},
+             "transport_socket": (tls.raw_buffer() if port.protocol == "tcp"
+                                  and "tcp-upstream-plaintext" in defects
+                                  else tls.upstream_mtls(
+                 svc.spec.fqdn, sans, allow_expired="expired-cert-served" in defects,
+                 alpn=["h2"] if h2 else None))},
             {"name": "tlsMode-disabled", "match": {}, "transport_socket": tls.raw_buffer()},
         ],
     }
+    if h2:
+        c["typed_extension_protocol_options"] = http2_options()
     if outlier is not None:
         c["outlier_detection"] = outlier_detection(outlier)
     return c
 
 
-def load_assignment(reg: Registry, svc: Service, keep_not_ready: bool = False,
-                    index: PodIndex | None = None) -> dict[str, Any]:
-    """EDS for a service: its ready pods; meshed ones marked for mTLS. ``keep_not_ready``
-    (the ``dead-endpoint-kept`` defect) lists every pod it selects, ready or not."""
+def load_assignment(reg: Registry, svc: Service, port: ServicePort | None = None,
+                    keep_not_ready: bool = False) -> dict[str, Any]:
+    """EDS for a service port: its ready pods; meshed ones marked for mTLS.
+    ``keep_not_ready`` (the ``dead-endpoint-kept`` defect) lists every pod it selects,
+    ready or not."""
+    port = port or svc.spec.ports[0]
     lb = []
-    selected = index.selected(svc) if index else [p for p in reg.pods if svc.selects(p)]
-    pods = sorted((p for p in selected if keep_not_ready or p.ready), key=lambda p: p.name)
+    pods = (sorted((p for p in reg.pods if svc.selects(p)), key=lambda p: p.name)
+            if keep_not_ready else reg.endpoints(svc))
     for p in pods:
         ep: dict[str, Any] = {"endpoint": {"address": {"socket_address": {
-            "address": p.ip, "port_value": svc.spec.target_port}}}}
+            "address": p.ip, "port_value": port.target_port}}}}
         if p.meshed:
             ep["metadata"] = {"filter_metadata": {TLS_MODE_KEY: {"tlsMode": "istio"}}}
         lb.append(ep)
-    return {"cluster_name": names.outbound_cluster(svc),
+    return {"cluster_name": names.outbound_cluster(svc, port.port),
             "endpoints": [{"lb_endpoints": lb}] if lb else []}
 
 
@@ -251,12 +265,32 @@ def passthrough_cluster(opts: SidecarOptions) -> dict[str, Any]:
             "connect_timeout": opts.connect_timeout}
 
 
-def inbound_app_cluster(opts: SidecarOptions) -> dict[str, Any]:
-    name = names.inbound_cluster(opts.app_port)
-    return {"name": name, "type": "STATIC", "connect_timeout": opts.connect_timeout,
-            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {
-                    "address": opts.app_address, "port_value": opts.app_port}}}}]}]}}
+def inbound_ports(pod: Pod, opts: SidecarOptions) -> list[tuple[AppPort, int]]:
+    """(app port, destination port the inbound chains match) for every port of the pod.
+
+    The primary port follows ``opts`` (tests run a sidecar on loopback ports); the
+    others are matched on their own number.
+    """
+    out = []
+    for app in pod.app_ports:
+        if app.port == pod.port:
+            out.append((AppPort(opts.app_port, app.protocol), opts.inbound_match_port))
+        else:
+            out.append((app, app.port))
+    return out
+
+
+def inbound_app_cluster(opts: SidecarOptions, app: AppPort | None = None) -> dict[str, Any]:
+    app = app or AppPort(opts.app_port)
+    name = names.inbound_cluster(app.port)
+    c: dict[str, Any] = {
+        "name": name, "type": "STATIC", "connect_timeout": opts.connect_timeout,
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {
+                "address": opts.app_address, "port_value": app.port}}}}]}]}}
+    if app.protocol in H2_PROTOCOLS and "h2-downgraded" not in opts.defect_set:
+        c["typed_extension_protocol_options"] = http2_options()
+    return c
 
 
 # --- listeners ----------------------------------------------------------------
@@ -269,16 +303,37 @@ def _hcm(stat_prefix: str, filters: list[dict[str, Any]] | None = None,
         "http_filters": [*(filters or []), ROUTER], **extra}}
 
 
-def service_listener(svc: Service) -> dict[str, Any]:
-    """VIP:port, not bound: virtualOutbound hands it connections by original destination."""
+def _tcp_proxy(stat_prefix: str, cluster: str) -> dict[str, Any]:
+    return {"name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {"@type": TCP_PROXY, "stat_prefix": stat_prefix, "cluster": cluster}}
+
+
+def service_listener(svc: Service, port: ServicePort | None = None,
+                     opts: SidecarOptions = SidecarOptions()) -> dict[str, Any]:
+    """VIP:port, not bound: virtualOutbound hands it connections by original destination.
+
+    HTTP ports: an HCM (HTTP/2 accepted where the port declares http2/grpc; ``AUTO``
+    also takes an h2c preface on an http port); tcp ports: a TCP proxy."""
+    port = port or svc.spec.ports[0]
+    # The primary port keeps the stat prefix it always had (dashboards and tests read it).
+    prefix = (f"outbound_{svc.spec.fqdn}" if port.port == svc.spec.port
+              else f"outbound_{port.port}_{svc.spec.fqdn}")
+    if port.protocol == "tcp":
+        filters = [_tcp_proxy(prefix,
+                              names.outbound_cluster(svc, port.port))]
+    else:
+        extra: dict[str, Any] = {}
+        if port.protocol in H2_PROTOCOLS:
+            extra["http2_protocol_options"] = {}
+        filters = [_hcm(prefix, [fault_filter()],
+                        rds={"config_source": ads_config_source(),
+                             "route_config_name": names.route_name(svc, port.port)}, **extra)]
     return {
-        "name": names.service_listener(svc),
-        "address": {"socket_address": {"address": svc.vip, "port_value": svc.spec.port}},
+        "name": names.service_listener(svc, port.port),
+        "address": {"socket_address": {"address": svc.vip, "port_value": port.port}},
         "bind_to_port": False,
         "traffic_direction": "OUTBOUND",
-        "filter_chains": [{"filters": [_hcm(
-            f"outbound_{svc.spec.fqdn}", [fault_filter()],
-            rds={"config_source": ads_config_source(), "route_config_name": names.route_name(svc)})]}],
+        "filter_chains": [{"filters": filters}],
     }
 
 
@@ -296,41 +351,67 @@ def virtual_outbound(opts: SidecarOptions) -> dict[str, Any]:
     }
 
 
-def inbound_route(opts: SidecarOptions, rbac: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The inbound route to the app; carries the access rules (RBACPerRoute) when enforced."""
+def inbound_route(opts: SidecarOptions, rbac: dict[str, Any] | None = None,
+                  app_port: int | None = None) -> dict[str, Any]:
+    """The inbound route to the app's port; carries the access rules (RBACPerRoute) when
+    enforced."""
+    app_port = app_port or opts.app_port
     route: dict[str, Any] = {"name": "default", "match": {"prefix": "/"},
-                             "route": {"cluster": names.inbound_cluster(opts.app_port)}}
+                             "route": {"cluster": names.inbound_cluster(app_port)}}
     if rbac is not None:
         route["typed_per_filter_config"] = {RBAC_FILTER: rbac}
-    name = names.inbound_route(opts.app_port)
+    name = names.inbound_route(app_port)
     return {"name": name, "validate_clusters": False,
             "virtual_hosts": [{"name": "inbound", "domains": ["*"], "routes": [route]}]}
 
 
-def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions) -> dict[str, Any]:
-    """Inbound: mTLS always offered; plaintext only in PERMISSIVE; RBAC filter always
-    present (rules come per route)."""
+def _inbound_filters(app: AppPort, l4_rbac: dict[str, Any] | None,
+                     defects: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The filters of one app port's inbound chains (the same for mTLS and plaintext)."""
+    if app.protocol == "tcp":
+        return [*([l4_rbac] if l4_rbac is not None else []),
+                _tcp_proxy(f"inbound_{app.port}", names.inbound_cluster(app.port))]
+    extra: dict[str, Any] = {"forward_client_cert_details": (
+                                 "ALWAYS_FORWARD_ONLY" if "xfcc-forwarded" in defects
+                                 else "SANITIZE_SET"),
+                             "set_current_client_cert_details": {"uri": True}}
+    if app.protocol in H2_PROTOCOLS:
+        extra["http2_protocol_options"] = {}
+        if "xfcc-h2-unset" in defects:
+            # The defect: HTTP/2 ports' HCM built without the XFCC settings (Envoy's
+            # default SANITIZE strips the header): the app never learns its caller.
+            del extra["forward_client_cert_details"], extra["set_current_client_cert_details"]
+    return [_hcm("inbound_" + str(app.port), [rbac_base_filter()],
+                 rds={"config_source": ads_config_source(),
+                      "route_config_name": names.inbound_route(app.port)}, **extra)]
+
+
+def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
+                    ports: list[tuple[AppPort, int]] | None = None,
+                    l4_rbac: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Inbound: mTLS always offered on every app port; plaintext only in PERMISSIVE;
+    the RBAC filter always present on HTTP ports (rules come per route), the network
+    RBAC filter on tcp ports when access rules are enforced."""
     defects = opts.defect_set
-    hcm = _hcm("inbound_" + str(opts.app_port), [rbac_base_filter()],
-               rds={"config_source": ads_config_source(),
-                    "route_config_name": names.inbound_route(opts.app_port)},
-               forward_client_cert_details=("ALWAYS_FORWARD_ONLY" if "xfcc-forwarded" in defects
-                                            else "SANITIZE_SET"),
-               set_current_client_cert_details={"uri": True})
+    ports = ports or [(AppPort(opts.app_port), opts.inbound_match_port)]
     chains = [{
-        "name": f"inbound-mtls-{opts.inbound_match_port}",
-        "filter_chain_match": {"destination_port": opts.inbound_match_port, "transport_protocol": "tls"},
-        "filters": [hcm],
+        "name": f"inbound-mtls-{match}",
+        "filter_chain_match": {"destination_port": match, "transport_protocol": "tls"},
+        "filters": _inbound_filters(app, l4_rbac, defects),
         "transport_socket": tls.downstream_mtls(
-            allow_expired="expired-cert-served" in defects),
-    }]
-    if mode is MTLSModeValue.PERMISSIVE or "plaintext-accepted" in defects:
-        chains.append({
-            "name": f"inbound-plaintext-{opts.inbound_match_port}",
-            "filter_chain_match": {"destination_port": opts.inbound_match_port,
-                                   "transport_protocol": "raw_buffer"},
-            "filters": [hcm],
-        })
+            allow_expired="expired-cert-served" in defects,
+            alpn="alpn-h2-unoffered" not in defects),
+    } for app, match in ports]
+    for i, (app, match) in enumerate(ports):
+        # plaintext-other-port: STRICT refuses plaintext on the first (probed) port only.
+        leak = "plaintext-other-port" in defects and i > 0
+        if mode is MTLSModeValue.PERMISSIVE or "plaintext-accepted" in defects or leak:
+            chains.append({
+                "name": f"inbound-plaintext-{match}",
+                "filter_chain_match": {"destination_port": match,
+                                       "transport_protocol": "raw_buffer"},
+                "filters": _inbound_filters(app, l4_rbac, defects),
+            })
     return {
         "name": names.VIRTUAL_INBOUND,
         "address": {"socket_address": {"address": opts.bind_address, "port_value": opts.inbound_port}},

@@ -19,7 +19,7 @@ import copy
 from typing import Any
 
 from meshproof.intent import Fault, HTTPMatch, Retry, Timeout, TrafficSplit
-from meshproof.targets.model import Registry, Service
+from meshproof.targets.model import Registry, Service, ServicePort
 from refmesh.xds import names
 from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
 from refmesh.xds.matches import is_empty, route_match
@@ -75,9 +75,19 @@ def retry_policy(r: Retry | None, defects: frozenset[str]) -> dict[str, Any]:
     return p
 
 
+def backend_port(backend: Service, port: ServicePort) -> int | None:
+    """The backend's port a split on ``port`` goes to: the same number, else the same
+    protocol (SMI backends are services; their ports follow the root's), else None."""
+    same = [p.port for p in backend.spec.ports if p.port == port.port]
+    proto = [p.port for p in backend.spec.ports if p.protocol == port.protocol]
+    return (same or proto or [None])[0]
+
+
 def split_action(reg: Registry, svc: Service, split: TrafficSplit,
-                 defects: frozenset[str]) -> dict[str, Any]:
-    """Weighted clusters over the split's deployed backends (root service if none)."""
+                 defects: frozenset[str], port: ServicePort | None = None) -> dict[str, Any]:
+    """Weighted clusters over the split's deployed backends (root service if none), on
+    ``port`` of each (default: the primary one)."""
+    port = port or svc.spec.ports[0]
     weighted = []
     for b in split.backends:
         equal = "weights-ignored" in defects
@@ -87,27 +97,33 @@ def split_action(reg: Registry, svc: Service, split: TrafficSplit,
             backend = reg.service(svc.namespace, b.service)
         except KeyError:
             continue  # a backend service not deployed (yet): never route into a void cluster
-        weighted.append({"name": names.outbound_cluster(backend),
+        to = backend_port(backend, port)
+        if to is None:
+            continue  # the backend has no such port: never route into a void cluster
+        weighted.append({"name": names.outbound_cluster(backend, to),
                          "weight": 1 if equal else b.weight})
     if not weighted:
-        return {"cluster": names.outbound_cluster(svc)}
+        return {"cluster": names.outbound_cluster(svc, port.port)}
     return {"weighted_clusters": {"clusters": weighted}}
 
 
 def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None, *,
                  retry: Retry | None = None, timeout: Timeout | None = None,
                  fault: Fault | None = None,
-                 defects: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """One virtual host ("*": the listener already picked the service by VIP)."""
-    root = {"cluster": names.outbound_cluster(svc)}
+                 defects: frozenset[str] = frozenset(),
+                 port: ServicePort | None = None) -> dict[str, Any]:
+    """One virtual host ("*": the listener already picked the service by VIP and port);
+    ``port`` defaults to the service's primary port."""
+    port = port or svc.spec.ports[0]
+    root = {"cluster": names.outbound_cluster(svc, port.port)}
     arms: list[tuple[str, HTTPMatch | None, dict[str, Any]]]
     if split is None:
         arms = [("default", None, root)]
     elif is_empty(split.match):
-        arms = [("default", None, split_action(reg, svc, split, defects))]
+        arms = [("default", None, split_action(reg, svc, split, defects, port))]
     else:
         split_match = None if "match-ignored" in defects else split.match
-        arms = [("split", split_match, split_action(reg, svc, split, defects)),
+        arms = [("split", split_match, split_action(reg, svc, split, defects, port)),
                 ("default", None, root)]
 
     common: dict[str, Any] = {"retry_policy": retry_policy(retry, defects)}
@@ -125,8 +141,9 @@ def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None,
         else:
             routes.append(_route(name, route_match(match), {**action, **common},
                                  faulted if fault is not None else plain))
-    return {"name": names.route_name(svc), "validate_clusters": False, "virtual_hosts": [{
-        "name": names.route_name(svc), "domains": ["*"], "routes": routes}]}
+    name = names.route_name(svc, port.port)
+    return {"name": name, "validate_clusters": False, "virtual_hosts": [{
+        "name": name, "domains": ["*"], "routes": routes}]}
 
 
 def _route(name: str, match: dict[str, Any], action: dict[str, Any],

@@ -49,20 +49,28 @@ def _common(san_uris: list[str] | None, allow_expired: bool = False) -> dict[str
 
 
 def upstream_mtls(sni: str, san_uris: list[str] | None,
-                  allow_expired: bool = False) -> dict[str, Any]:
+                  allow_expired: bool = False, alpn: list[str] | None = None) -> dict[str, Any]:
     """Client side: present our SVID, accept only a server whose URI SAN is in ``san_uris``.
 
-    ``san_uris=None`` pins nothing (the server-identity-unchecked defect).
+    ``san_uris=None`` pins nothing (the server-identity-unchecked defect). ``alpn``:
+    offered protocols (``["h2"]`` for an HTTP/2 cluster).
     """
+    common = _common(san_uris, allow_expired)
+    if alpn:
+        common["alpn_protocols"] = list(alpn)
     return {"name": _TLS_SOCKET, "typed_config": {
-        "@type": _UP, "sni": sni, "common_tls_context": _common(san_uris, allow_expired)}}
+        "@type": _UP, "sni": sni, "common_tls_context": common}}
 
 
-def downstream_mtls(allow_expired: bool = False) -> dict[str, Any]:
+def downstream_mtls(allow_expired: bool = False, alpn: bool = True) -> dict[str, Any]:
     """Server side: present our SVID, require a client cert chaining to the mesh root.
 
     Which identities may call is access control (policy issue), not mTLS.
     """
+    # ALPN (unless ``alpn=False``, the alpn-h2-unoffered defect): h2 for callers that offer it (HTTP/2 and gRPC ports, a client speaking h2
+    # straight to the sidecar); a caller offering none still gets a session.
+    common = _common(None, allow_expired)
+    if alpn:
+        common["alpn_protocols"] = ["h2", "http/1.1"]
     return {"name": _TLS_SOCKET, "typed_config": {
-        "@type": _DOWN, "require_client_certificate": True,
-        "common_tls_context": _common(None, allow_expired)}}
+        "@type": _DOWN, "require_client_certificate": True, "common_tls_context": common}}
