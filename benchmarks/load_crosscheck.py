@@ -71,7 +71,10 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (the load lab)", file=sys.stderr)
         return 2
-    burners = [subprocess.Popen(["timeout", "900", sys.executable, "-c", "while 1: pass"])
+    # Each burner bounds itself (900 s) and is the process we kill: killing a `timeout`
+    # wrapper instead left its child burning.
+    burners = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.monotonic() + 900"
+                                 "\nwhile time.monotonic() < end: pass"])
                for _ in range(max(0, min(a.burners, 4)))]
     try:
         settings = LoadSettings(scenarios=(ScenarioSettings("single-hop", a.rate, a.duration,
