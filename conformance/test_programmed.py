@@ -15,12 +15,15 @@ probe takes to start). A mesh whose ACK is reported on send (``acked-on-send``):
 with the ACK method alone (``--mesh reference-acked``, as ACK-based adapters such
 as Istio's syncz decide), 13 of 24 requests right after "programmed" saw the old
 behaviour here (FILLER 300, 2 cores shared with other labs): at p = 0.54 per
-toggle, 2 x ROUNDS = 16 toggles all passing has probability 0.46^16 = 4e-6. The
-reference adapter also reads each Envoy's own warming counters, which Envoy
-answers on the thread that applies xDS, so it waits behind an update that has
-arrived and shows the early ACK far less (1 in 20); the black box decides by
-the sentinel, which travels with the change, so an ACK cannot fool it: there the
-check proves the sentinel method waits for a slow change.
+toggle, 2 x ROUNDS = 16 toggles all passing has probability 0.46^16 = 4e-6.
+FILLER is 2000 since the control plane pushes only the changed route (issue 16):
+a 300-rule change then applied before the probe's first request even under the
+defect (0 of 16 stale); with 2000, 8 of 16 were stale (p = 0.5 per toggle,
+0.5^16 = 1.5e-5 to pass all). The reference adapter now decides by the control plane's ACKs too (warming inferred
+from the order of ACKs on each stream, no Envoy read: refmesh.controlplane), so
+the defect shows in ``--mesh reference`` as in ``reference-acked``; the black
+box decides by the sentinel, which travels with the change, so an ACK cannot
+fool it: there the check proves the sentinel method waits for a slow change.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ pytestmark = [pytest.mark.mesh]
 
 ECHO_B = "http://echo.team-b/echo"
 #: Extra path rules that make the change slow to apply (a compiled regex each).
-FILLER = 300
+FILLER = 2000
 #: Add/remove toggles: 2 x ROUNDS requests, each sent right after "programmed".
 ROUNDS = 8
 

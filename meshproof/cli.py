@@ -245,6 +245,38 @@ def conformance_argv(args: argparse.Namespace) -> list[str]:
     return argv + list(args.pytest_args)
 
 
+def cmd_mesh_status(args: argparse.Namespace) -> int:
+    """Per sidecar and xDS type, what the reference control plane sent and what was ACKed
+    (as ``istioctl proxy-status``): exit 0 every sidecar in sync with the current
+    version, 1 some are not (stale, NACKed, not sent), 2 no control plane to ask."""
+    from meshproof.mesh.reference import ControlPlaneClient
+
+    doc = ControlPlaneClient().request("GET", "/debug/syncz")
+    if args.json:
+        print(json.dumps(doc, indent=1, sort_keys=True))
+    rows: dict[str, dict[str, str]] = {}
+    connected: dict[str, bool] = {}
+    for r in doc["sidecars"]:
+        word = r["state"]
+        if word == "NACK":
+            word = f"NACK {r['sent']}: {str(r['nack'])[:60]}"
+        elif word == "STALE":
+            word = f"STALE (sent {r['sent']}, acked {r['acked']})"
+        rows.setdefault(r["node"], {})[r["type"]] = word
+        connected[r["node"]] = r["connected"]
+    synced = all(w == "SYNCED" for cells in rows.values() for w in cells.values()) and \
+        all(connected.values())
+    if not args.json:
+        types = ("cds", "eds", "lds", "rds")
+        print(f"{'SIDECAR':<34} " + " ".join(f"{t.upper():<10}" for t in types))
+        for node, cells in rows.items():
+            line = " ".join(f"{cells.get(t, '-'):<10}" for t in types)
+            print(f"{node:<34} {line}{'' if connected[node] else '  (disconnected)'}")
+        print(f"version {doc['version']}: {len(rows)} sidecar(s), "
+              + ("all in sync" if synced else "NOT all in sync"))
+    return 0 if synced else 1
+
+
 def cmd_conformance(args: argparse.Namespace) -> int:
     """The suite, with reports; exit 0 / 1 / 2 whatever pytest's own code was. Names are
     checked by the plugin (pytest exits 2 on an unknown one), so plugins given with
@@ -306,6 +338,12 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="what runs now")
     st.add_argument("--target", default="local", help=f"one of: {targets}")
     st.set_defaults(fn=cmd_status)
+    me = sub.add_parser("mesh", help="the reference mesh's own view")
+    mesh_sub = me.add_subparsers(dest="mesh_cmd", metavar="MESH_COMMAND", required=True)
+    ms = mesh_sub.add_parser("status", help="per sidecar and xDS type: sent, ACKed, NACK "
+                             "(exit 0 all in sync, 1 not, 2 no control plane)")
+    ms.add_argument("--json", action="store_true", help="the control plane's /debug/syncz")
+    ms.set_defaults(fn=cmd_mesh_status)
     pr = sub.add_parser("probe", help="send requests from a pod")
     pr.add_argument("pod", help="source pod, e.g. bookinfo/client-0")
     pr.add_argument("url", help="e.g. http://productpage/")

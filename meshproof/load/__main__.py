@@ -41,6 +41,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=float, dest="warmup_s")
     ap.add_argument("--floor", type=float, dest="floor_s", help="floor phase seconds; 0: skip")
     ap.add_argument("--pin-cpu", type=int, dest="pin_cpu")
+    ap.add_argument("--no-realtime", action="store_true",
+                    help="leave the load lab's pods in the normal scheduling class (nice only)")
+    ap.add_argument("--nice", type=int, default=None,
+                    help="nice of the load lab's pod processes while measuring (default -10; "
+                    "0 leaves them as they are)")
     ap.add_argument("--defect", default="", help="bring the mesh up with this defect")
     ap.add_argument("--baseline", type=Path, help="a previous report: gate against it")
     ap.add_argument("--out", type=Path, default=Path("reports/load"))
@@ -56,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             LoadSettings(), scenarios=args.scenario, rate=args.rate,
             duration_s=args.duration, rounds=args.rounds, connections=args.connections,
             payload=args.payload, warmup_s=args.warmup_s, floor_s=args.floor_s,
-            pin_cpu=args.pin_cpu)
+            pin_cpu=args.pin_cpu, nice=args.nice,
+            realtime=False if args.no_realtime else None)
         baseline = report.load(args.baseline) if args.baseline else None
         if not 1 <= args.clients <= MAX_CLIENTS:
             raise ValueError(f"--clients 1..{MAX_CLIENTS}, not {args.clients}")

@@ -10,6 +10,7 @@ import statistics
 from typing import Any
 
 from meshproof.load import hist
+from meshproof.load.settings import MAX_LATENESS_P99_US
 
 
 def spread(values: list[float]) -> dict[str, Any]:
@@ -19,6 +20,42 @@ def spread(values: list[float]) -> dict[str, Any]:
             "sd": round(statistics.stdev(values), 1) if len(values) > 1 else 0.0,
             "min": round(min(values), 1), "max": round(max(values), 1),
             "per_round": [round(v, 1) for v in values]}
+
+
+#: The statistical part of a figure's uncertainty: this many standard errors of the
+#: per-round median (about a 95% interval for 5 rounds of near-normal spread).
+SE_FACTOR = 2.0
+
+
+def lateness_bias(rounds: list[dict[str, Any]], pct: str) -> float:
+    """The most the generator's late sends can have shifted the added latency at ``pct``.
+
+    Latency runs from the intended send time, so a send late by L adds L to
+    that request in whichever path it happened; at a percentile the shift is
+    at most the phase's lateness at about the same percentile (a first-order
+    bound: exact when late sends and slow answers coincide). The added latency
+    is a difference of two paths, each shifted by 0..L: the bound is the larger
+    of the two phases' lateness, the median over rounds. p99.9 and max use the
+    phase's lateness max. The benchmark ``benchmarks/load_crosscheck.py``
+    checks the stated uncertainty against an independent client.
+    """
+    key = pct if pct in ("p50", "p90", "p99") else "max"
+    per = []
+    for r in rounds:
+        ph = r["phases"]
+        vals = [ph[path]["lateness_us"].get(key, ph[path]["lateness_us"]["p99"])
+                for path in ("plain", "mesh") if path in ph]
+        per.append(max(vals) if vals else 0.0)
+    return float(statistics.median(per)) if per else 0.0
+
+
+def uncertainty(added: dict[str, Any], rounds: list[dict[str, Any]], pct: str) -> dict[str, Any]:
+    """The figure's stated uncertainty: ``SE_FACTOR`` standard errors of the median over
+    rounds (the machine's noise between rounds) plus the lateness bias bound."""
+    se = float(added["sd"]) / (len(added["per_round"]) ** 0.5) if added["per_round"] else 0.0
+    bias = lateness_bias(rounds, pct)
+    return {"us": round(SE_FACTOR * se + bias, 1), "se_us": round(se, 1),
+            "lateness_bias_us": round(bias, 1)}
 
 
 def merged(rounds: list[dict[str, Any]], path: str) -> Any:
@@ -68,8 +105,14 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
     lateness = {"p50": statistics.median(ph["lateness_us"]["p50"] for ph in phases),
                 "p99": max(ph["lateness_us"]["p99"] for ph in phases),
                 "max": max(ph["lateness_us"]["max"] for ph in phases)}
+    for name in hist.PERCENTILES:
+        added[name]["uncertainty"] = uncertainty(added[name], rounds, name)
     flags = [f"round {r['round'] + 1} {path}: {f}" for r in rounds
              for path, ph in r["phases"].items() for f in ph["flags"]]
+    notes = [f"round {r['round'] + 1} {path}: send lateness p99 "
+             f"{ph['lateness_us']['p99']:.0f} us > {MAX_LATENESS_P99_US:.0f} us (in the uncertainty)"
+             for r in rounds for path, ph in r["phases"].items()
+             if ph["lateness_us"]["p99"] > MAX_LATENESS_P99_US]
     return {**run, "added_us": added, "percentiles_us": pct, "ratio": ratio,
             "floor_us": pct["floor"], "lateness_us": lateness,
             "proxy": proxy_cost(rounds, run["rate_rps"]),
@@ -77,4 +120,4 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
                 r["phases"]["mesh"]["generator_cpu_s"]
                 / (run["duration_s"] + run.get("warmup_s", 0.0))
                 for r in rounds), 3),
-            "valid": not flags, "flags": flags}
+            "valid": not flags, "flags": flags, "notes": notes}

@@ -2,8 +2,13 @@
 
 Threshold per percentile: ``K`` standard errors of the difference of the two
 runs' median added latency, from each run's spread across its rounds
-(sd / sqrt(rounds)), and never below ``MIN_US``: sd estimated from a few rounds
-can come out tiny by luck, and 20 us is below anything a user would notice.
+(sd / sqrt(rounds)), plus each run's lateness bias bound (the most its
+generator's late sends can have shifted its figure: the base down by up to
+its bound, the current up by up to its own; ``meshproof.load.analysis``), and
+never below ``MIN_US``: sd estimated from a few rounds can come out tiny by
+luck, and 20 us is below anything a user would notice. So a noisy run is
+compared with its measured uncertainty instead of being refused; only a run
+that did not keep its rate or lost requests is (flagged, not valid).
 p99.9 and max are never gated (VM stalls of 1-16 ms dominate them).
 """
 
@@ -42,7 +47,10 @@ def threshold(base: dict[str, Any], cur: dict[str, Any]) -> float:
     def se(s: dict[str, Any]) -> float:
         return float(s["sd"]) / math.sqrt(max(len(s["per_round"]), 1))
 
-    return max(MIN_US, K * math.sqrt(se(base) ** 2 + se(cur) ** 2))
+    def bias(s: dict[str, Any]) -> float:
+        return float(s.get("uncertainty", {}).get("lateness_bias_us", 0.0))
+
+    return max(MIN_US, K * math.sqrt(se(base) ** 2 + se(cur) ** 2) + bias(base) + bias(cur))
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Verdict]:

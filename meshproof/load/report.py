@@ -62,6 +62,8 @@ def table(doc: dict[str, Any]) -> str:
         lines.append(f"  {'added (median)':<22}"
                      + "".join(f"{_ms(add[n]['median']):>10}" for n in names))
         lines.append(f"  {'  spread (sd)':<22}" + "".join(f"{_ms(add[n]['sd']):>10}" for n in names))
+        lines.append(f"  {'  uncertainty (+-)':<22}" + "".join(
+            f"{_ms(add[n].get('uncertainty', {}).get('us', 0.0)):>10}" for n in names))
         lines.append(f"  {'ratio mesh/baseline':<22}" + "".join(f"{sc['ratio'][n]:>10.2f}"
                                                              for n in names))
         late = sc["lateness_us"]
@@ -76,6 +78,8 @@ def table(doc: dict[str, Any]) -> str:
                          f"{c['cpu_us_per_request']:.0f} us/request, RSS {c['rss_mb']:.0f} MB")
         for f in sc["flags"][:8]:
             lines.append(f"  flag: {f}")
+        for f in sc.get("notes", [])[:4]:
+            lines.append(f"  noisy: {f}")
         lines.append("  p99.9 and max: reported, never gated (VM stalls dominate them)")
         lines.append("")
     return "\n".join(lines)

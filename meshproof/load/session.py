@@ -126,7 +126,10 @@ class LoadSession:
         if settings.pin_cpu is not None:
             n = self.target.pin_cpu([PLAIN_NS, MESH_NS], settings.pin_cpu)
             self.log(f"pinned {n} pod processes to CPU {settings.pin_cpu}")
-        runner = ScenarioRun(self.plain, self.mesh, settings, self.log, self._sidecars)
+        target = self.target
+        runner = ScenarioRun(self.plain, self.mesh, settings, self.log, self._sidecars,
+                             lambda rt: target.prioritize([PLAIN_NS, MESH_NS], rt,
+                                                          settings.nice))
         scenarios = {sc.name: analysis.summarize(runner.run(sc)) for sc in settings.scenarios}
         gen = self.mesh.info()
         info = self.adapter.describe()

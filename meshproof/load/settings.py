@@ -40,6 +40,12 @@ class LoadSettings:
     timeout_s: float = 5.0
     spin_us: float = 150.0
     pin_cpu: int | None = None  # pin sidecars, apps and generators to this CPU
+    #: Nice of the load lab's pod processes while measuring (root; 0 leaves them): a busy
+    #: neighbour must not pass for mesh latency (runner.prioritize).
+    nice: int = -10
+    #: Pods at SCHED_FIFO 1 and the generator at 2 while measuring (root; runner.prioritize);
+    #: False: the pods get ``nice`` and the generator SCHED_FIFO 1.
+    realtime: bool = True
 
     def __post_init__(self) -> None:
         for s in self.scenarios:
@@ -48,6 +54,8 @@ class LoadSettings:
                                   f"scenarios: {', '.join(DEFAULT_RATES)}")
             if not (0 < s.rate <= 20_000 and 0.5 <= s.duration_s <= 300 and 1 <= s.rounds <= 50):
                 raise ConfigError(f"{s.name}: rate 0..20000, duration 0.5..300 s, rounds 1..50")
+        if not -20 <= self.nice <= 19:
+            raise ConfigError(f"nice {self.nice} is out of range", "give -20..19")
         if not (1 <= self.connections <= 256 and 0 <= self.payload <= 1_000_000
                 and 0 <= self.warmup_s <= 60 and 0 <= self.floor_s <= 60):
             raise ConfigError("connections 1..256, payload 0..1e6 bytes, warm-up and floor "

@@ -2,8 +2,10 @@
 
 Programmed means, for every sidecar: the control plane saw it ACK the
 policy's version for every xDS type (a NACK fails at once with Envoy's
-message), and its admin stats show nothing still warming (Envoy ACKs before
-warming ends). Only then may a check sample traffic.
+message), with warming inferred from the order of ACKs on its stream (see
+``refmesh.controlplane``). The control plane answers the wait itself when
+that happens; nothing polls the sidecars. Only then may a check sample
+traffic.
 
 The adapter talks to the control plane and the CA over their Unix sockets on
 the lab host and never imports the lab engine: operations that need the
@@ -67,11 +69,12 @@ def envoy_version() -> str:
 class ControlPlaneClient:
     """The reference control plane's JSON API (policy, state, per-sidecar status)."""
 
-    def request(self, method: str, url: str, body: Any = None) -> Any:
+    def request(self, method: str, url: str, body: Any = None, timeout: float = 10) -> Any:
         from refmesh import unixhttp
 
         try:
-            status, answer = unixhttp.request_json(CP_API_SOCKET, method, url, body, timeout=10)
+            status, answer = unixhttp.request_json(CP_API_SOCKET, method, url, body,
+                                                   timeout=timeout)
         except OSError as exc:
             raise TargetError(f"the reference control plane is unreachable: {exc}",
                               "is the lab up with --mesh reference?") from exc
@@ -89,9 +92,6 @@ class ControlPlaneClient:
 
 class ReferenceMesh(MeshAdapter):
     name = "reference"
-    #: Also read each sidecar's own warming counters before saying programmed (Envoy
-    #: ACKs before warming ends). ``ReferenceAcked`` turns it off.
-    read_proxy_warming = True
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
@@ -149,32 +149,32 @@ class ReferenceMesh(MeshAdapter):
         return dict(self.cp.request("GET", "/status"))
 
     def _wait(self, token: Token, timeout: float) -> None:
-        from refmesh.admin import EnvoyAdmin
-        from refmesh.controlplane import pending
-
+        """Ask the control plane, which knows from its own nonces (and answers the moment
+        every sidecar is programmed or one NACKed): no sidecar's admin socket is polled."""
         version = int(token.value)
         deadline = time.monotonic() + timeout
-        keys = [p.key for p in self.sidecars]
+        nodes = ",".join(p.key for p in self.sidecars)
         while True:
-            waiting = pending(self.status(), version, keys)
+            left = max(0.0, deadline - time.monotonic())
+            answer = self.cp.request(
+                "GET", f"/programmed?version={version}&nodes={nodes}&wait={min(left, 5.0):.3f}",
+                timeout=min(left, 5.0) + 10)
+            waiting: dict[str, str] = answer["pending"]
             nacked = {n: why for n, why in waiting.items() if "NACK" in why}
             if nacked:
                 node, why = next(iter(nacked.items()))
                 raise ConfigRejected(f"sidecar {node} rejected version {version}: {why}",
                                      "the last good config keeps serving; fix the intent")
-            if not waiting and not self.read_proxy_warming:
-                return
             if not waiting:
-                warming = {p.key: EnvoyAdmin(admin_socket(p.namespace, p.name),
-                                             timeout=2).warming() for p in self.sidecars}
-                if not any(warming.values()):
-                    return
-                waiting = {k: f"{n} resources warming" for k, n in warming.items() if n}
-            if time.monotonic() > deadline:
+                return
+            if time.monotonic() >= deadline:
                 first = "; ".join(f"{k}: {v}" for k, v in list(waiting.items())[:3])
                 raise NotProgrammed(f"version {version} not programmed within {timeout}s: "
                                     f"{first}")
-            time.sleep(0.01)
+
+    def syncz(self) -> dict[str, Any]:
+        """Per sidecar and xDS type: sent, ACKed, NACK (``meshproof mesh status``)."""
+        return dict(self.cp.request("GET", "/debug/syncz"))
 
     # ------------------------------------------------------------ evidence
 
@@ -290,16 +290,13 @@ class ReferenceMesh(MeshAdapter):
 
 class ReferenceAcked(ReferenceMesh):
     """``--mesh reference-acked``: programmed from the control plane's ACKs alone, as an
-    ACK-based third-party adapter decides it (Istio's syncz: acked == sent), without
-    reading the proxies' own warming counters. It proves the ACK method the way the
-    black box proves the sentinel method, and it is where a control plane that reports
-    ACK on send shows: the reference adapter's extra read of each Envoy (answered on the
-    thread that applies xDS) mostly hides it. For the programmed-signal checks; a
-    change that makes a cluster warm (outlier detection) can race it, as it can any
-    ACK-only adapter."""
+    ACK-based third-party adapter decides it (Istio's syncz: acked == sent). Since the
+    control plane decides programmed itself (warming inferred from the order of ACKs,
+    ``refmesh.controlplane``) and the reference adapter no longer reads any Envoy, the
+    two modes use the same method; the name stays for the programmed-signal checks and
+    their negative control (``acked-on-send``), which now shows in both."""
 
     name = "reference-acked"
-    read_proxy_warming = False
 
 
 def _alive(pid: int) -> bool:

@@ -5,8 +5,9 @@ What Istio's installer, injector and init container do, for the netns lab:
   sockets only (never over the pod network they program);
 - every pod of a meshed namespace gets, before its app starts, the
   istio-init nat rules (inbound TCP -> 15006, outbound -> 15001, the pod's
-  proxy uid excluded), an identity agent and an Envoy running as the pod's
-  own proxy uid inside the pod's netns;
+  proxy uid excluded), its identity served by the node's agent (one process
+  for the lab, a socket and a token per pod: ``refmesh.nodeagent``) and an
+  Envoy running as the pod's own proxy uid inside the pod's netns;
 - every change in the lab's registry (pods, readiness) is pushed to the
   control plane, like a controller watching the kube API.
 """
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,15 @@ from meshproof.targets.local.lab import Lab
 from meshproof.targets.local.procs import ProcSpec
 from meshproof.targets.local.shell import run
 from meshproof.mesh import refpaths
-from meshproof.mesh.refpaths import (ADS_SOCKET, CA_SOCKET, CERT_TTL, CP_API_SOCKET, MESH_DIR,
-                                    TOKENS)
+from meshproof.mesh.refpaths import (ADS_SOCKET, AGENT_SOCKET, CA_SOCKET, CERT_TTL,
+                                    CP_API_SOCKET, MESH_DIR, TOKENS)
 from meshproof.targets.model import Pod, Registry
 
 OUTBOUND_PORT = 15001
 INBOUND_PORT = 15006
 READY_TIMEOUT_S = 30.0
+#: Sidecars injected at once at install (threads: the work is mostly waiting on processes).
+INJECT_WORKERS = 8
 #: Defects of the lab's wiring rather than of xDS (see ``lab_defect``).
 LAB_DEFECTS = frozenset({"fail-open-without-sidecar", "config-lost-on-cp-outage"})
 #: Defects of the identity agent (one flag each on its command line).
@@ -76,13 +80,20 @@ class ReferenceMeshInstall:
         self.lab = lab
         self.defect = defect
         self._last_registry = ""
+        self._tokens_lock = threading.Lock()
+        self._started = False
         from refmesh.envoy_binary import staged_envoy
 
         self.envoy = str(staged_envoy())
 
     # ---------------------------------------------------------- control plane and CA
 
-    def start_control(self) -> None:
+    def start_processes(self) -> None:
+        """Start the CA, the control plane and the node agent without waiting for them
+        (``prestart``: their interpreters load while the lab creates its pods)."""
+        if self._started:
+            return
+        self._started = True
         MESH_DIR.mkdir(parents=True, exist_ok=True)
         MESH_DIR.chmod(0o755)
         self.write_tokens()
@@ -100,7 +111,16 @@ class ReferenceMeshInstall:
                   "--api-socket", str(CP_API_SOCKET), "--state-dir", str(MESH_DIR / "cp"),
                   *([CP_DEFECTS[self.defect]] if self.defect in CP_DEFECTS else [])],
             ready=lambda _pid: _healthy(CP_API_SOCKET)))
-        self.lab.sup.wait_ready(["ca", "controlplane"], READY_TIMEOUT_S)
+        self.lab.sup.start(ProcSpec(
+            name="agent", group="mesh", log=MESH_DIR / "agent.log",
+            argv=[py, "-m", "refmesh.nodeagent", "--ca-socket", str(CA_SOCKET),
+                  "--api-socket", str(AGENT_SOCKET),
+                  *([AGENT_DEFECTS[self.defect]] if self.defect in AGENT_DEFECTS else [])],
+            ready=lambda _pid: _healthy(AGENT_SOCKET)))
+
+    def start_control(self) -> None:
+        self.start_processes()
+        self.lab.sup.wait_ready(["ca", "controlplane", "agent"], READY_TIMEOUT_S)
         self.program_defect()
 
     def program_defect(self) -> None:
@@ -122,17 +142,18 @@ class ReferenceMeshInstall:
             raise TargetError(f"control plane refused defect {self.defect!r}: {answer}")
 
     def write_tokens(self) -> None:
-        book = {tok: {"namespace": self.lab.pods[k].namespace,
-                      "service_account": self.lab.pods[k].service_account}
-                for k, tok in self.lab.tokens.items() if k in self.lab.pods}
-        # One temporary file per thread: the lab's listener (any RPC thread or the
-        # supervisor's) and an injection can write at once, and a shared name let one
-        # writer's replace() take the file from under the other (FileNotFoundError
-        # ending a chaos run's start_component).
-        tmp = TOKENS.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(book))
-        tmp.chmod(0o600)
-        tmp.replace(TOKENS)
+        """The CA's token book, replaced atomically. Under a lock: the registry listener and
+        a pod's injection both write it, and two writers sharing one temp file made one
+        fail (FileNotFoundError on the rename) under load."""
+        with self._tokens_lock:
+            book = {tok: {"namespace": self.lab.pods[k].namespace,
+                          "service_account": self.lab.pods[k].service_account}
+                    for k, tok in dict(self.lab.tokens).items() if k in self.lab.pods}
+            tmp = TOKENS.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(book))
+            tmp.replace(TOKENS)
 
     def sync(self, reg: Registry) -> None:
         """Lab listener: push the registry to the control plane when it changed."""
@@ -143,6 +164,7 @@ class ReferenceMeshInstall:
         text = json.dumps(body, sort_keys=True)
         if text == self._last_registry:
             return
+        self._forget_identities({p.key for p in reg.pods if p.meshed})
         self.write_tokens()
         if not CP_API_SOCKET.exists():
             return  # control plane down (chaos): it gets the registry when back
@@ -154,8 +176,11 @@ class ReferenceMeshInstall:
 
     # ---------------------------------------------------------- sidecars
 
-    def inject(self, pod: Pod) -> None:
-        """Capture rules, agent and Envoy for one pod of a meshed namespace."""
+    def inject(self, pod: Pod, tokens: bool = True) -> None:
+        """Capture rules, identity and Envoy for one pod of a meshed namespace.
+
+        ``tokens``: write the CA's token book first (a pod added later); the
+        installer writes it once for all pods and injects them in parallel."""
         if not pod.meshed:
             return
         from refmesh.admin import EnvoyAdmin
@@ -170,8 +195,9 @@ class ReferenceMeshInstall:
         sds, admin = d / "sds.sock", d / "admin.sock"
         # The CA must know the pod's token before its agent asks (a scaled-up pod's agent
         # was refused "unknown bootstrap token" until the next registry push).
-        self.write_tokens()
-        self.lab.sup.start(self._agent_spec(pod, pod))
+        if tokens:
+            self.write_tokens()
+        self.serve_identity(pod, pod)
         cfg = write_bootstrap(d / "envoy.json", bootstrap(
             pod.key, SidecarPaths(str(ADS_SOCKET), str(sds), str(admin)),
             cluster=f"{pod.workload}.{pod.namespace}"))
@@ -181,33 +207,41 @@ class ReferenceMeshInstall:
             uid=pod.proxy_uid, argv=envoy.argv(),
             ready=lambda _pid: admin.exists() and _envoy_live(EnvoyAdmin(admin, timeout=1))))
 
-    def _agent_spec(self, pod: Pod, identity: Pod) -> ProcSpec:
-        """The identity agent of ``pod``, asking for ``identity``'s SVID with its token."""
+    def serve_identity(self, pod: Pod, identity: Pod) -> None:
+        """Have the node agent serve ``identity``'s SVID, got with ``identity``'s token, on
+        ``pod``'s SDS socket (``pod`` itself normally; another pod for an impostor)."""
+        from refmesh import unixhttp
+
         d = sidecar_dir(pod)
-        sds = d / "sds.sock"
-        cert = d / "keys" / "cert.pem"
-        return ProcSpec(
-            name=f"{pod.key}/agent", group=pod.key, log=d / "agent.log",
-            argv=[sys.executable, "-m", "refmesh.agent", "--ca-socket", str(CA_SOCKET),
-                  "--token-file", str(self.lab.pod_dir(identity) / "token"),
-                  "--namespace", identity.namespace,
-                  "--service-account", identity.service_account,
-                  "--sds-socket", str(sds), "--key-dir", str(d / "keys"),
-                  "--proxy-uid", str(pod.proxy_uid),
-                  *([AGENT_DEFECTS[self.defect]] if self.defect in AGENT_DEFECTS else [])],
-            ready=lambda _pid: sds.exists() and cert.exists())
+        spec = {"namespace": identity.namespace, "service_account": identity.service_account,
+                "token_file": str(self.lab.pod_dir(identity) / "token"),
+                "sds_socket": str(d / "sds.sock"), "key_dir": str(d / "keys"),
+                "proxy_uid": pod.proxy_uid}
+        status, answer = unixhttp.request_json(AGENT_SOCKET, "PUT", f"/pods/{pod.key}", spec,
+                                               timeout=10)
+        if status != 200:
+            raise TargetError(f"the node agent refused {pod.key}: {answer}",
+                              f"see {MESH_DIR / 'agent.log'}")
+
+    def _forget_identities(self, keep: set[str]) -> None:
+        """The node agent stops serving pods the registry no longer has (scaled down)."""
+        from refmesh import unixhttp
+
+        try:
+            _, served = unixhttp.request_json(AGENT_SOCKET, "GET", "/pods", timeout=5)
+            for key in set(served) - keep if isinstance(served, dict) else ():
+                unixhttp.request_json(AGENT_SOCKET, "DELETE", f"/pods/{key}", timeout=5)
+        except OSError:
+            pass  # the agent is down (chaos): it has nothing to forget
 
     def swap_identity(self, pod: Pod, identity: Pod) -> None:
-        """Restart ``pod``'s agent with ``identity``'s token: its Envoy then serves a
-        valid mesh certificate for another workload (an impostor), until swapped back."""
+        """Serve ``identity``'s SVID (got with its token) on ``pod``'s SDS socket: its Envoy
+        then serves a valid mesh certificate for another workload (an impostor), until
+        swapped back."""
         from refmesh.admin import EnvoyAdmin
 
-        name = f"{pod.key}/agent"
-        self.lab.sup.forget(name)
-        (sidecar_dir(pod) / "sds.sock").unlink(missing_ok=True)
         (sidecar_dir(pod) / "keys" / "cert.pem").unlink(missing_ok=True)
-        self.lab.sup.start(self._agent_spec(pod, identity))
-        self.lab.sup.wait_ready([name], READY_TIMEOUT_S)
+        self.serve_identity(pod, identity)
         admin = EnvoyAdmin(sidecar_dir(pod) / "admin.sock", timeout=2)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while identity.identity not in admin.cert_uris():  # Envoy re-fetches over SDS
@@ -265,7 +299,7 @@ class ReferenceMeshInstall:
             if time.monotonic() > deadline:
                 raise TargetError(f"{pod.key}'s agent did not renew its certificate within "
                                   f"{READY_TIMEOUT_S:.0f}s (svid {st})",
-                                  f"see {sidecar_dir(pod) / 'agent.log'} and the CA's log")
+                                  f"see {MESH_DIR / 'agent.log'} and the CA's log")
             time.sleep(0.05)
 
     def serve(self, lab: Lab, op: str, args: dict[str, Any]) -> Any:
@@ -288,16 +322,14 @@ class ReferenceMeshInstall:
     # controls for the chaos experiments; each touches only what its name says)
 
     def renew_certs(self) -> int:
-        """Every ready pod's agent renews now (SIGHUP), without waiting for the result:
-        the CA-outage experiment makes each renewal fail at a known moment. Returns how
-        many agents were asked."""
-        n = 0
-        for p in [p for p in self.lab.pods.values() if p.meshed and p.ready]:
-            proc = self.lab.sup.procs.get(f"{p.key}/agent")
-            if proc is not None and self.lab.sup.is_ready(f"{p.key}/agent"):
-                os.kill(proc.popen.pid, signal.SIGHUP)
-                n += 1
-        return n
+        """Every ready pod's identity renews now (SIGHUP to the node agent, which renews
+        all of them), without waiting for the result: the CA-outage experiment makes each
+        renewal fail at a known moment. Returns how many pods were asked for."""
+        proc = self.lab.sup.procs.get("agent")
+        if proc is None or not self.lab.sup.is_ready("agent"):
+            return 0
+        os.kill(proc.popen.pid, signal.SIGHUP)
+        return len([p for p in self.lab.pods.values() if p.meshed and p.ready])
 
     def set_defect(self, defect: str) -> str:
         """Switch the running lab to another defect ("" = healthy), as a lab brought up
@@ -381,10 +413,14 @@ class ReferenceMeshInstall:
         self.sync(self.lab.registry_obj())
         pods = [p for p in self.lab.pods.values() if p.meshed]
         total = len(pods) + 1
-        progress("CA and control plane up", 1, total)
-        for i, pod in enumerate(pods, 2):
-            self.inject(pod)
-            progress(f"sidecar injected into {pod.key}", i, total)
+        progress("CA, control plane and node agent up", 1, total)
+        self.write_tokens()
+        # In parallel: each injection is mostly waiting (iptables-restore in the pod's netns,
+        # the agent's answer, process start), and the sidecars' start-up overlaps.
+        done = iter(range(2, total + 1))
+        with ThreadPoolExecutor(max_workers=INJECT_WORKERS) as pool:
+            for pod in pool.map(lambda p: (self.inject(p, tokens=False), p)[1], pods):
+                progress(f"sidecar injected into {pod.key}", next(done), total)
         self.lab.wait_ready(timeout=READY_TIMEOUT_S)
         progress("all sidecars ready", total, total)
 
@@ -426,6 +462,20 @@ def _envoy_live(admin: Any) -> bool:
         return False
 
 
+def prestart(lab: Lab, defect: str = "") -> ReferenceMeshInstall:
+    """Start the mesh's own processes as soon as the lab's fabric is up (labd calls this
+    before it creates the pods): their start-up (Python, gRPC, protos) then overlaps the
+    pods' instead of following it. :func:`install` finishes the job."""
+    if defect:
+        from meshproof.mesh import defects
+
+        defects.require(defect)
+    mesh = ReferenceMeshInstall(lab, defect)
+    mesh.start_processes()
+    lab.mesh_prestart = mesh
+    return mesh
+
+
 def install(lab: Lab, defect: str = "", progress: Progress = lambda m, d, t: None
             ) -> ReferenceMeshInstall:
     """Install the reference mesh into a running lab (labd calls this for --mesh reference)."""
@@ -433,9 +483,8 @@ def install(lab: Lab, defect: str = "", progress: Progress = lambda m, d, t: Non
         from meshproof.mesh import defects
 
         defects.require(defect)
-    try:
-        mesh = ReferenceMeshInstall(lab, defect)
-        mesh.install(progress)
-    except TargetError:
-        raise
+    early = getattr(lab, "mesh_prestart", None)
+    mesh = early if isinstance(early, ReferenceMeshInstall) and early.defect == defect \
+        else ReferenceMeshInstall(lab, defect)
+    mesh.install(progress)
     return mesh

@@ -14,6 +14,8 @@ MESH_DIR = paths.RUN_DIR / "mesh"
 CA_SOCKET = MESH_DIR / "ca.sock"
 ADS_SOCKET = MESH_DIR / "ads.sock"
 CP_API_SOCKET = MESH_DIR / "cp-api.sock"
+#: The node agent's control API (root only): which pod gets which identity.
+AGENT_SOCKET = MESH_DIR / "agent.sock"
 #: The CA's token book: bootstrap token -> identity (root-only, 0600).
 TOKENS = MESH_DIR / "tokens.json"
 #: The short-cert-ttl setting while it is in force (``{"ttl_s", "owner_pid", "since"}``):

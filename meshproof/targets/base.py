@@ -12,6 +12,8 @@ not here: they belong to the mesh adapter (``meshproof.mesh.base``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -128,6 +130,14 @@ class Target(ABC):
         (capability ``pin-cpu``)."""
         raise TargetError(f"the {self.name} target cannot pin pods to a CPU",
                           "leave out --pin-cpu on this target")
+
+    def prioritize(self, namespaces: list[str], realtime: bool, nice: int
+                   ) -> tuple[str, Callable[[], None]]:
+        """Let these namespaces' pods have the CPU first while a measurement runs
+        (real time or ``nice``), so a busy neighbour does not pass for their latency;
+        returns what was done ("" for nothing) and how to undo it. Default: nothing
+        (a cluster's nodes schedule their own pods)."""
+        return "", lambda: None
 
     # ------------------------------------------------------------ faults
 

@@ -235,73 +235,133 @@ def renew_delay(cert: x509.Certificate, fraction: float = 0.5) -> float:
     return max(0.5, left * fraction)
 
 
-async def run(a: argparse.Namespace) -> None:
-    store = SecretStore()
-    ident = Identity(a.namespace, a.service_account, a.trust_domain)
-    server = grpc.aio.server()
-    sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(SdsServicer(store), server)
-    a.sds_socket.parent.mkdir(parents=True, exist_ok=True)
-    a.sds_socket.unlink(missing_ok=True)
-    server.add_insecure_port(f"unix:{a.sds_socket}")
-    await server.start()
-    os.chmod(a.sds_socket, 0o600)
-    if a.proxy_uid is not None:
-        os.chown(a.sds_socket, a.proxy_uid, a.proxy_uid)
-    log.info("SDS serving on %s for %s", a.sds_socket, ident.spiffe)
+@dataclass
+class PodSpec:
+    """One pod's identity as an agent serves it: whose token, which SDS socket and keys."""
 
-    stop = asyncio.Event()
-    renew_now = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, renew_now.set)
+    namespace: str
+    service_account: str
+    sds_socket: Path
+    key_dir: Path
+    token_file: Path | None = None
+    proxy_uid: int | None = None
+    ttl: int | None = None
+    trust_domain: str = TRUST_DOMAIN
+    serve_cert: Path | None = None
+    serve_key: Path | None = None
+    serve_root: Path | None = None
 
-    async def until_renewal(cert: x509.Certificate) -> None:
-        """Sleep to the renewal time, or until SIGHUP asks for a renewal now."""
-        delay = None if a.no_rotate else renew_delay(cert, a.renew_fraction)
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.namespace, self.service_account, self.trust_domain)
+
+
+class PodAgent:
+    """One pod's SDS server (its own Unix socket, chowned to its proxy uid) and the loop
+    that gets its SVID from the CA with its bootstrap token and renews it.
+
+    The one piece of agent logic: ``python -m refmesh.agent`` runs one of these in
+    its own process; the node agent (:mod:`refmesh.nodeagent`) runs one per pod of
+    the node in a single process, so identities stay per pod (socket, token, key
+    dir) while the interpreter, gRPC and the protos are loaded once per node.
+    """
+
+    def __init__(self, spec: PodSpec, ca_socket: Path, renew_fraction: float = 0.5,
+                 no_rotate: bool = False, drop_cert_on_ca_outage: bool = False) -> None:
+        self.spec = spec
+        self.ca_socket = ca_socket
+        self.renew_fraction = renew_fraction
+        #: Defect ``rotation-stopped``: the renewal timer is never armed (SIGHUP only).
+        self.no_rotate = no_rotate
+        #: Defect ``agent-drops-cert-on-ca-outage`` (see :func:`unverifiable_svid`).
+        self.drop_cert_on_ca_outage = drop_cert_on_ca_outage
+        self.store = SecretStore()
+        self.renew_now = asyncio.Event()
+        self._server: grpc.aio.Server | None = None
+        self._issuer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        spec = self.spec
+        server = grpc.aio.server()
+        sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(SdsServicer(self.store), server)
+        spec.sds_socket.parent.mkdir(parents=True, exist_ok=True)
+        spec.sds_socket.unlink(missing_ok=True)
+        server.add_insecure_port(f"unix:{spec.sds_socket}")
+        await server.start()
+        # Only the pod's own proxy uid may connect (root aside): another pod's Envoy cannot
+        # ask this socket for this pod's key.
+        os.chmod(spec.sds_socket, 0o600)
+        if spec.proxy_uid is not None:
+            os.chown(spec.sds_socket, spec.proxy_uid, spec.proxy_uid)
+        self._server = server
+        log.info("SDS serving on %s for %s", spec.sds_socket, spec.identity.spiffe)
+        self._issuer = asyncio.create_task(self.issue_forever())
+
+    async def stop(self) -> None:
+        if self._issuer:
+            self._issuer.cancel()
+        if self._server:
+            await self._server.stop(0.5)
+        self.spec.sds_socket.unlink(missing_ok=True)
+
+    async def until_renewal(self, cert: x509.Certificate) -> None:
+        """Sleep to the renewal time, or until asked to renew now (SIGHUP)."""
+        delay = None if self.no_rotate else renew_delay(cert, self.renew_fraction)
         try:
-            await asyncio.wait_for(renew_now.wait(), delay)
+            await asyncio.wait_for(self.renew_now.wait(), delay)
         except asyncio.TimeoutError:
             pass
-        renew_now.clear()
+        self.renew_now.clear()
 
-    dropped: list[bool] = []  # agent-drops-cert-on-ca-outage: the placeholder is served
-
-    async def issue_forever() -> None:
-        token = a.token_file.read_text().strip() if a.token_file else ""
+    async def issue_forever(self) -> None:
+        spec, ident, store = self.spec, self.spec.identity, self.store
+        token = spec.token_file.read_text().strip() if spec.token_file else ""
         backoff = 0.5
+        dropped = False  # agent-drops-cert-on-ca-outage: the placeholder is served
         while True:
             try:
-                if a.serve_cert:
-                    root = (a.serve_root.read_bytes() if a.serve_root
-                            else await asyncio.to_thread(fetch_root, a.ca_socket))
-                    svid = Svid(a.serve_cert.read_bytes(), a.serve_key.read_bytes(), root)
+                if spec.serve_cert and spec.serve_key:
+                    root = (spec.serve_root.read_bytes() if spec.serve_root
+                            else await asyncio.to_thread(fetch_root, self.ca_socket))
+                    svid = Svid(spec.serve_cert.read_bytes(), spec.serve_key.read_bytes(), root)
                 else:
-                    svid = await asyncio.to_thread(request_svid, a.ca_socket, token, ident, a.ttl)
+                    svid = await asyncio.to_thread(request_svid, self.ca_socket, token, ident,
+                                                   spec.ttl)
             except (OSError, CARefused) as e:
-                log.error("cannot get an SVID for %s: %s (retry in %.1fs)", ident.spiffe, e, backoff)
-                if a.drop_cert_on_ca_outage and store.secrets and not dropped:  # the defect
-                    dropped.append(True)
+                log.error("cannot get an SVID for %s: %s (retry in %.1fs)", ident.spiffe, e,
+                          backoff)
+                if self.drop_cert_on_ca_outage and store.secrets and not dropped:  # the defect
+                    dropped = True
                     await store.update(unverifiable_svid(ident, store))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 0.5
-            dropped.clear()
+            dropped = False
             await store.update(svid)
-            write_key_dir(a.key_dir, svid, store.generation, a.proxy_uid)
+            write_key_dir(spec.key_dir, svid, store.generation, spec.proxy_uid)
             cert = svid.cert
-            log.info("SVID generation %d serial=%x not_after=%s", store.generation,
-                     cert.serial_number, cert.not_valid_after_utc.isoformat())
-            if a.serve_cert:
+            log.info("SVID %s generation %d serial=%x not_after=%s", ident.spiffe,
+                     store.generation, cert.serial_number, cert.not_valid_after_utc.isoformat())
+            if spec.serve_cert:
                 return  # a given cert is served as is: no renewal
-            await until_renewal(cert)
+            await self.until_renewal(cert)
 
-    issuer = asyncio.create_task(issue_forever())
+
+async def run(a: argparse.Namespace) -> None:
+    """One pod's agent in its own process (the node agent runs many in one)."""
+    spec = PodSpec(a.namespace, a.service_account, a.sds_socket, a.key_dir, a.token_file,
+                   a.proxy_uid, a.ttl, a.trust_domain, a.serve_cert, a.serve_key, a.serve_root)
+    agent = PodAgent(spec, a.ca_socket, a.renew_fraction, a.no_rotate,
+                     a.drop_cert_on_ca_outage)
+    await agent.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, agent.renew_now.set)
     await stop.wait()
-    issuer.cancel()
-    await server.stop(0.5)
-    a.sds_socket.unlink(missing_ok=True)
+    await agent.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,8 +27,13 @@ is sent, so "programmed" comes before the sidecar has it.
   [{"node", "uid", "pid", "reason", "at"}]}`` (the last refused streams);
   ``GET /config/<ns>/<pod>`` -> ``{"version", "listeners", "clusters",
   "endpoints", "routes"}`` (the dicts that node is sent: evidence);
-  ``GET /programmed?version=N&nodes=ns/a,ns/b`` -> ``{"programmed": bool,
-  "pending": {node: reason}}``.
+  ``GET /programmed?version=N&nodes=ns/a,ns/b[&wait=S]`` -> ``{"programmed": bool,
+  "pending": {node: reason}}``; with ``wait`` the answer comes as soon as every
+  node is programmed or one NACKed, or after S seconds (at most 10): the
+  caller is told, nobody polls the sidecars;
+  ``GET /debug/syncz`` -> ``{"version", "sidecars": [{"node", "type", "state",
+  "sent", "acked", "sent_nonce", "acked_nonce", "nack"}], "build": {...}}``
+  (istiod's syncz shape; ``meshproof mesh status`` shows it).
 
 Who may claim a node: grpc python cannot read a Unix socket's peer
 credentials, so the ADS socket is served by :class:`PeerRelay`, which reads
@@ -47,13 +52,18 @@ before the registry push that names it).
 The last state is persisted to ``--state-dir/state.json`` on every change,
 so a restarted control plane serves the same config at the same version.
 
-Programmed vs warming: Envoy ACKs an xDS response when it has accepted it,
-before new listeners/clusters finish warming (e.g. waiting for EDS or an
-SDS secret). :func:`programmed` reports ACKs only; callers must also check
-the sidecar's admin stats (``refmesh.admin.EnvoyAdmin.warming() == 0``).
-An ACK for EDS/RDS counts only when the ACKed response covered every name
-Envoy was asking for at that moment, so a cluster whose endpoints were
-never sent does not look programmed.
+Programmed, decided here from the control plane's own nonces: a sidecar is
+programmed at version N when, for every xDS type it needs, the response
+that stands for N was ACKed (a version that leaves a type's content
+unchanged for that sidecar is not pushed: the response already sent stands
+for it). Envoy ACKs a CDS or LDS response before the new clusters or
+listeners finish warming (they wait for EDS and RDS), so a changed CDS is
+always followed by EDS on the same stream, and a changed LDS by RDS; Envoy
+handles one stream's responses in order, so the child's ACK proves the
+parents got what they were warming for. An EDS/RDS ACK counts only when
+every name Envoy was asking for at that moment has been sent on the
+stream. EDS and RDS go out as the changed resources only (Envoy's SotW
+mux keeps what such a response omits), CDS and LDS whole.
 """
 
 from __future__ import annotations
@@ -69,7 +79,7 @@ import socket
 import struct
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,19 +88,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
-from google.protobuf import any_pb2
 
 from meshproof.errors import ConfigError
 from refmesh import unixhttp
+from refmesh.snapshots import TYPE_ORDER, Snapshot, SnapshotBuilder
 from refmesh.state import MeshState
-from refmesh.xds import build_sidecar
 from refmesh.xds import proto as xproto
 
 log = logging.getLogger("refmesh.controlplane")
 
-TYPE_ORDER = [xproto.CLUSTER, xproto.ENDPOINT, xproto.LISTENER, xproto.ROUTE]
 NAMED_TYPES = {xproto.ENDPOINT, xproto.ROUTE}  # non-wildcard: Envoy names what it wants
 _CHANGE = object()
+#: The longest ``GET /programmed?wait=`` holds an API thread (callers loop for longer).
+MAX_WAIT_S = 10.0
 
 
 # --- status ------------------------------------------------------------------
@@ -98,11 +108,23 @@ _CHANGE = object()
 
 @dataclass
 class TypeStatus:
+    """One sidecar's sync state for one xDS type, from the control plane's own nonces.
+
+    ``sent``/``acked`` are state versions, not what Envoy echoes: a version
+    that left this type's content unchanged is not pushed, and the response
+    already sent (or ACKed) then stands for it too. ``sent_nonce``/``acked_nonce``
+    are the nonces themselves (``acked_nonce == sent_nonce``: in sync), as
+    ``istioctl proxy-status`` reads them from istiod.
+    """
+
     subscribed: bool = False
     expected: bool = False
     sent: int | None = None
     acked: int | None = None
     nack: dict[str, Any] | None = None
+    sent_nonce: str = ""
+    acked_nonce: str = ""
+    pushes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -116,6 +138,20 @@ class NodeStatus:
     types: dict[str, TypeStatus] = field(
         default_factory=lambda: {xproto.SHORT[t]: TypeStatus() for t in TYPE_ORDER})
 
+    def state_at(self, version: int) -> str:
+        """"ok" (programmed at ``version``), "nack" or "pending": :func:`node_pending`'s
+        decision without its words (the waiters' hot path)."""
+        if not (self.connected and self.known):
+            return "pending"
+        for ts in self.types.values():
+            if not ts.expected:
+                continue
+            if ts.nack and ts.nack["version"] is not None and ts.nack["version"] >= version:
+                return "nack"
+            if ts.acked is None or ts.acked < version:
+                return "pending"
+        return "ok"
+
     def to_dict(self) -> dict[str, Any]:
         return {"connected": self.connected, "known": self.known, "streams": self.streams,
                 "types": {k: v.to_dict() for k, v in self.types.items()}}
@@ -124,33 +160,38 @@ class NodeStatus:
 def programmed(status: dict[str, Any], version: int, nodes: list[str]) -> bool:
     """True when every node in ``nodes`` ACKed ``version`` (or later) for every type it needs.
 
-    ``status`` is ``GET /status``'s answer. ACK is not "live": also check
-    the sidecars' warming counters (see the module docstring).
+    ``status`` is ``GET /status``'s answer. Warming is part of it: a changed
+    CDS (LDS) is always followed by EDS (RDS) on the same stream, and Envoy
+    handles responses in order, so the child's ACK at ``version`` means the
+    new clusters (listeners) got what they were warming for.
     """
     return not pending(status, version, nodes)
+
+
+def node_pending(ns: dict[str, Any] | None, version: int) -> str:
+    """Why one node (its ``GET /status`` entry) is not programmed at ``version``; "" if it is."""
+    if not ns or not ns.get("connected"):
+        return "not connected"
+    if not ns.get("known"):
+        return "node not in the registry"
+    for t, ts in ns["types"].items():
+        if not ts["expected"]:
+            continue
+        nack = ts.get("nack")
+        if nack and nack["version"] is not None and nack["version"] >= version:
+            return f"{t} NACKed version {nack['version']}: {nack['message']}"
+        if ts["acked"] is None or ts["acked"] < version:
+            return f"{t} acked {ts['acked']}, sent {ts['sent']}, want {version}"
+    return ""
 
 
 def pending(status: dict[str, Any], version: int, nodes: list[str]) -> dict[str, str]:
     """Why each not-yet-programmed node is not: {node: reason} (empty = all programmed)."""
     out: dict[str, str] = {}
     for n in nodes:
-        ns = status.get("nodes", {}).get(n)
-        if not ns or not ns.get("connected"):
-            out[n] = "not connected"
-            continue
-        if not ns.get("known"):
-            out[n] = "node not in the registry"
-            continue
-        for t, ts in ns["types"].items():
-            if not ts["expected"]:
-                continue
-            nack = ts.get("nack")
-            if nack and nack["version"] is not None and nack["version"] >= version:
-                out[n] = f"{t} NACKed version {nack['version']}: {nack['message']}"
-                break
-            if ts["acked"] is None or ts["acked"] < version:
-                out[n] = f"{t} acked {ts['acked']}, sent {ts['sent']}, want {version}"
-                break
+        why = node_pending(status.get("nodes", {}).get(n), version)
+        if why:
+            out[n] = why
     return out
 
 
@@ -158,6 +199,30 @@ def nacks(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every outstanding NACK: {"node type": {"version", "message"}}."""
     return {f"{n} {t}": ts["nack"] for n, ns in status.get("nodes", {}).items()
             for t, ts in ns["types"].items() if ts.get("nack")}
+
+
+def syncz(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per sidecar and type: sent, acked, nonces, NACK message, and a one-word state
+    (SYNCED, STALE, NACK, NOT SENT), the shape of istiod's ``/debug/syncz``."""
+    version = status.get("version")
+    rows = []
+    for n, ns in sorted(status.get("nodes", {}).items()):
+        for t, ts in ns["types"].items():
+            if not ts["subscribed"] and not ts["expected"]:
+                continue
+            if ts.get("nack"):
+                state = "NACK"
+            elif ts["sent"] is None:
+                state = "NOT SENT"
+            elif ts["acked"] == version and ts["acked_nonce"] == ts["sent_nonce"]:
+                state = "SYNCED"
+            else:
+                state = "STALE"
+            rows.append({"node": n, "type": t, "connected": ns["connected"], "state": state,
+                         "sent": ts["sent"], "acked": ts["acked"],
+                         "sent_nonce": ts["sent_nonce"], "acked_nonce": ts["acked_nonce"],
+                         "nack": (ts["nack"] or {}).get("message")})
+    return rows
 
 
 # --- who is on the other end of the ADS socket ---------------------------------
@@ -247,26 +312,6 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
 # --- the control plane ---------------------------------------------------------
 
 
-class _AnyCache:
-    """Many resources are identical across sidecars: pack each distinct dict once."""
-
-    def __init__(self, size: int = 20000) -> None:
-        self._d: OrderedDict[tuple[str, str], any_pb2.Any] = OrderedDict()
-        self._size = size
-
-    def get(self, type_url: str, d: dict[str, Any]) -> any_pb2.Any:
-        key = (type_url, json.dumps(d, sort_keys=True))
-        a = self._d.get(key)
-        if a is None:
-            a = xproto.to_any(type_url, d)
-            self._d[key] = a
-            if len(self._d) > self._size:
-                self._d.popitem(last=False)
-        else:
-            self._d.move_to_end(key)
-        return a
-
-
 class ControlPlane:
     def __init__(self, state_dir: Path | None = None, ack_on_send: bool = False) -> None:
         self.state_dir = state_dir
@@ -277,8 +322,10 @@ class ControlPlane:
         self.status: dict[str, NodeStatus] = {}
         self._queues: set[asyncio.Queue[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._snapshots: dict[str, tuple[int, dict[str, dict[str, Any]], dict[str, dict[str, any_pb2.Any]]]] = {}
-        self._anys = _AnyCache()
+        self.snapshots = SnapshotBuilder()
+        #: Notified on every status change (ACK, NACK, connect): ``GET /programmed?wait=``
+        #: waits on it instead of anyone polling the sidecars.
+        self.changed = threading.Condition()
         self._nonces = itertools.count(1)
         #: The last refused streams (who, claiming what, why): ``GET /status`` shows them.
         self.refused: deque[dict[str, Any]] = deque(maxlen=50)
@@ -295,7 +342,6 @@ class ControlPlane:
                 return self.state.version, False
             new.version = self.state.version + 1
             self.state = new
-            self._snapshots.clear()
             self._persist()
         log.info("state version %d", new.version)
         if self._loop:
@@ -322,25 +368,32 @@ class ControlPlane:
 
     # per-node config
 
-    def snapshot(self, node_id: str) -> tuple[int, dict[str, dict[str, Any]] | None, dict[str, dict[str, any_pb2.Any]]]:
-        """(version, dicts by type short name or None if unknown node, Anys by type url and name)."""
-        with self._lock:
-            state = self.state
-            cached = self._snapshots.get(node_id)
-            if cached and cached[0] == state.version:
-                return cached
-        pod = state.pod(node_id)
-        if pod is None:
-            return state.version, None, {}
-        res = build_sidecar(state.registry, state.policy, pod, state.options_for(node_id))
-        dicts = {xproto.SHORT[t]: getattr(res, xproto.TYPES[t][1]) for t in TYPE_ORDER}
-        anys = {t: {n: self._anys.get(t, d) for n, d in getattr(res, xproto.TYPES[t][1]).items()}
-                for t in TYPE_ORDER}
-        snap = (state.version, dicts, anys)
-        with self._lock:
-            if self.state.version == state.version:
-                self._snapshots[node_id] = snap  # type: ignore[assignment]
-        return snap  # type: ignore[return-value]
+    def snapshot(self, node_id: str) -> Snapshot | None:
+        """``node_id``'s config at the current version (None: the registry has no such pod)."""
+        return self.snapshots.snapshot(self.state, node_id)
+
+    def _notify(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_programmed(self, version: int, nodes: list[str], timeout: float) -> dict[str, str]:
+        """Block until every node in ``nodes`` is programmed at ``version`` or one NACKed
+        it, at most ``timeout`` s: {node: why not} (empty = programmed). Woken by the
+        ADS streams' own status changes; a wake-up is a few integer compares per node
+        (:meth:`NodeStatus.state_at`), the reasons are written only for the answer."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                states = {n: (st.state_at(version) if (st := self.status.get(n)) else "pending")
+                          for n in nodes}
+                done = all(v == "ok" for v in states.values())
+                nacked = any(v == "nack" for v in states.values())
+                left = deadline - time.monotonic()
+                if done or nacked or left <= 0:
+                    return {n: node_pending(self.status[n].to_dict() if n in self.status
+                                            else None, version)
+                            for n, v in states.items() if v != "ok"}
+                self.changed.wait(left)
 
     def status_dict(self) -> dict[str, Any]:
         return {"version": self.state.version,
@@ -408,7 +461,11 @@ class ControlPlane:
             if node_id is None:
                 return
             st = self.status.setdefault(node_id, NodeStatus())
+            # A new stream is a new Envoy (or a reconnected one): what the last one ACKed
+            # says nothing about what this one has, until it ACKs it again.
+            st.types = NodeStatus().types
             st.connected, st.streams = True, st.streams + 1
+            self._notify()
             log.info("sidecar %s connected (uid %s, pid %s)", node_id, peer and peer.uid,
                      peer and peer.pid)
             async for resp in self._serve_node(node_id, st, backlog, q, peer):
@@ -419,6 +476,7 @@ class ControlPlane:
             if st is not None:
                 st.streams -= 1
                 st.connected = st.streams > 0
+                self._notify()
                 log.info("sidecar %s disconnected", node_id)
 
     async def _authenticate(self, q: asyncio.Queue[Any], peer: PeerCred | None
@@ -451,9 +509,7 @@ class ControlPlane:
                           backlog: list[discovery_pb2.DiscoveryRequest], q: asyncio.Queue[Any],
                           peer: PeerCred | None) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
         """The SotW exchange of an authorized stream: answer requests, push changes, track ACKs."""
-        names: dict[str, list[str] | None] = {t: None for t in TYPE_ORDER}
-        nonce: dict[str, str] = {}
-        sent_names: dict[str, list[str]] = {}
+        sync = _StreamSync()
 
         async def events() -> AsyncIterator[Any]:
             for req in backlog:
@@ -466,79 +522,166 @@ class ControlPlane:
                 reason = self.authorize(node_id, peer)
                 if reason:  # the registry now gives this node another proxy uid
                     raise self._refuse(node_id, peer, reason)
-                todo = [t for t in TYPE_ORDER if names[t] is not None]
+                out = self._push(node_id, st, sync)
             else:
-                req: discovery_pb2.DiscoveryRequest = ev
-                if req.node.id and req.node.id != node_id:
-                    raise self._refuse(req.node.id, peer,
-                                       f"the stream of {node_id} switched to node {req.node.id}")
-                t = req.type_url
-                if t not in xproto.TYPES:
-                    log.warning("%s asked for unsupported type %s", node_id, t)
-                    continue
-                short = xproto.SHORT[t]
-                ts = st.types[short]
-                ts.subscribed = True
-                want = sorted(req.resource_names)
-                if req.response_nonce:
-                    if req.response_nonce != nonce.get(t):
-                        names[t] = want  # stale: remember the names, wait for the fresh ACK
-                        continue
-                    if req.HasField("error_detail") and req.error_detail.code:
-                        ts.nack = {"version": ts.sent, "message": req.error_detail.message}
-                        log.warning("NACK from %s for %s version %s: %s", node_id, short,
-                                    ts.sent, req.error_detail.message)
-                        names[t] = want
-                        continue
-                    covered = t not in NAMED_TYPES or set(want) <= set(sent_names.get(t, []))
-                    names[t] = want
-                    if covered:
-                        ts.acked = _int(req.version_info)
-                        if ts.nack and ts.acked is not None and ts.acked >= (ts.nack["version"] or 0):
-                            ts.nack = None
-                        continue
-                    todo = [t]  # Envoy wants names we did not send yet
-                else:
-                    names[t] = want
-                    todo = [t]
-            for resp in self._responses(node_id, st, todo, names, nonce, sent_names):
+                out = self._answer(node_id, st, sync, ev, peer)
+            self._notify()
+            for resp in out:
                 yield resp
 
-    def _responses(self, node_id: str, st: NodeStatus, todo: list[str],
-                   names: dict[str, list[str] | None], nonce: dict[str, str],
-                   sent_names: dict[str, list[str]]) -> list[discovery_pb2.DiscoveryResponse]:
-        version, dicts, anys = self.snapshot(node_id)
-        st.known = dicts is not None
-        if dicts is None:
+    def _answer(self, node_id: str, st: NodeStatus, sync: _StreamSync,
+                req: discovery_pb2.DiscoveryRequest, peer: PeerCred | None
+                ) -> list[discovery_pb2.DiscoveryResponse]:
+        """One request from Envoy: a first request, an ACK, a NACK or a stale one."""
+        if req.node.id and req.node.id != node_id:
+            raise self._refuse(req.node.id, peer,
+                               f"the stream of {node_id} switched to node {req.node.id}")
+        t = req.type_url
+        if t not in xproto.TYPES:
+            log.warning("%s asked for unsupported type %s", node_id, t)
+            return []
+        short = xproto.SHORT[t]
+        ts = st.types[short]
+        ts.subscribed = True
+        want = sorted(req.resource_names)
+        if t in NAMED_TYPES:
+            # A name Envoy no longer asks for is forgotten on its side: if it comes back
+            # it must be sent again.
+            held = sync.sent_serials.setdefault(t, {})
+            for n in [n for n in held if n not in set(want)]:
+                del held[n]
+        sync.names[t] = want
+        if not req.response_nonce:
+            sync.sent_serials.pop(t, None)
+            return self._responses(node_id, st, sync, {t: None})
+        if req.response_nonce != sync.nonce.get(t):
+            return []  # stale: names remembered, the fresh ACK decides
+        if req.HasField("error_detail") and req.error_detail.code:
+            ts.nack = {"version": sync.stands_for.get(t), "message": req.error_detail.message}
+            sync.full_next.add(t)  # the next response carries every name: its ACK is whole
+            log.warning("NACK from %s for %s version %s: %s", node_id, short,
+                        ts.nack["version"], req.error_detail.message)
+            return []
+        if t in NAMED_TYPES:
+            missing = [n for n in want if n not in sync.sent_serials.get(t, {})]
+            if missing:
+                return self._responses(node_id, st, sync, {t: missing})  # not sent yet
+        sync.acked_nonce[t] = req.response_nonce
+        ts.acked_nonce = req.response_nonce
+        ts.acked = sync.stands_for.get(t)
+        if ts.nack and ts.acked is not None:
+            if t in sync.partial:
+                # A partial response's ACK says nothing of the names a NACK rejected:
+                # their rejected content still stands for this version.
+                ts.nack = {**ts.nack, "version": ts.acked}
+            elif ts.acked >= (ts.nack["version"] or 0):
+                ts.nack = None
+        return []
+
+    def _push(self, node_id: str, st: NodeStatus, sync: _StreamSync
+              ) -> list[discovery_pb2.DiscoveryResponse]:
+        """A new state version: send what changed for this node, and only that.
+
+        CDS and LDS go whole (Envoy removes what a response of theirs omits)
+        when their content changed. EDS and RDS go as the changed resources
+        only (Envoy keeps what a response of theirs omits: its SotW mux
+        updates only the watches a response names), except right after their
+        parent changed (new clusters and listeners warm on them: every name
+        goes) or after a NACK. The types not sent keep their last response,
+        which then stands for the new version.
+        """
+        snap = self.snapshot(node_id)
+        st.known = snap is not None
+        if snap is None:
+            return []
+        todo: dict[str, list[str] | None] = {}
+        for t in TYPE_ORDER:
+            names = sync.names.get(t)
+            if names is None:
+                continue
+            if t not in NAMED_TYPES:
+                if snap.signature(t) != sync.sent_sig.get(t):
+                    todo[t] = None
+                continue
+            held = sync.sent_serials.get(t, {})
+            changed = [n for n in names if n in snap.res[t]
+                       and snap.res[t][n].serial != held.get(n)]
+            if t in sync.full_next:
+                todo[t] = None
+            elif changed:
+                todo[t] = changed
+        for parent, child in ((xproto.CLUSTER, xproto.ENDPOINT), (xproto.LISTENER, xproto.ROUTE)):
+            if parent in todo and sync.names.get(child) is not None:
+                todo[child] = None
+        for t in TYPE_ORDER:
+            if t in todo or sync.names.get(t) is None:
+                continue
+            ts = st.types[xproto.SHORT[t]]
+            ts.expected = bool(snap.res[t])
+            sync.stands_for[t] = snap.version
+            ts.sent = snap.version
+            if sync.acked_nonce.get(t) == sync.nonce.get(t):
+                ts.acked = snap.version
+            elif ts.nack:
+                ts.nack = {**ts.nack, "version": snap.version}  # the rejected content stands
+        return self._responses(node_id, st, sync, todo, snap)
+
+    def _responses(self, node_id: str, st: NodeStatus, sync: _StreamSync,
+                   todo: dict[str, list[str] | None], snap: Snapshot | None = None
+                   ) -> list[discovery_pb2.DiscoveryResponse]:
+        """One response per type in ``todo``: its listed names, or (None) all it has
+        (CDS, LDS) or all Envoy asks for (EDS, RDS)."""
+        snap = snap or self.snapshot(node_id)
+        st.known = snap is not None
+        if snap is None:
             return []  # unknown pod: answer once the registry has it (a change re-triggers)
         out = []
         for t in TYPE_ORDER:
             ts = st.types[xproto.SHORT[t]]
-            ts.expected = bool(anys[t])
+            ts.expected = bool(snap.res[t])
             if t not in todo:
                 continue
-            have = anys[t]
             if t in NAMED_TYPES:
-                wanted = names[t] or []
-                chosen = [have[n] for n in wanted if n in have]
-                sent_names[t] = [n for n in wanted if n in have]
+                some = todo[t]
+                names = [n for n in (some if some is not None else sync.names.get(t) or [])
+                         if n in snap.res[t]]
+                held = sync.sent_serials.setdefault(t, {})
+                held.update((n, snap.res[t][n].serial) for n in names)
+                (sync.partial.add if some is not None else sync.partial.discard)(t)
+                resources = snap.anys(t, names)
             else:
-                chosen = list(have.values())
+                sync.sent_sig[t] = snap.signature(t)
+                resources = snap.anys(t)
+            sync.full_next.discard(t)
             n = str(next(self._nonces))
-            nonce[t] = n
-            ts.sent = version
+            sync.nonce[t] = n
+            sync.stands_for[t] = snap.version
+            ts.sent, ts.sent_nonce, ts.pushes = snap.version, n, ts.pushes + 1
             if self.ack_on_send:  # the defect: "sent" reported as ACKed
-                ts.acked = version
+                ts.acked = snap.version
             out.append(discovery_pb2.DiscoveryResponse(
-                version_info=str(version), resources=chosen, type_url=t, nonce=n))
+                version_info=str(snap.version), resources=resources, type_url=t, nonce=n))
         return out
 
 
-def _int(v: str) -> int | None:
-    try:
-        return int(v)
-    except ValueError:
-        return None
+@dataclass
+class _StreamSync:
+    """What one ADS stream has been sent and has ACKed, per type url."""
+
+    #: Names Envoy asks for (None: not subscribed yet); wildcard types keep [].
+    names: dict[str, list[str] | None] = field(default_factory=dict)
+    nonce: dict[str, str] = field(default_factory=dict)
+    acked_nonce: dict[str, str] = field(default_factory=dict)
+    #: The state version the last response of each type stands for.
+    stands_for: dict[str, int] = field(default_factory=dict)
+    #: CDS, LDS: the (name, serial) content of the last response.
+    sent_sig: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    #: EDS, RDS: the serial Envoy holds per name (sent on this stream, still asked for).
+    sent_serials: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Types whose last response carried only some names.
+    partial: set[str] = field(default_factory=set)
+    #: Types whose next response must carry every name (after a NACK).
+    full_next: set[str] = field(default_factory=set)
 
 
 class _Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
@@ -570,6 +713,10 @@ def make_handler(cp: ControlPlane) -> unixhttp.Handler:
                 return 200, cp.state.to_dict()
             if method == "GET" and path == "/status":
                 return 200, cp.status_dict()
+            if method == "GET" and path == "/debug/syncz":
+                st = cp.status_dict()
+                return 200, {"version": st["version"], "sidecars": syncz(st),
+                             "build": cp.snapshots.stats.to_dict()}
             if method == "PUT" and path in ("/state", "/registry", "/policy"):
                 if not isinstance(body, dict):
                     return 400, {"error": "body must be a JSON object"}
@@ -578,17 +725,19 @@ def make_handler(cp: ControlPlane) -> unixhttp.Handler:
                 return 200, {"version": version, "changed": changed}
             if method == "GET" and path.startswith("/config/"):
                 node = path[len("/config/"):]
-                version, dicts, _ = cp.snapshot(node)
-                if dicts is None:
+                snap = cp.snapshot(node)
+                if snap is None:
                     return 404, {"error": f"no pod {node} in the registry"}
-                return 200, {"version": version,
+                dicts = snap.dicts()
+                return 200, {"version": snap.version,
                              **{k: list(dicts[xproto.SHORT[t]].values())
                                 for t, k in ((xproto.LISTENER, "listeners"), (xproto.CLUSTER, "clusters"),
                                              (xproto.ENDPOINT, "endpoints"), (xproto.ROUTE, "routes"))}}
             if method == "GET" and path == "/programmed":
                 version = int(query.get("version", [str(cp.state.version)])[0])
                 nodes = [n for n in query.get("nodes", [""])[0].split(",") if n]
-                p = pending(cp.status_dict(), version, nodes)
+                wait = min(float(query.get("wait", ["0"])[0]), MAX_WAIT_S)
+                p = cp.wait_programmed(version, nodes, wait)
                 return 200, {"programmed": not p, "version": version, "pending": p}
         except ConfigError as e:
             return 400, {"error": e.what, "hint": e.hint}

@@ -76,10 +76,13 @@ class MeshState:
         return SidecarOptions.from_dict({**self.options.to_dict(), **extra})
 
     def pod(self, node_id: str) -> Pod | None:
-        for p in self.registry.pods:
-            if p.key == node_id:
-                return p
-        return None
+        # An index built once per state: every stream and every push asks, and a scan of
+        # the registry per question grew with the square of the sidecar count.
+        index = self.__dict__.get("_pods")
+        if index is None or index[0] is not self.registry:
+            index = (self.registry, {p.key: p for p in self.registry.pods})
+            self.__dict__["_pods"] = index
+        return index[1].get(node_id)
 
     def content(self) -> dict[str, Any]:
         """Everything but the version: two states with equal content program the same config."""

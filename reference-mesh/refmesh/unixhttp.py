@@ -28,6 +28,11 @@ Handler = Callable[[str, str, Any], tuple[int, Any]]
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5. A Unix socket's connect() with a timeout
+    # (non-blocking underneath) fails at once with EAGAIN (BlockingIOError) when the
+    # backlog is full, unlike TCP: eight sidecar injections asking the node agent at once
+    # failed bring-ups that way under load.
+    request_queue_size = 128
 
 
 def serve(path: str | Path, handler: Handler, mode: int = 0o600) -> _Server:

@@ -14,25 +14,29 @@ from typing import Any
 from meshproof.load import analysis, hist
 
 
-def phase(lat_us: dict[str, float], cpu: dict[str, Any] | None = None) -> dict[str, Any]:
+def phase(lat_us: dict[str, float], cpu: dict[str, Any] | None = None,
+          late_us: dict[str, float] | None = None) -> dict[str, Any]:
     h = hist.new()
     return {"target_rps": 1000.0, "achieved_rps": 1000.0, "ok": 10000, "errors": {},
             "unfinished": 0, "warmup_requests": 1000, "latency_us": lat_us,
-            "lateness_us": {"p50": 2.0, "p99": 40.0, "max": 300.0},
+            "lateness_us": late_us or {"p50": 2.0, "p99": 40.0, "max": 300.0},
             "dispatch_us": {"p50": 30.0, "p99": 80.0, "max": 400.0},
             "generator_cpu_s": 3.0, "cpu": cpu or {}, "flags": [],
             "latency_hdr": h.encode().decode() if h.total_count else ""}
 
 
-def synthetic(added: dict[str, float], sd_us: float = 10.0, rounds: int = 5) -> dict[str, Any]:
-    """A report whose single-hop added latency is ``added`` (+- sd_us across rounds)."""
+def synthetic(added: dict[str, float], sd_us: float = 10.0, rounds: int = 5,
+              late_us: dict[str, float] | None = None) -> dict[str, Any]:
+    """A report whose single-hop added latency is ``added`` (+- sd_us across rounds);
+    ``late_us``: the generator's send lateness in every phase (default: a quiet one)."""
     base = {"p50": 300.0, "p90": 400.0, "p99": 700.0, "p99.9": 2000.0, "max": 9000.0}
     rs = []
     for r in range(rounds):
         wiggle = sd_us * ((r % 3) - 1)  # -1, 0, +1, ...: median 0
         mesh = {k: base[k] + added.get(k, 0.0) + wiggle for k in base}
         rs.append({"round": r, "order": ["plain", "mesh"],
-                   "phases": {"plain": phase(dict(base)), "mesh": phase(mesh),
+                   "phases": {"plain": phase(dict(base), late_us=late_us),
+                              "mesh": phase(mesh, late_us=late_us),
                               "floor": phase({k: v / 3 for k, v in base.items()})}})
     sc = analysis.summarize({"rate_rps": 1000.0, "duration_s": 10.0, "warmup_s": 2.0,
                              "rounds": rs, "paths": {}})

@@ -115,6 +115,34 @@ def test_gate_refuses_a_flagged_run() -> None:
     assert code == 1 and "flagged" in lines[-1]
 
 
+NOISY = {"p50": 300.0, "p90": 700.0, "p99": 1500.0, "max": 9000.0}
+
+
+def test_a_noisy_run_is_a_figure_with_its_uncertainty() -> None:
+    """Late sends (a busy machine) no longer make a run invalid: the figure comes with an
+    uncertainty that includes the most the lateness can have shifted it."""
+    quiet = synthetic({"p50": 350})["scenarios"]["single-hop"]
+    noisy = synthetic({"p50": 350}, late_us=NOISY)["scenarios"]["single-hop"]
+    assert noisy["valid"] and not noisy["flags"] and "send lateness p99" in noisy["notes"][0]
+    u = noisy["added_us"]["p50"]["uncertainty"]
+    assert u["lateness_bias_us"] == 300.0 and u["us"] >= 300.0
+    assert noisy["added_us"]["p99"]["uncertainty"]["lateness_bias_us"] == 1500.0
+    assert quiet["added_us"]["p50"]["uncertainty"]["us"] < 50
+
+
+def test_gate_compares_a_noisy_run_within_its_uncertainty() -> None:
+    """Against a quiet baseline, a noisy run whose p50 rose by less than its lateness bound
+    passes; a slow-proxy-sized rise (3 ms fault: +3.8 ms here) fails it still."""
+    added = {"p50": 350.0, "p90": 410.0, "p99": 680.0}
+    base = synthetic(added)
+    assert gate.judge(base, synthetic({**added, "p50": 550.0}, late_us=NOISY))[0] == 0
+    assert gate.judge(base, synthetic({**added, "p50": 550.0}))[0] == 1  # quiet: caught
+    slow = synthetic({k: v + 3800 for k, v in added.items()}, late_us=NOISY)
+    code, lines = gate.judge(base, slow)
+    assert code == 1 and "regressed at single-hop p50, single-hop p90, single-hop p99" \
+        in lines[-1], lines
+
+
 def test_report_table_and_schema(tmp_path: Path) -> None:
     from meshproof.load import plots, report
 

@@ -47,10 +47,10 @@ MODES = ("reference", "reference-blackbox")
 #: modes where they must fail, and why not in the others.
 ONLY_IN = {
     "acked-on-send": (("reference-acked",),
-                      "an early ACK shows only where programmed is the control plane's ACKs "
-                      "alone: the reference adapter also reads each Envoy's warming "
-                      "counters (answered behind any update that has arrived) and the "
-                      "black box's sentinel travels with the change"),
+                      "an early ACK shows only where programmed is the control plane's ACKs: "
+                      "reference and reference-acked now share that method (the CI tier "
+                      "runs it in one), and the black box's sentinel travels with the "
+                      "change"),
 }
 #: Defects whose negative controls run only in the nightly tier (both modes): the
 #: boundary-audit defects of issue 11, beyond the CI tier's budget for that issue.

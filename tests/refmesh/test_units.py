@@ -11,7 +11,7 @@ import pytest
 from meshproof.errors import ConfigError
 from meshproof.intent import MTLSMode, Policy, TrafficSplit, effective_mtls, intent_from_dict
 from refmesh import envoy_binary
-from refmesh.controlplane import pending, programmed
+from refmesh.controlplane import pending, programmed, syncz
 from refmesh.state import MeshState, registry_from_dict, registry_to_dict
 
 from .registry_fixture import small_registry
@@ -62,6 +62,20 @@ def test_programmed_needs_every_type_acked_and_no_nack() -> None:
     assert "not connected" in pending(_status(3, connected=False), 3, ["a/b"])["a/b"]
     assert "NACK" in pending(_status(2, {"version": 3, "message": "bad"}), 3, ["a/b"])["a/b"]
     assert "not connected" in pending(_status(3), 3, ["c/d"])["c/d"]
+
+
+def test_syncz_says_synced_stale_nack_and_not_sent() -> None:
+    st = _status(3)
+    types = st["nodes"]["a/b"]["types"]
+    for t in types.values():
+        t.update(sent_nonce="9", acked_nonce="9")
+    types["eds"].update(acked=2, acked_nonce="8")           # sent 3, ACKed only 2
+    types["lds"].update(nack={"version": 3, "message": "bad listener"})
+    types["rds"].update(sent=None, acked=None, sent_nonce="", acked_nonce="")
+    rows = {r["type"]: r for r in syncz(st)}
+    assert [rows[t]["state"] for t in ("cds", "eds", "lds", "rds")] == \
+        ["SYNCED", "STALE", "NACK", "NOT SENT"]
+    assert rows["lds"]["nack"] == "bad listener" and rows["eds"]["acked"] == 2
 
 
 def test_staged_envoy_copies_out_of_a_private_dir(sockdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ from meshproof.targets.local import netns
 
 ROOT = Path(__file__).resolve().parents[2]
 MESHPROOF = [sys.executable, "-m", "meshproof.cli"]
-SUBCOMMANDS = ("conformance", "up", "down", "status", "probe", "diff", "apply", "delete")
+SUBCOMMANDS = ("conformance", "up", "down", "status", "probe", "diff", "apply", "delete", "mesh")
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60
@@ -114,3 +114,11 @@ def test_conformance_exit_codes_are_0_1_2(tmp_path):
     broken = _fake("--target", "fake", "--mesh", "linkerdx", "--reports", str(tmp_path / "x"))
     assert broken.returncode == 2, broken.stdout[-2000:]
     assert "unknown mesh 'linkerdx'" in broken.stdout + broken.stderr
+
+
+def test_mesh_status_without_a_control_plane_says_so(tmp_path):
+    """No lab (an empty run dir): exit 2 naming the control plane and what to do."""
+    cp = run("mesh", "status", env={"MESHPROOF_RUN_DIR": str(tmp_path)})
+    assert cp.returncode == 2, (cp.stdout, cp.stderr)
+    assert "control plane is unreachable" in cp.stderr and "--mesh reference" in cp.stderr
+    assert "Traceback" not in cp.stderr

@@ -224,6 +224,19 @@ class LocalTarget(Target):
         s = procstat.sample(pid) if pid is not None else None
         return ResourceUsage(s.cpu_s, s.rss_kb, s.private_kb) if s else None
 
+    def prioritize(self, namespaces: list[str], realtime: bool, nice: int
+                   ) -> tuple[str, Callable[[], None]]:
+        """Every thread of these namespaces' pods at SCHED_FIFO 1 or ``nice`` (root);
+        see ``meshproof.targets.local.sched``."""
+        from meshproof.targets.local import netns, sched
+
+        if os.geteuid() != 0 or not (realtime or nice):
+            return "", lambda: None
+        pids = [pid for ns in netns.list_ours()
+                if any(ns.startswith(netns.pod_netns(n, "")) for n in namespaces)
+                for pid in netns.pids_in(ns)]
+        return sched.prioritize(pids, realtime, nice), lambda: sched.restore(pids)
+
     def pin_cpu(self, namespaces: list[str], cpu: int) -> int:
         """Cross-vCPU wake-ups cost ~26 us each on these VMs (docs/load.md)."""
         from meshproof.targets.local import netns

@@ -37,6 +37,9 @@ RESERVED_PORTS = frozenset({15000, 15001, 15004, 15006, 15020, 15021, 15053, 150
 PROXY_UID_BASE = 20000
 APP_UID_BASE = 30000
 READY_TIMEOUT_S = 20.0
+#: Pods per workload: 3 reviews versions x 64 + the rest is ~200 sidecars, the size the
+#: scale benchmark (benchmarks/mesh_ab.py --sizes 13,30,63) brings up.
+MAX_REPLICAS = 64
 
 #: What the lab honours of the target interface (meshproof.targets.base.CAPABILITIES): all.
 CAPABILITIES = ("probe", "probe-tls", "probe-in-sidecar", "put-file", "scale", "kill-pod",
@@ -66,6 +69,8 @@ class Lab:
         self.injectors: list[Callable[[Pod], None]] = []
         #: The installed mesh (reference_local.ReferenceMeshInstall), if any.
         self.mesh_install: Any = None
+        #: A mesh whose processes started before the pods (its installer's ``prestart``).
+        self.mesh_prestart: Any = None
         self._next_pod = itertools.count()
         self._next_ordinal: dict[str, itertools.count[int]] = {}
         self._lock = threading.RLock()
@@ -77,8 +82,13 @@ class Lab:
 
     # ------------------------------------------------------------ lifecycle
 
-    def up(self, topology: Topology, progress: Progress = _quiet) -> None:
-        """Bring up ``topology``; on any failure (or Ctrl-C) remove everything made."""
+    def up(self, topology: Topology, progress: Progress = _quiet,
+           after_fabric: Callable[[], object] | None = None) -> None:
+        """Bring up ``topology``; on any failure (or Ctrl-C) remove everything made.
+
+        ``after_fabric``: called once the leftovers are swept and the fabric is up,
+        before the pods (a mesh starts its own processes there, so they load while
+        the pods are created)."""
         validate(topology)
         require_root()
         require_binaries("ip", "iptables-restore", "setpriv", "tcpdump", "tshark")
@@ -94,6 +104,8 @@ class Lab:
             netns.create_fabric()
             self.started = True
             progress("fabric up", 1, total)
+            if after_fabric is not None:
+                after_fabric()
             for ns in topology.namespaces:
                 self.namespaces[ns.name] = ns
             for s in topology.services:
@@ -274,8 +286,8 @@ class Lab:
                 for s in self.services.values()]
 
     def scale(self, workload: str, replicas: int) -> list[str]:
-        if not 0 <= replicas <= 50:
-            raise ConfigError(f"replicas must be 0..50, got {replicas}")
+        if not 0 <= replicas <= MAX_REPLICAS:
+            raise ConfigError(f"replicas must be 0..{MAX_REPLICAS}, got {replicas}")
         w = self.workloads.get(workload)
         if w is None:
             self.workload_pods(workload)  # raises UnknownName with the list
@@ -496,8 +508,8 @@ def validate(t: Topology) -> None:
                     f"{sorted(RESERVED_PORTS)}" if port in RESERVED_PORTS
                     else f"workload {key}: port {port} out of range",
                     "choose another port (the fixture app uses 9080, 9081, 7070, 9090)")
-        if not 0 <= w.replicas <= 50:
-            raise ConfigError(f"workload {key}: replicas must be 0..50")
+        if not 0 <= w.replicas <= MAX_REPLICAS:
+            raise ConfigError(f"workload {key}: replicas must be 0..{MAX_REPLICAS}")
     svc_seen: set[str] = set()
     for s in t.services:
         key = f"{s.namespace}/{s.name}"

@@ -24,6 +24,7 @@ import signal
 import socketserver
 import sys
 import threading
+import traceback
 import time
 from collections.abc import Callable
 from typing import Any
@@ -219,10 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         topology = named(args.topology, reviews_replicas=args.reviews_replicas,
                          load_clients=args.load_clients)
+        install = local_installer(args.mesh)
+        # An installer module may define prestart(lab, defect): its processes start right
+        # after the fabric, overlapping the pods' creation (the reference mesh does).
+        early = getattr(sys.modules.get(install.__module__), "prestart", None) \
+            if install is not None else None
         lab.up(topology,
                progress=lambda msg, done, total: emit(
-                   {"progress": msg, "done": done, "total": total}))
-        install = local_installer(args.mesh)
+                   {"progress": msg, "done": done, "total": total}),
+               after_fabric=(lambda: early(lab, defect=args.defect)) if early else None)
         if install is not None:
             install(lab, defect=args.defect,
                     progress=lambda msg, d, t: emit({"progress": msg, "done": d, "total": t}))
@@ -239,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         emit({"error": {"type": "TargetError", "what": "interrupted during up", "hint": ""}})
         return 130
     except Exception as exc:
+        traceback.print_exc()  # the starter's stderr: the one-line error hides where it was
         stop.set()
         lock.set_phase("stopping")
         lab.down()

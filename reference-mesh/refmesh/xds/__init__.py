@@ -4,6 +4,7 @@ Pure functions of (Registry, Policy, pod): unit-testable, and validated
 offline with ``envoy --mode validate`` before any control plane is involved.
 """
 
-from refmesh.xds.resources import SidecarOptions, SidecarResources, build_sidecar
+from refmesh.xds.resources import (SidecarOptions, SidecarResources, build_node, build_shared,
+                                   build_sidecar)
 
-__all__ = ["SidecarOptions", "SidecarResources", "build_sidecar"]
+__all__ = ["SidecarOptions", "SidecarResources", "build_node", "build_shared", "build_sidecar"]

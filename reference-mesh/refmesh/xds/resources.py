@@ -46,7 +46,8 @@ from refmesh.xds.authz import RBAC_FILTER, network_rbac, rbac_base_filter, rbac_
 from refmesh.xds.httproutes import routes_for
 from refmesh.xds.routes import DEFAULT_RETRY, fault_filter, route_config
 
-__all__ = ["DEFAULT_RETRY", "SidecarOptions", "SidecarResources", "build_sidecar", "route_config"]
+__all__ = ["DEFAULT_RETRY", "SidecarOptions", "SidecarResources", "build_node", "build_shared",
+           "build_sidecar", "route_config"]
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = {"name": "envoy.filters.http.router",
@@ -123,7 +124,22 @@ def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeVal
 
 def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
                   opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
-    """All xDS resources for the sidecar of ``pod``."""
+    """All xDS resources for the sidecar of ``pod``: the shared part plus its own."""
+    r = build_shared(reg, policy, opts)
+    own = build_node(policy, pod, opts)
+    for kind in ("listeners", "clusters", "endpoints", "routes"):
+        getattr(r, kind).update(getattr(own, kind))
+    return r
+
+
+def build_shared(reg: Registry, policy: Policy,
+                 opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
+    """The resources every sidecar with these options gets alike (the caller side:
+    services' clusters, endpoints, routes and listeners, passthrough).
+
+    Why split: the control plane builds this once per version for all sidecars
+    instead of once per sidecar (the cost that grew with the sidecar count).
+    """
     r = SidecarResources()
     defects = opts.defect_set
     splits = {s.service: s for s in policy.splits}
@@ -152,6 +168,15 @@ def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
     pt = passthrough_cluster(opts)
     r.clusters[pt["name"]] = pt
     r.listeners[names.VIRTUAL_OUTBOUND] = virtual_outbound(opts)
+    return r
+
+
+def build_node(policy: Policy, pod: Pod,
+               opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
+    """The resources only ``pod``'s sidecar gets: its inbound listener (its mTLS mode,
+    its ports), app clusters and inbound routes (its access rules)."""
+    r = SidecarResources()
+    defects = opts.defect_set
     rbac = None if "authz-open" in defects else rbac_per_route(policy, pod, defects)
     ports = inbound_ports(pod, opts)
     for app, match in ports:
