@@ -20,7 +20,7 @@ FILLER is 2000 since the control plane pushes only the changed route (issue 16):
 a 300-rule change then applied before the probe's first request even under the
 defect (0 of 16 stale); with 2000, 8 of 16 were stale (p = 0.5 per toggle,
 0.5^16 = 1.5e-5 to pass all). The reference adapter now decides by the control plane's ACKs too (warming inferred
-from the order of ACKs on each stream, no Envoy read: refmesh.controlplane), so
+from the order of ACKs on each stream, no Envoy read: the mesh's control plane), so
 the defect shows in ``--mesh reference`` as in ``reference-acked``; the black
 box decides by the sentinel, which travels with the change, so an ACK cannot
 fool it: there the check proves the sentinel method waits for a slow change.

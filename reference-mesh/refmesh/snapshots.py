@@ -116,7 +116,8 @@ class SnapshotBuilder:
             t0 = time.perf_counter()
             self._prune(state)
             opts = state.options_for(node_id)
-            res = {t: dict(shared) for t, shared in self._shared_for(state, opts).items()}
+            res = {t: dict(shared)
+                   for t, shared in self._shared_for(state, opts, pod.namespace).items()}
             own = build_node(state.policy, pod, opts)
             self.stats.node_builds += 1
             for t in TYPE_ORDER:
@@ -131,12 +132,13 @@ class SnapshotBuilder:
                 self.stats.by_version.pop(next(iter(self.stats.by_version)))
             return snap
 
-    def _shared_for(self, state: MeshState, opts: SidecarOptions) -> dict[str, dict[str, Packed]]:
-        scope = "shared " + json.dumps(opts.to_dict(), sort_keys=True)
+    def _shared_for(self, state: MeshState, opts: SidecarOptions, namespace: str
+                    ) -> dict[str, dict[str, Packed]]:
+        scope = f"shared {namespace} " + json.dumps(opts.to_dict(), sort_keys=True)
         got = self._shared.get(scope)
         if got is not None and got[0] == state.version:
             return got[1]
-        built = build_shared(state.registry, state.policy, opts)
+        built = build_shared(state.registry, state.policy, opts, namespace)
         self.stats.shared_builds += 1
         out = {t: {name: self._pack(scope, t, name, d)
                    for name, d in getattr(built, xproto.TYPES[t][1]).items()}

@@ -147,8 +147,10 @@ def refused() -> list[tuple[str, str]]:
         ("path-regex-lookahead", GROUP.format(match="pathRegex: '/(?=a)'")),
         ("parent-port-8080", ROUTE.format(pport=8080, ptype="PathPrefix", path="/", bport=80)),
         ("backend-port-9080", ROUTE.format(pport=80, ptype="PathPrefix", path="/", bport=9080)),
-        ("tcproute", "apiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\n"
+        ("tcproute-gateway", "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\n"
          "metadata: {name: t, namespace: bookinfo}\nspec: {}\n"),
+        ("tcproute-port-match", "apiVersion: specs.smi-spec.io/v1alpha4\nkind: TCPRoute\n"
+         "metadata: {name: t, namespace: bookinfo}\nspec: {matches: {ports: [1]}}\n"),
         ("udproute-gateway", "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: UDPRoute\n"
          "metadata: {name: t, namespace: bookinfo}\nspec: {}\n"),
         ("binary-tag", "apiVersion: !!binary aGk=\n"),

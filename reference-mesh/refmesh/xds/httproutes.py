@@ -23,7 +23,7 @@ from typing import Any
 from meshproof.intent import HTTPMatch, HTTPRoute, RouteRule
 from meshproof.policy.regex import escape
 from meshproof.routing import HeaderModifier, Redirect, RouteBackend, precedence_key
-from meshproof.targets.model import Pod, Registry, Service, ServicePort
+from meshproof.targets.model import Registry, Service, ServicePort
 from refmesh.xds import names
 from refmesh.xds.matches import safe_regex
 from refmesh.xds.ports import backend_port
@@ -36,16 +36,16 @@ _REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
 Arm = tuple[str, HTTPMatch | None, dict[str, Any], dict[str, Any]]
 
 
-def routes_for(routes: list[HTTPRoute], svc: Service, caller: Pod,
+def routes_for(routes: list[HTTPRoute], svc: Service, caller_namespace: str,
                defects: frozenset[str], port: int = 0) -> list[HTTPRoute]:
-    """The HTTPRoutes that decide where ``caller``'s requests to ``svc`` on ``port``
-    (0: the primary port) go."""
+    """The HTTPRoutes that decide where requests from a caller in ``caller_namespace``
+    to ``svc`` on ``port`` (0: the primary port) go."""
     port = port or svc.spec.port
     mine = [r for r in routes if r.service == svc.key
             and ("port-ignored" in defects or r.port in (0, port))]
     if "producer-route-dropped" in defects:
         mine = [r for r in mine if r.consumer]
-    consumer = [r for r in mine if r.consumer == caller.namespace]
+    consumer = [r for r in mine if r.consumer == caller_namespace]
     if "consumer-route-leaks" in defects:
         consumer = [r for r in mine if r.consumer]
     return sorted(consumer or [r for r in mine if not r.consumer], key=lambda r: r.name)

@@ -125,20 +125,22 @@ def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeVal
 def build_sidecar(reg: Registry, policy: Policy, pod: Pod,
                   opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
     """All xDS resources for the sidecar of ``pod``: the shared part plus its own."""
-    r = build_shared(reg, policy, opts)
+    r = build_shared(reg, policy, opts, pod.namespace)
     own = build_node(policy, pod, opts)
     for kind in ("listeners", "clusters", "endpoints", "routes"):
         getattr(r, kind).update(getattr(own, kind))
     return r
 
 
-def build_shared(reg: Registry, policy: Policy,
-                 opts: SidecarOptions = SidecarOptions()) -> SidecarResources:
-    """The resources every sidecar with these options gets alike (the caller side:
-    services' clusters, endpoints, routes and listeners, passthrough).
+def build_shared(reg: Registry, policy: Policy, opts: SidecarOptions, namespace: str
+                 ) -> SidecarResources:
+    """The resources every sidecar with these options in ``namespace`` gets alike (the
+    caller side: services' clusters, endpoints, routes and listeners, passthrough).
 
-    Why split: the control plane builds this once per version for all sidecars
-    instead of once per sidecar (the cost that grew with the sidecar count).
+    Why split: the control plane builds this once per version and caller namespace
+    for all sidecars instead of once per sidecar (the cost that grew with the sidecar
+    count). Per namespace, because a consumer HTTPRoute applies only to callers in its
+    own namespace and short service names resolve in the caller's namespace.
     """
     r = SidecarResources()
     defects = opts.defect_set
@@ -157,14 +159,14 @@ def build_shared(reg: Registry, policy: Policy,
             if port.protocol != "tcp":
                 rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
                                   timeout=timeouts.get(svc.key), fault=faults.get(svc.key),
-                                  http_routes=routes_for(list(policy.routes), svc, pod, defects,
-                                                         port.port),
+                                  http_routes=routes_for(list(policy.routes), svc, namespace,
+                                                         defects, port.port),
                                   defects=defects, port=port)
                 r.routes[rt["name"]] = rt
             lst = service_listener(svc, port, opts)
             r.listeners[lst["name"]] = lst
     if "route-by-host" in defects:
-        _route_by_host(reg, pod, r)
+        _route_by_host(reg, namespace, r)
     pt = passthrough_cluster(opts)
     r.clusters[pt["name"]] = pt
     r.listeners[names.VIRTUAL_OUTBOUND] = virtual_outbound(opts)
@@ -190,7 +192,7 @@ def build_node(policy: Policy, pod: Pod,
     return r
 
 
-def _route_by_host(reg: Registry, pod: Pod, r: SidecarResources) -> None:
+def _route_by_host(reg: Registry, namespace: str, r: SidecarResources) -> None:
     """The ``route-by-host`` defect: every service port's route config also carries every
     other service's routes on the same port number under that service's host names, so
     the Host header, not the Service IP the request was sent to, picks the routes (what a
@@ -206,7 +208,7 @@ def _route_by_host(reg: Registry, pod: Pod, r: SidecarResources) -> None:
             if other_name == name or other_port != port:
                 continue
             # The short name only in the caller's own namespace (as its resolver has it).
-            hosts = [other.name] if other.namespace == pod.namespace else []
+            hosts = [other.name] if other.namespace == namespace else []
             hosts += [f"{other.name}.{other.namespace}", f"{other.name}.{other.namespace}.svc",
                       other.spec.fqdn]
             rc["virtual_hosts"].append({
