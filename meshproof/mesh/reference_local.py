@@ -336,7 +336,7 @@ class ReferenceMeshInstall:
         with ``--defect`` has it, so the CI tier's negative controls share one bring-up
         (a lab per defect is the nightly matrix's). A lab-level defect: its listener in
         place, or gone and its bypass rules removed. An xDS defect (the route
-        translation's, tests/negative/test_route_defects.py): the control plane's
+        ones a check declares, tests/negative/test_live_defects.py): the control plane's
         option, pushed to every sidecar; callers still wait for their own config to be
         programmed, which then carries it. Returns the defect now in force."""
         from meshproof.errors import ConfigError

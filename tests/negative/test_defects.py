@@ -22,9 +22,9 @@ import yaml
 
 from meshproof.mesh.defects import DEFECTS, IMPLEMENTED
 from tests.conftest import needs_root
-# Switched at runtime on one lab instead (test_route_defects.py); the nightly matrix
-# below still gives each its own lab.
-from tests.negative.test_route_defects import ROUTE_DEFECTS
+# Switched at runtime on one lab instead (test_live_defects.py): every xDS defect a
+# check declares. The nightly matrix below still gives each its own lab.
+from tests.negative.test_live_defects import LIVE_DEFECTS
 
 pytestmark = [pytest.mark.lab, pytest.mark.mesh, needs_root]
 
@@ -105,15 +105,15 @@ def _declared_pairs(tier: str = "ci") -> list:
     (``slow``). A lab per pair is the cost (~10 s on 2 cores), and the pairs grow with
     every defect: both modes for all of them no longer fit the CI tier's 15 minutes.
     A defect that can show only in some modes (``ONLY_IN``) runs in those;
-    ``NIGHTLY_ONLY`` defects run in the nightly tier alone. The route translation's
-    defects run in both modes per commit on one lab (test_route_defects.py); their
-    own-lab pairs are all nightly."""
+    ``NIGHTLY_ONLY`` defects run in the nightly tier alone. Every xDS defect runs in
+    both modes per commit on one lab (test_live_defects.py); their own-lab pairs are
+    all nightly."""
     pairs = []
     for i, defect in enumerate(sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE))):
         modes = ONLY_IN.get(defect, (MODES, ""))[0]
         for mesh in modes:
             ci = mesh == modes[i % len(modes)] and defect not in NIGHTLY_ONLY \
-                and defect not in ROUTE_DEFECTS
+                and defect not in LIVE_DEFECTS
             marks = () if ci or tier != "ci" else (pytest.mark.slow,)
             pairs.append(pytest.param(defect, mesh, marks=marks, id=f"{defect}-{mesh}"))
     return pairs

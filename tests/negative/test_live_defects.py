@@ -1,27 +1,31 @@
-"""Negative controls for the HTTPRoute translation defects, on one lab.
+"""Negative controls for every xDS defect a conformance check declares, on one lab.
 
-test_defects.py brings a lab up per defect and mode (~20 s each): for the
-sixteen small xDS defects of the route translation that would be ten
-minutes. Here one healthy lab serves them all: the reference mesh's
-installer switches the control plane's xDS defect at runtime
-(``mesh_call("set_defect")``), then every check that declares the defect is
-run, in both modes (the ACK adapter and the black-box adapter on the same
-lab), and must fail; with the defect cleared again, a check passes. The
-checks are the product's own functions, called as pytest would.
-The nightly matrix (test_defects.py, slow) still runs each of them against
-the whole suite in its own lab.
+test_defects.py brings a lab up per defect and mode (~10-20 s each): for the
+forty-odd xDS defects that is far beyond the CI tier. Here one healthy lab
+serves them all: the reference mesh's installer switches the control plane's
+xDS defect at runtime (``mesh_call("set_defect")``, the same option a lab
+brought up with ``--defect`` gets, pushed to every sidecar), then every check
+that declares the defect is run, in both modes (the ACK adapter and the
+black-box adapter on the same lab), and must fail; with the defect cleared
+again, a check passes. The checks are the product's own functions, called as
+pytest would. The nightly matrix (test_defects.py, slow) still runs each
+defect against the whole suite in its own lab; the defects that need a
+bring-up (the CA's, the agent's, the control plane's ACK handling) keep
+their own-lab pairs in the CI tier there.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from meshproof import registry
 from meshproof.conformance.check import REGISTRY
+from meshproof.mesh.defects import IMPLEMENTED
 from meshproof.mesh.base import MeshAdapter
 from meshproof.pytest_plugin import start_target
 from meshproof.targets.base import Target
@@ -30,26 +34,41 @@ from tests.conftest import needs_root
 
 pytestmark = [pytest.mark.lab, pytest.mark.mesh, needs_root]
 
-MODULE = "conformance.test_gateway_mesh"
-#: The route translation's defects (refmesh.xds.httproutes), switched on one lab.
-ROUTE_DEFECTS = (
-    "backend-filter-dropped", "consumer-route-leaks", "header-modifier-dropped",
-    "path-prefix-not-segment", "precedence-reversed", "precedence-rule-order",
-    "producer-route-dropped", "query-match-ignored", "redirect-host-dropped",
-    "redirect-path-dropped", "redirect-port-dropped", "redirect-scheme-dropped",
-    "redirect-status-wrong", "response-header-modifier-dropped", "rewrite-dropped",
-    "route-by-host", "port-ignored",
-)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _live_defects() -> tuple[str, ...]:
+    """Every implemented xDS defect some conformance check declares (the control plane
+    injects them, so they switch on a running lab)."""
+    from refmesh.xds.defects import XDS_DEFECTS
+
+    declared = {d for spec in _registry().values() for d in spec.catches}
+    return tuple(sorted(declared & XDS_DEFECTS & IMPLEMENTED))
+
+
+def _registry() -> dict:
+    for f in sorted((ROOT / "conformance").glob("test_*.py")):
+        importlib.import_module(f"conformance.{f.stem}")
+    return REGISTRY
+
+
 MODES = ("reference", "reference-blackbox")
 
 
 def checks_catching(defect: str) -> list[tuple[str, Callable[..., Any]]]:
-    """(check name, test function) of every Gateway API check declaring ``defect``."""
-    mod = importlib.import_module(MODULE)
-    fns = {m.args[0].name: fn for name, fn in vars(mod).items() if name.startswith("test_")
+    """(check name, test function) of every conformance check declaring ``defect``."""
+    _registry()
+    fns = {m.args[0].name: fn
+           for f in sorted((ROOT / "conformance").glob("test_*.py"))
+           for name, fn in vars(importlib.import_module(f"conformance.{f.stem}")).items()
+           if name.startswith("test_")
            for m in getattr(fn, "pytestmark", []) if m.name == "conformance"}
     return [(n, fns[n]) for n, spec in sorted(REGISTRY.items())
             if defect in spec.catches and n in fns]
+
+
+#: Every xDS defect a conformance check declares: switched on one lab, both modes.
+LIVE_DEFECTS = _live_defects()
 
 
 @pytest.fixture(scope="module")
@@ -71,21 +90,19 @@ def run_check(fn: Callable[..., Any], target: Target, mesh: MeshAdapter) -> Verd
     return verdict
 
 
-def test_every_route_defect_is_declared_by_a_gateway_check() -> None:
-    from meshproof.mesh.defects import IMPLEMENTED
-
-    assert set(ROUTE_DEFECTS) <= IMPLEMENTED
-    for d in ROUTE_DEFECTS:
-        assert checks_catching(d), f"no Gateway API check declares {d}"
+def test_every_live_defect_has_a_check_function() -> None:
+    assert LIVE_DEFECTS, "no xDS defect is declared by a conformance check"
+    for d in LIVE_DEFECTS:
+        assert checks_catching(d), f"no conformance check function declares {d}"
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_route_defects_fail_their_checks(lab: Target, adapters: dict[str, MeshAdapter],
+def test_live_defects_fail_their_checks(lab: Target, adapters: dict[str, MeshAdapter],
                                          mode: str) -> None:
     mesh = adapters[mode]
     passed: list[str] = []
     try:
-        for defect in ROUTE_DEFECTS:
+        for defect in LIVE_DEFECTS:
             lab.mesh_call("set_defect", defect=defect)  # type: ignore[attr-defined]
             for name, fn in checks_catching(defect):
                 try:
@@ -101,5 +118,5 @@ def test_route_defects_fail_their_checks(lab: Target, adapters: dict[str, MeshAd
         # Healthy again: a check passes (a defect switched off really is off). One is
         # enough to prove the switch: every check's healthy pass is the conformance
         # package's (its own lab), the black box's the nightly matrix's.
-        run_check(checks_catching(ROUTE_DEFECTS[-1])[0][1], lab, mesh)
+        run_check(checks_catching(LIVE_DEFECTS[-1])[0][1], lab, mesh)
         mesh.wait_programmed(mesh.reset())
