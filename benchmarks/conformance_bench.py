@@ -48,8 +48,10 @@ BURNER_MAX_S = 1800
 
 
 def burners(k: int) -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen(["timeout", str(BURNER_MAX_S), sys.executable, "-c",
-                              "while True: pass"]) for _ in range(k)]
+    """K busy loops, each bounding itself (no ``timeout`` wrapper: killing the wrapper
+    left its child spinning, which is how a first version leaked burners)."""
+    loop = f"import time\nend = time.monotonic() + {BURNER_MAX_S}\nwhile time.monotonic() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(k)]
 
 
 def one_run(i: int, mesh: str, work: Path, burn: int = 0, without: str = "") -> dict[str, Any]:
