@@ -24,7 +24,7 @@ from meshproof.mesh.defects import DEFECTS, IMPLEMENTED
 from tests.conftest import needs_root
 # Switched at runtime on one lab instead (test_live_defects.py): every xDS defect a
 # check declares. The nightly matrix below still gives each its own lab.
-from tests.negative.test_live_defects import LIVE_DEFECTS
+from tests.negative.test_live_defects import LIVE_DEFECTS, NOT_LIVE
 
 pytestmark = [pytest.mark.lab, pytest.mark.mesh, needs_root]
 
@@ -112,8 +112,8 @@ def _declared_pairs(tier: str = "ci") -> list:
     for i, defect in enumerate(sorted(IMPLEMENTED - set(CAUGHT_ELSEWHERE))):
         modes = ONLY_IN.get(defect, (MODES, ""))[0]
         for mesh in modes:
-            ci = mesh == modes[i % len(modes)] and defect not in NIGHTLY_ONLY \
-                and defect not in LIVE_DEFECTS
+            ci = mesh == modes[i % len(modes)] and defect not in LIVE_DEFECTS \
+                and (defect not in NIGHTLY_ONLY or defect in NOT_LIVE)
             marks = () if ci or tier != "ci" else (pytest.mark.slow,)
             pairs.append(pytest.param(defect, mesh, marks=marks, id=f"{defect}-{mesh}"))
     return pairs

@@ -37,13 +37,24 @@ pytestmark = [pytest.mark.lab, pytest.mark.mesh, needs_root]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: xDS defects a live switch cannot show, and why: they change how the server side's
+#: HTTP connection manager treats a connection that already exists, and Envoy keeps a
+#: caller's pooled connection on the old filter chain while it drains (up to its drain
+#: time), so the check would judge the config from before the switch. Their own-lab
+#: pairs (test_defects.py) run them in the CI tier instead.
+NOT_LIVE = {
+    "xfcc-forwarded": "inbound HCM's forward_client_cert_details: pooled callers keep the old",
+    "xfcc-h2-unset": "inbound HTTP/2 HCM's XFCC setting: pooled callers keep the old",
+}
+
+
 def _live_defects() -> tuple[str, ...]:
     """Every implemented xDS defect some conformance check declares (the control plane
-    injects them, so they switch on a running lab)."""
+    injects them, so they switch on a running lab), less ``NOT_LIVE``."""
     from refmesh.xds.defects import XDS_DEFECTS
 
     declared = {d for spec in _registry().values() for d in spec.catches}
-    return tuple(sorted(declared & XDS_DEFECTS & IMPLEMENTED))
+    return tuple(sorted((declared & XDS_DEFECTS & IMPLEMENTED) - set(NOT_LIVE)))
 
 
 def _registry() -> dict:
