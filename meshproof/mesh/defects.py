@@ -76,15 +76,15 @@ DEFECTS: dict[str, str] = {
                                      "is unreachable, instead of serving it until expiry",
 }
 
-#: Defects the reference mesh can inject in this version. The xDS ones are injected by
-#: the control plane's xDS builders (refmesh.xds.defects; passed in as the
-#: state option ``{"defects": [ID]}`` by reference_local.install); each one's
-#: xDS diff is confined to what it names (tests/refmesh/test_defect_confinement.py).
-IMPLEMENTED: frozenset[str] = frozenset({
+#: Defects the reference mesh's control plane injects in its xDS builders (each at one
+#: place in refmesh.xds, passed in as the state option ``{"defects": [ID]}`` by
+#: reference_local.install, or switched on a running lab by its ``set_defect``); each
+#: one's xDS diff is confined to what it names (tests/refmesh/test_defect_confinement.py).
+#: One list: refmesh.xds.defects reads it from here.
+XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
     "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
     "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
-    # HTTPRoute translation (refmesh.xds.httproutes).
     "query-match-ignored",
     "header-modifier-dropped",
     "response-header-modifier-dropped",
@@ -106,6 +106,11 @@ IMPLEMENTED: frozenset[str] = frozenset({
     "tcp-upstream-plaintext", "alpn-h2-unoffered",
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
     "outlier-not-programmed", "dead-endpoint-kept",
+})
+
+#: Defects the reference mesh can inject in this version: the xDS ones and those of its
+#: other parts (each one flag of the part it names).
+IMPLEMENTED: frozenset[str] = XDS_DEFECTS | frozenset({
     # Lab-level (meshproof.mesh.reference_local.LAB_DEFECTS), caught by chaos experiments.
     "fail-open-without-sidecar", "config-lost-on-cp-outage",
     # The identity agent's (meshproof.mesh.reference_local.AGENT_DEFECTS: one agent flag).

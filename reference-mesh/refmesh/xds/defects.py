@@ -56,33 +56,9 @@ are not xDS and are not handled here.
 
 from __future__ import annotations
 
-#: Defects this package injects; others passed in options are ignored here.
-XDS_DEFECTS: frozenset[str] = frozenset({
-    "plaintext-accepted", "weights-ignored", "match-ignored", "retries-dropped",
-    "timeouts-dropped", "authz-open", "server-identity-unchecked", "expired-cert-served",
-    "slow-proxy", "workload-strict-ignored", "deny-only-with-rules", "route-path-prefix",
-    "query-match-ignored",
-    "header-modifier-dropped",
-    "response-header-modifier-dropped",
-    "backend-filter-dropped",
-    "redirect-status-wrong",
-    "redirect-scheme-dropped",
-    "redirect-host-dropped",
-    "redirect-port-dropped",
-    "redirect-path-dropped",
-    "rewrite-dropped",
-    "precedence-rule-order",
-    "path-prefix-not-segment",
-    "route-by-host",
-    "precedence-reversed",
-    "consumer-route-leaks",
-    "producer-route-dropped",
-    "port-ignored",
-    "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
-    "tcp-upstream-plaintext", "alpn-h2-unoffered",
-    "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
-    "outlier-not-programmed", "dead-endpoint-kept",
-})
+#: Defects this package injects (one list, kept with the registry); others passed in
+#: options are ignored here.
+from meshproof.mesh.defects import XDS_DEFECTS
 
 #: The slow-proxy defect's added latency per request and per caller sidecar:
 #: 3 ms is ~10x the two-sidecar p50 overhead measured here (~0.35 ms), so a
