@@ -14,12 +14,15 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from meshproof import paths
 from meshproof.errors import ConfigError
 
 #: Packages shipped to pods, in dependency order.
 POD_PACKAGES = ("h2", "hpack", "hyperframe")
 #: Where, beside workload.py and probe.py, the packages go.
 PYLIB = "pylib"
+#: The project's own module both scripts import (the echo gRPC wire format): one copy.
+OWN_MODULES = (paths.FIXTURES / "grpcwire.py",)
 
 
 def package_dir(name: str) -> Path:
@@ -31,13 +34,16 @@ def package_dir(name: str) -> Path:
 
 
 def files() -> dict[str, str]:
-    """``{"h2/connection.py": source, ...}``: every module of every pod package."""
+    """``{"h2/connection.py": source, ..., "grpcwire.py": source}``: every module of every
+    pod package, and the project's own shared module."""
     out: dict[str, str] = {}
     for name in POD_PACKAGES:
         root = package_dir(name)
         for f in sorted(root.rglob("*.py")):
             if "__pycache__" not in f.parts:
                 out[f"{name}/{f.relative_to(root).as_posix()}"] = f.read_text()
+    for f in OWN_MODULES:
+        out[f.name] = f.read_text()
     return out
 
 

@@ -53,8 +53,9 @@ ACCESS: list[tuple[str, str, str]] = [
      "service names, like kube DNS: no secret"),
     (_RUN, "all", "run dir: traversed by every pod uid"),
     (_RUN + r"/bin(/workload\.py|/probe\.py)?", "all", "staged stdlib app and probe"),
-    (_RUN + r"/bin/pylib(/(h2|hpack|hyperframe)(/[a-z_]+\.py)?)?", "all",
-     "pure-Python HTTP/2 libraries the app and probe import (public code, no secret)"),
+    (_RUN + r"/bin/pylib(/(h2|hpack|hyperframe)(/[a-z_]+\.py)?|/grpcwire\.py)?", "all",
+     "pure-Python HTTP/2 libraries and the gRPC wire module the app and probe import "
+     "(public code, no secret)"),
     (_RUN + r"/lab\.json", "all", "pods, IPs, services: discovery data, no secret"),
     (_RUN + r"/labd\.pid", "all", "the daemon's pid"),
     (_RUN + r"/labd\.log", "all", "operational log, no secret"),
