@@ -450,7 +450,8 @@ def test_grpc_precedence_general_first(target, mesh, verdict):
 @check("gw-precedence-grpc-specific-first", "GRPCRoute precedence with the specific rules "
        "written first: the same winners (written order must not decide either way)",
        features=["gamma-httproute", "grpcroute", "protocol-grpc"],
-       catches=["grpc-precedence-as-http", "precedence-reversed"], intents=["GRPCRoute"])
+       catches=["grpc-precedence-as-http", "precedence-reversed", "precedence-rule-order"],
+       intents=["GRPCRoute"])
 def test_grpc_precedence_specific_first(target, mesh, verdict):
     judge_cases(target, mesh, verdict, load_files([PRECEDENCE / "grpc-specific-first.yaml"]),
                 GRPC_PRECEDENCE_CASES)
