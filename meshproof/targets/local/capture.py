@@ -13,10 +13,18 @@ frames in the order the link passed them, so every earlier frame is in the file.
 (Waiting for the file to stop growing was not enough: a CPU-starved tcpdump left
 frames in its ring buffer past any quiet period, and a plaintext control saw 5
 of 6 markers beside two CPU burners.)
+
+The ring buffer is sized for a starved tcpdump: libpcap's default 2 MiB holds about
+32 frames of 64 KiB (the frame size on links with segmentation offload), and a
+tcpdump that waited its turn for the CPU lost everything past them: 32 packets, 3
+of 10 plaintext requests, in a capture beside two burners. tcpdump's own count of
+frames the kernel dropped is read at the end; a capture with drops is an error, not
+evidence.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import signal
 import socket
@@ -34,6 +42,9 @@ from meshproof.targets.model import CaptureSummary
 
 #: The end datagram's port (discard): nothing listens there, the pod's kernel drops it.
 END_PORT = 9
+#: The capture's ring buffer (KiB, tcpdump -B): 512 frames of 64 KiB, several times
+#: the largest capture a check takes (about 110 frames).
+BUFFER_KIB = 32768
 
 
 class Capture:
@@ -48,7 +59,7 @@ class Capture:
         bpf = (f"(host {peer_ip} and tcp) or (udp and src host {GATEWAY} and dst host {dst_ip}"
                f" and dst port {END_PORT})")
         argv = ["ip", "netns", "exec", FABRIC, "tcpdump", "-i", interface, "-n", "-U", "--immediate-mode",
-                "-s", "0", "-w", str(pcap), bpf]
+                "-B", str(BUFFER_KIB), "-s", "0", "-w", str(pcap), bpf]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=open(log, "wb"), start_new_session=True)
         # tcpdump says "listening on" once the socket is open: wait for it (bounded).
@@ -97,7 +108,19 @@ class Capture:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        dropped = kernel_drops(self.log.read_text(errors="replace"))
+        if dropped:
+            raise TargetError(
+                f"capture incomplete: the kernel dropped {dropped} frames tcpdump could not "
+                f"read in time ({self.pcap})",
+                "the machine is too loaded for a packet capture; run with fewer other jobs")
         return summarize(self.pcap, marker, tls_ports)
+
+
+def kernel_drops(log: str) -> int:
+    """tcpdump's closing "N packets dropped by kernel" (0 when it printed none)."""
+    m = re.search(r"^(\d+) packets? dropped by kernel", log, re.M)
+    return int(m.group(1)) if m else 0
 
 
 def _packets(pcap: Path) -> list[bytes]:
