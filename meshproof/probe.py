@@ -44,10 +44,23 @@ def summary(results: list[ProbeResult], by: str = "x-version") -> dict[str, Any]
     """Evidence: how many were sent, what answered, how they ended."""
     backends = Counter(r.headers.get(by, "-") for r in results if r.status or r.ok)
     latencies = [r.latency_us for r in results]
-    return {"sent": len(results), "by_backend": dict(sorted(backends.items())),
-            "outcomes": dict(sorted(Counter(r.outcome for r in results).items())),
-            "latency_ms_p50": _pct(latencies, 0.5) / 1000,
-            "latency_ms_max": max(latencies, default=0) / 1000}
+    out: dict[str, Any] = {
+        "sent": len(results), "by_backend": dict(sorted(backends.items())),
+        "outcomes": dict(sorted(Counter(r.outcome for r in results).items())),
+        "latency_ms_p50": _pct(latencies, 0.5) / 1000,
+        "latency_ms_max": max(latencies, default=0) / 1000}
+    # A request that got no answer says how and when (which request, its detail, how
+    # long it took): a reviewer can tell a reset on connect from one mid-response.
+    failed = [{"index": i, "error": r.error, "detail": r.detail[:200],
+               "latency_ms": r.latency_us / 1000}
+              for i, r in enumerate(results) if r.status == 0 and r.error]
+    if failed:
+        out["no_answer"] = failed[:MAX_FAILED_SHOWN]
+    return out
+
+
+#: How many unanswered requests a summary describes one by one (the rest are counted).
+MAX_FAILED_SHOWN = 5
 
 
 def _pct(values: list[int], q: float) -> float:
