@@ -103,6 +103,10 @@ SPEC: dict[str, tuple[str, list[str]]] = {
                                             r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
                                             r"rbac/rules/policies/.+/permissions/\d+/.*header/"
                                             r"string_match/(exact|prefix)$"]),
+    "route-method-case": ("matched", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
+                                      r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
+                                      r"rbac/rules/policies/.+/permissions/\d+/.*header/"
+                                      r"string_match/safe_regex/regex$"]),
     "xfcc-forwarded": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/filters/0/"
                                    r"typed_config/forward_client_cert_details$"]),
     "outlier-not-programmed": ("matched", [r"^clusters/[^/]+/outlier_detection/"]),

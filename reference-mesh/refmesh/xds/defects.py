@@ -40,6 +40,7 @@ the generated xDS with and without each and check the diff's paths):
 - ``source-namespace-wide``: an access rule's source matches every service account of
   the source's namespace (a principal prefix instead of the exact SPIFFE ID).
 - ``route-header-prefix``: an access rule's exact header value is matched as a prefix.
+- ``route-method-case``: an access rule's methods are matched case-insensitively.
 - ``xfcc-forwarded``: the inbound side passes a caller's x-forwarded-client-cert through
   as sent (ALWAYS_FORWARD_ONLY) instead of setting it from the verified certificate.
 - ``outlier-not-programmed``: an OutlierDetection intent is not programmed (the
