@@ -107,6 +107,8 @@ SPEC: dict[str, tuple[str, list[str]]] = {
                                       r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
                                       r"rbac/rules/policies/.+/permissions/\d+/.*header/"
                                       r"string_match/safe_regex/regex$"]),
+    "split-header-prefix": ("matched", [_REVIEWS + r"\d+/match/headers/\d+/string_match/"
+                                         r"(exact|prefix)$"]),
     "xfcc-forwarded": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/filters/0/"
                                    r"typed_config/forward_client_cert_details$"]),
     "outlier-not-programmed": ("matched", [r"^clusters/[^/]+/outlier_detection/"]),

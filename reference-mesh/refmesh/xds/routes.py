@@ -26,7 +26,7 @@ from meshproof.targets.model import Registry, Service, ServicePort
 from refmesh.xds import names
 from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
 from refmesh.xds.httproutes import Arm, route_arms
-from refmesh.xds.matches import is_empty, route_match
+from refmesh.xds.matches import headers_exact_as_prefix, is_empty, route_match
 from refmesh.xds.ports import backend_port
 
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -138,14 +138,18 @@ def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None,
     for name, match, action, extra in arms:
         if "route" in action:  # a redirect or a direct response has no upstream to retry
             action = {"route": {**common, **action["route"]}}
+        prefixed = name == "split" and "split-header-prefix" in defects
+
+        def arm_match(*ms: Any) -> dict[str, Any]:
+            m = route_match(*ms, defects=defects)
+            return headers_exact_as_prefix(m) if prefixed else m
+
         if fault is not None and not is_empty(fault.match):
-            routes.append(_route(f"fault-{name}", route_match(fault.match, match,
-                                                              defects=defects),
+            routes.append(_route(f"fault-{name}", arm_match(fault.match, match),
                                  action, extra, faulted))
-            routes.append(_route(name, route_match(match, defects=defects), action, extra,
-                                 plain))
+            routes.append(_route(name, arm_match(match), action, extra, plain))
         else:
-            routes.append(_route(name, route_match(match, defects=defects), action, extra,
+            routes.append(_route(name, arm_match(match), action, extra,
                                  faulted if fault is not None else plain))
     name = names.route_name(svc, port.port)
     return {"name": name, "validate_clusters": False, "virtual_hosts": [{
