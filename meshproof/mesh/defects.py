@@ -64,6 +64,8 @@ DEFECTS: dict[str, str] = {
                          "passes a GET rule; HTTP methods are case-sensitive, RFC 9110 9.1)",
     "split-header-prefix": "a TrafficSplit match's exact header value is matched as a prefix "
                            "(end-user: jasonx takes a split for jason)",
+    "timeout-per-try": "with a per-try timeout set, a route timeout is applied to each try "
+                       "instead of the whole request: retries outlive it",
     "xfcc-forwarded": "the server's sidecar passes a caller's x-forwarded-client-cert "
                       "through instead of setting it from the verified certificate",
     "rotation-stopped": "the identity agent never renews a certificate on its own: it is "
@@ -109,7 +111,7 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
     "tcp-upstream-plaintext", "alpn-h2-unoffered",
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
-    "route-method-case", "split-header-prefix",
+    "route-method-case", "split-header-prefix", "timeout-per-try",
     "outlier-not-programmed", "dead-endpoint-kept",
 })
 

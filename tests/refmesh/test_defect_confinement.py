@@ -109,6 +109,7 @@ SPEC: dict[str, tuple[str, list[str]]] = {
                                       r"string_match/safe_regex/regex$"]),
     "split-header-prefix": ("matched", [_REVIEWS + r"\d+/match/headers/\d+/string_match/"
                                          r"(exact|prefix)$"]),
+    "timeout-per-try": ("matched", [_ROUTE + r"route/(timeout|retry_policy/per_try_timeout)$"]),
     "xfcc-forwarded": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/filters/0/"
                                    r"typed_config/forward_client_cert_details$"]),
     "outlier-not-programmed": ("matched", [r"^clusters/[^/]+/outlier_detection/"]),

@@ -41,6 +41,8 @@ the generated xDS with and without each and check the diff's paths):
   the source's namespace (a principal prefix instead of the exact SPIFFE ID).
 - ``route-header-prefix``: an access rule's exact header value is matched as a prefix.
 - ``route-method-case``: an access rule's methods are matched case-insensitively.
+- ``timeout-per-try``: where a Retry sets a per-try timeout, a Timeout intent becomes
+  the per-try timeout and the route's own timeout is disabled (retries outlive it).
 - ``split-header-prefix``: a TrafficSplit match's exact header values are matched as
   prefixes (the split arm's route match only).
 - ``xfcc-forwarded``: the inbound side passes a caller's x-forwarded-client-cert through

@@ -131,6 +131,11 @@ def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None,
     common: dict[str, Any] = {"retry_policy": retry_policy(retry, defects)}
     if timeout is not None and "timeouts-dropped" not in defects:
         common["timeout"] = _duration(timeout.timeout_ms)
+        if "timeout-per-try" in defects and "per_try_timeout" in common["retry_policy"] \
+                and retry is not None:
+            # The defect: the route timeout bounds each try, nothing bounds the request.
+            common["retry_policy"]["per_try_timeout"] = common["timeout"]
+            common["timeout"] = "0s"
     faulted = fault_config(fault, defects)
     plain = fault_config(None, defects)  # slow-proxy still delays routes the fault skips
 
