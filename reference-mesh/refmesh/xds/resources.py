@@ -119,6 +119,9 @@ def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeVal
         # Precedence wrong between namespace and mesh: under a mesh-wide mode, a
         # namespace's own mode is ignored (in both directions).
         modes = [m for m in modes if not (m.namespace and not m.workload)]
+    if "mesh-mode-ignored" in opts.defect_set:
+        # A mesh-wide mode never applied: namespaces without their own keep the default.
+        modes = [m for m in modes if m.namespace]
     return effective_mtls(modes, pod.namespace, pod.workload, opts.default_mtls)
 
 
@@ -432,12 +435,16 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
         "filters": _inbound_filters(app, l4_rbac, defects),
         "transport_socket": tls.downstream_mtls(
             allow_expired="expired-cert-served" in defects,
-            alpn="alpn-h2-unoffered" not in defects),
+            alpn="alpn-h2-unoffered" not in defects,
+            accept_untrusted="peer-chain-unverified" in defects),
     } for app, match in ports]
     for i, (app, match) in enumerate(ports):
         # plaintext-other-port: STRICT refuses plaintext on the first (probed) port only.
         leak = "plaintext-other-port" in defects and i > 0
-        if mode is MTLSModeValue.PERMISSIVE or "plaintext-accepted" in defects or leak:
+        # permissive-refuses-plaintext: PERMISSIVE programmed like STRICT.
+        permissive = (mode is MTLSModeValue.PERMISSIVE
+                      and "permissive-refuses-plaintext" not in defects)
+        if permissive or "plaintext-accepted" in defects or leak:
             chains.append({
                 "name": f"inbound-plaintext-{match}",
                 "filter_chain_match": {"destination_port": match,

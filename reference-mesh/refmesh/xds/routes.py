@@ -60,7 +60,9 @@ def fault_config(f: Fault | None, defects: frozenset[str]) -> dict[str, Any] | N
     """Per-route HTTPFault for a Fault intent (and/or the slow-proxy defect)."""
     cfg: dict[str, Any] = {}
     if f is not None and f.abort_status and f.abort_percent:
-        cfg["abort"] = {"http_status": f.abort_status, "percentage": _percent(f.abort_percent)}
+        # abort-percent-ignored: the percentage dropped, every request aborted.
+        pct = 100.0 if "abort-percent-ignored" in defects else f.abort_percent
+        cfg["abort"] = {"http_status": f.abort_status, "percentage": _percent(pct)}
     if f is not None and f.delay_ms and f.delay_percent:
         cfg["delay"] = {"fixed_delay": _duration(f.delay_ms),
                         "percentage": _percent(f.delay_percent)}
