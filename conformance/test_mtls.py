@@ -52,8 +52,7 @@ def test_strict_refuses_plaintext(target, mesh, verdict):
 
 
 @check("mtls-permissive-accepts-both", "PERMISSIVE accepts plaintext and mTLS callers",
-       features=["mtls-permissive"], catches=["permissive-refuses-plaintext"],
-       intents=["MTLSMode"])
+       features=["mtls-permissive"], intents=["MTLSMode"])
 def test_permissive_accepts_both(target, mesh, verdict):
     strict_b(mesh, "PERMISSIVE")
     verdict.touch(echo(target, "team-b"))

@@ -24,7 +24,7 @@ N = 10
        "a PERMISSIVE namespace accepts plaintext while another namespace refuses it; under "
        "mesh PERMISSIVE, a STRICT namespace refuses plaintext while another accepts it",
        features=["mtls-strict", "mtls-permissive"],
-       catches=["namespace-mode-ignored", "mesh-mode-ignored", "permissive-refuses-plaintext"],
+       catches=["namespace-mode-ignored", "mesh-mode-ignored"],
        intents=["MTLSMode"])
 def test_namespace_mode_beats_mesh_mode(target, mesh, verdict):
     out, a = client(target, OUTSIDE), client(target, "team-a")

@@ -66,8 +66,6 @@ DEFECTS: dict[str, str] = {
                            "(end-user: jasonx takes a split for jason)",
     "timeout-per-try": "with a per-try timeout set, a route timeout is applied to each try "
                        "instead of the whole request: retries outlive it",
-    "permissive-refuses-plaintext": "PERMISSIVE mTLS is programmed like STRICT: plaintext "
-                                    "callers are refused",
     "mesh-mode-ignored": "a mesh-wide mTLS mode is not applied: namespaces without their own "
                          "mode keep the default",
     "peer-chain-unverified": "the server side verifies a client certificate's chain but "
@@ -121,7 +119,7 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "tcp-upstream-plaintext", "alpn-h2-unoffered",
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
     "route-method-case", "split-header-prefix", "timeout-per-try",
-    "permissive-refuses-plaintext", "mesh-mode-ignored", "peer-chain-unverified",
+    "mesh-mode-ignored", "peer-chain-unverified",
     "abort-percent-ignored",
     "outlier-not-programmed", "dead-endpoint-kept",
 })

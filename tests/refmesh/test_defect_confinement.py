@@ -110,8 +110,6 @@ SPEC: dict[str, tuple[str, list[str]]] = {
     "split-header-prefix": ("matched", [_REVIEWS + r"\d+/match/headers/\d+/string_match/"
                                          r"(exact|prefix)$"]),
     "timeout-per-try": ("matched", [_ROUTE + r"route/(timeout|retry_policy/per_try_timeout)$"]),
-    # The fixture's PERMISSIVE pods lose their plaintext chains (after the mTLS ones).
-    "permissive-refuses-plaintext": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/"]),
     # Under mesh STRICT, pods of namespaces without a mode of their own gain plaintext.
     "mesh-mode-ignored": ("mesh-wide", [r"^listeners/virtualInbound/filter_chains/\d+/"]),
     "peer-chain-unverified": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/"

@@ -43,7 +43,6 @@ the generated xDS with and without each and check the diff's paths):
 - ``route-method-case``: an access rule's methods are matched case-insensitively.
 - ``timeout-per-try``: where a Retry sets a per-try timeout, a Timeout intent becomes
   the per-try timeout and the route's own timeout is disabled (retries outlive it).
-- ``permissive-refuses-plaintext``: PERMISSIVE inbound gets no plaintext chains.
 - ``mesh-mode-ignored``: a mesh-wide mTLS mode is dropped (only namespace and workload
   modes apply).
 - ``peer-chain-unverified``: inbound TLS validation ends in ``ACCEPT_UNTRUSTED``.

@@ -441,10 +441,7 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
     for i, (app, match) in enumerate(ports):
         # plaintext-other-port: STRICT refuses plaintext on the first (probed) port only.
         leak = "plaintext-other-port" in defects and i > 0
-        # permissive-refuses-plaintext: PERMISSIVE programmed like STRICT.
-        permissive = (mode is MTLSModeValue.PERMISSIVE
-                      and "permissive-refuses-plaintext" not in defects)
-        if permissive or "plaintext-accepted" in defects or leak:
+        if mode is MTLSModeValue.PERMISSIVE or "plaintext-accepted" in defects or leak:
             chains.append({
                 "name": f"inbound-plaintext-{match}",
                 "filter_chain_match": {"destination_port": match,
