@@ -76,11 +76,14 @@ KEPT = ROOT / "reports" / "bench" / "failed"
 
 
 def keep_evidence(reports: Path, cp: subprocess.CompletedProcess[str]) -> None:
-    """Copy a failed run's report, JUnit file and output under reports/bench/failed/."""
+    """Copy a failed run's report, JUnit file, Allure results (the mesh's evidence is
+    attached there: config dumps, stats) and output under reports/bench/failed/."""
     import shutil
 
     dest = KEPT / f"{time.strftime('%Y%m%dT%H%M%S')}-{reports.name}"
     dest.mkdir(parents=True, exist_ok=True)
+    if (reports / "allure-results").is_dir():
+        shutil.copytree(reports / "allure-results", dest / "allure-results", dirs_exist_ok=True)
     for name in ("conformance-report.yaml", "junit.xml"):
         if (reports / name).exists():
             shutil.copy2(reports / name, dest / name)
