@@ -168,8 +168,8 @@ def _tls_probe(target, src, name: str, dst, cert: str, key: str, root: str):
 
 @check("mtls-client-cert-validated", "a client certificate from a foreign CA, or an expired "
        "one from the mesh CA, is refused; a valid mesh certificate is accepted",
-       features=["cert-validation"], catches=["expired-cert-served"], intents=["MTLSMode"],
-       target_needs=["put-file", "probe-tls"], mesh_needs=["issue-certificate"])
+       features=["cert-validation"], catches=["expired-cert-served", "peer-chain-unverified"],
+       intents=["MTLSMode"], target_needs=["put-file", "probe-tls"], mesh_needs=["issue-certificate"])
 def test_client_certificates_are_validated(target, mesh, verdict):
     strict_b(mesh)
     src, dst = client(target, OUTSIDE), echo(target, "team-b")

@@ -23,7 +23,8 @@ N = 10
        "a namespace's mode beats the mesh-wide one in both directions: under mesh STRICT, "
        "a PERMISSIVE namespace accepts plaintext while another namespace refuses it; under "
        "mesh PERMISSIVE, a STRICT namespace refuses plaintext while another accepts it",
-       features=["mtls-strict", "mtls-permissive"], catches=["namespace-mode-ignored"],
+       features=["mtls-strict", "mtls-permissive"],
+       catches=["namespace-mode-ignored", "mesh-mode-ignored"],
        intents=["MTLSMode"])
 def test_namespace_mode_beats_mesh_mode(target, mesh, verdict):
     out, a = client(target, OUTSIDE), client(target, "team-a")

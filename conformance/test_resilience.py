@@ -84,6 +84,12 @@ def timer_slack_ms(mesh) -> float:
     return mesh.timer_granularity_s() * 1000 + 1
 
 
+def timeout_band(mesh, t_ms: int) -> tuple[float, float]:
+    """When a request under a ``t_ms`` route timeout may end: from one timer slack early
+    to max(50 ms, 10% of T) late (the answer's way back through two sidecars)."""
+    return round(t_ms - timer_slack_ms(mesh), 1), t_ms + max(50, 0.1 * t_ms)
+
+
 @check("timeout-504-within-bound", "a 300 ms timeout answers 504 within "
        "[T - (coarse clock tick + 1 ms), T + max(50 ms, 10% of T)]", features=["timeouts"],
        catches=["timeouts-dropped"], intents=["Timeout"])
@@ -93,14 +99,38 @@ def test_timeout(target, mesh, verdict):
     verdict.touch(src(target))
     results = send(target, src(target), f"{ECHO}/delay/2000", 20, concurrency=4, timeout_s=5)
     lat_ms = sorted(r.latency_us / 1000 for r in results)
-    lo, hi = round(t_ms - timer_slack_ms(mesh), 1), t_ms + max(50, 0.1 * t_ms)
+    lo, hi = timeout_band(mesh, t_ms)
     ok = all(r.status == 504 for r in results) and all(lo <= t <= hi for t in lat_ms)
     assert verdict.exact(f"20 x 504 within [{lo}, {hi:.0f}] ms", ok,
                          {**summary(results), "latency_ms": lat_ms}), verdict.lines
 
 
+@check("timeout-bounds-retries", "a 300 ms route timeout bounds the whole request, its "
+       "retries included: with retries: 2 and a 200 ms per-try timeout, a hanging backend's "
+       "caller gets 504 within the timeout's band (a mesh applying the timeout per try "
+       "lets the retries outlive it)", features=["retries", "timeouts"],
+       catches=["timeout-per-try"], intents=["Retry", "Timeout"])
+def test_timeout_bounds_retries(target, mesh, verdict):
+    t_ms = 300
+    mesh.wait_programmed(mesh.apply_all([
+        Retry(SVC, 2, per_try_timeout_ms=200, retry_on=("5xx", "reset")),
+        Timeout(SVC, t_ms)]))
+    verdict.touch(src(target))
+    # Concurrency 3, as retries-per-try-timeout: Envoy's default circuit breaker allows 3
+    # retries in flight per cluster, and a 4th request's try would end unretried at 200 ms.
+    results = send(target, src(target), f"{ECHO}/delay/3000", 6, concurrency=3, timeout_s=10)
+    lat_ms = sorted(r.latency_us / 1000 for r in results)
+    # The first try times out at 200 ms and the second starts within Envoy's 25 ms
+    # backoff, so the route timeout (not a try's) ends every request.
+    lo, hi = timeout_band(mesh, t_ms)
+    ok = all(r.status == 504 for r in results) and all(lo <= t <= hi for t in lat_ms)
+    assert verdict.exact(f"6 x 504 within [{lo}, {hi:.0f}] ms, retries included", ok,
+                         {**summary(results), "latency_ms": lat_ms}), verdict.lines
+
+
 @check("fault-abort-percent", "an abort fault (418) at 30% aborts 30% of requests, within "
-       "10 points", features=["fault-injection"], intents=["Fault"])
+       "10 points", features=["fault-injection"], catches=["abort-percent-ignored"],
+       intents=["Fault"])
 def test_fault_abort_percent(target, mesh, verdict):
     mesh.wait_programmed(mesh.apply(Fault(SVC, abort_status=418, abort_percent=30)))
     verdict.touch(src(target))

@@ -66,12 +66,18 @@ def test_split_flip_takes_effect_when_programmed(target, mesh, verdict):
 
 
 @check("split-header-match", "a split for requests with header end-user: jason sends "
-       "exactly those to v3", features=["traffic-split", "traffic-split-match"],
-       catches=["match-ignored"], intents=["TrafficSplit", "HTTPRouteGroup"])
+       "exactly those to v3: another value, a longer one (jasonx), a shorter one, another "
+       "case and no header keep the root service (binomial designs, both error rates "
+       "<= 1e-4)", features=["traffic-split", "traffic-split-match"],
+       catches=["match-ignored", "split-header-prefix"],
+       intents=["TrafficSplit", "HTTPRouteGroup"])
 def test_split_header_match(target, mesh, verdict):
+    near = {f"end-user {v or '(absent)'}": {"url": REVIEWS,
+                                             "headers": {"end-user": v} if v else None}
+            for v in ("jasonx", "jaso", "Jason", None)}
     judge_match(target, mesh, verdict, [split({"v3": 100}, HTTPMatch(headers=(("end-user", "jason"),)))],
                 {"url": REVIEWS, "headers": {"end-user": "jason"}},
-                {"url": REVIEWS, "headers": {"end-user": "alice"}})
+                {"url": REVIEWS, "headers": {"end-user": "alice"}}, near)
 
 
 @check("split-path-match", "a split for paths matching /reviews/1.* sends exactly those "

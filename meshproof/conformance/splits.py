@@ -20,6 +20,10 @@ REVIEWS = "http://reviews/reviews/0"
 MARGIN = 0.10
 #: A mesh leaking 5% of matching requests away from their backend must fail.
 LEAK = 0.05
+#: Requests just outside a match (boundary values): a mesh that sends 3/4 or more of them
+#: into the split (1/6 not v3 instead of 2/3) must fail; a whole-match bug sends all.
+#: design(2/3, 0.5): n = 50 each, both error rates <= 1e-4.
+NEAR_MARGIN = 0.5
 
 
 def source(target: Target) -> Pod:
@@ -50,20 +54,27 @@ def judge_weights(target: Target, mesh: MeshAdapter, verdict: Verdict, intents: 
 
 
 def judge_match(target: Target, mesh: MeshAdapter, verdict: Verdict, intents: list[Intent],
-                matching: dict[str, Any], other: dict[str, Any]) -> None:
-    """Matching requests all go to v3; the rest keep the root service (v1/v2/v3)."""
+                matching: dict[str, Any], other: dict[str, Any],
+                near: dict[str, dict[str, Any]] | None = None) -> None:
+    """Matching requests all go to v3; the rest keep the root service (v1/v2/v3).
+
+    ``near``: labelled requests just outside the match (a longer or shorter value,
+    another case, the header absent), each judged like ``other`` with
+    :data:`NEAR_MARGIN`: a mesh that sends them into the split fails."""
     mesh.wait_programmed(mesh.apply_all(intents))
     src = source(target)
     verdict.touch(src)
     only = design(1.0, LEAK)
     hit = send(target, src, matching["url"], only.n, headers=matching.get("headers"))
     ev_hit = summary(hit)
-    ok1 = verdict.judge("matching -> v3", only, ev_hit["by_backend"].get("v3", 0), ev_hit)
+    oks = [verdict.judge("matching -> v3", only, ev_hit["by_backend"].get("v3", 0), ev_hit)]
     # Non-matching requests are balanced over three versions: 2/3 not v3. A
     # mesh ignoring the match sends them all to v3 (0 not v3): margin 0.3.
-    rest = design(2 / 3, 0.3)
-    miss = send(target, src, other["url"], rest.n, headers=other.get("headers"))
-    ev_miss = summary(miss)
-    not_v3 = sum(n for v, n in ev_miss["by_backend"].items() if v != "v3")
-    ok2 = verdict.judge("non-matching -> not only v3", rest, not_v3, ev_miss)
-    assert ok1 and ok2, verdict.lines
+    for label, req, margin in [("non-matching", other, 0.3),
+                               *((k, v, NEAR_MARGIN) for k, v in (near or {}).items())]:
+        rest = design(2 / 3, margin)
+        miss = send(target, src, req["url"], rest.n, headers=req.get("headers"))
+        ev_miss = summary(miss)
+        not_v3 = sum(n for v, n in ev_miss["by_backend"].items() if v != "v3")
+        oks.append(verdict.judge(f"{label} -> not only v3", rest, not_v3, ev_miss))
+    assert all(oks), verdict.lines

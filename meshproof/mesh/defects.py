@@ -60,6 +60,19 @@ DEFECTS: dict[str, str] = {
     "source-namespace-wide": "an access rule's source admits every service account of its "
                              "namespace",
     "route-header-prefix": "an access rule's exact header value is matched as a prefix",
+    "route-method-case": "an access rule's methods are matched case-insensitively (\"get\" "
+                         "passes a GET rule; HTTP methods are case-sensitive, RFC 9110 9.1)",
+    "split-header-prefix": "a TrafficSplit match's exact header value is matched as a prefix "
+                           "(end-user: jasonx takes a split for jason)",
+    "timeout-per-try": "with a per-try timeout set, a route timeout is applied to each try "
+                       "instead of the whole request: retries outlive it",
+    "mesh-mode-ignored": "a mesh-wide mTLS mode is not applied: namespaces without their own "
+                         "mode keep the default",
+    "peer-chain-unverified": "the server side verifies a client certificate's chain but "
+                             "accepts it when verification fails (a foreign CA's, an expired "
+                             "one)",
+    "abort-percent-ignored": "an abort fault's percentage is ignored: every request is "
+                             "aborted",
     "xfcc-forwarded": "the server's sidecar passes a caller's x-forwarded-client-cert "
                       "through instead of setting it from the verified certificate",
     "rotation-stopped": "the identity agent never renews a certificate on its own: it is "
@@ -110,6 +123,9 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "plaintext-other-port", "tcp-authz-open", "h2-downgraded", "xfcc-h2-unset",
     "tcp-upstream-plaintext", "alpn-h2-unoffered",
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
+    "route-method-case", "split-header-prefix", "timeout-per-try",
+    "mesh-mode-ignored", "peer-chain-unverified",
+    "abort-percent-ignored",
     "outlier-not-programmed", "dead-endpoint-kept",
     "endpoints-first-port-only", "grpc-precedence-as-http",
 })

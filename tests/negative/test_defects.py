@@ -52,6 +52,22 @@ ONLY_IN = {
                       "runs it in one), and the black box's sentinel travels with the "
                       "change"),
 }
+#: Defects of the "programmed" signal itself, and why the whole-suite matrix cannot
+#: demand that only their declaring checks fail: every check samples right after
+#: ``wait_programmed``, so an early signal lets any of them judge the config from before
+#: its change, at a rate no check controls (a small push usually lands before the
+#: probe's first request). Seen in one ``--mesh reference-acked`` run under
+#: acked-on-send: split-programmed-first-request, access-deny-without-any-rule,
+#: gw-mesh-traffic-split, gw-mesh-redirect-path, gw-mesh-frontend-hostname,
+#: mtls-forged-identity-meshed-caller and mtls-modes-every-port failed besides the
+#: declaring programmed-means-in-force; in a second run, four of them again plus
+#: gw-mesh-redirect-host-and-status. split-programmed-first-request saw 1 stale flip of
+#: 14 in each run (p ~ 0.07 per flip: it passes a whole run with p ~ 0.36), so it cannot
+#: declare the defect. Only programmed-means-in-force is designed to fail (a change
+#: slow to apply, with an error rate), so only it declares the defect.
+UNDERMINES_EVERY_CHECK = {
+    "acked-on-send": "an early 'programmed' lets any check judge the config before its change",
+}
 #: Defects whose negative controls run only in the nightly tier (both modes): the
 #: boundary-audit defects of issue 11, beyond the CI tier's budget for that issue.
 NIGHTLY_ONLY = frozenset({"namespace-mode-ignored", "source-namespace-wide",
@@ -140,7 +156,8 @@ def test_defect_matrix_confined(defect, mesh, tmp_path):
                    if defect in spec.catches}
     failed = {n for n, r in results.items() if r == "failed"}
     assert expect_fail <= failed, (results, report["_output"])
-    assert failed == expect_fail, f"{defect} also failed {failed - expect_fail}"
+    if defect not in UNDERMINES_EVERY_CHECK:
+        assert failed == expect_fail, f"{defect} also failed {failed - expect_fail}"
 
 
 @pytest.mark.slow

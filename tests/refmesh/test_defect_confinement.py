@@ -105,6 +105,20 @@ SPEC: dict[str, tuple[str, list[str]]] = {
                                             r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
                                             r"rbac/rules/policies/.+/permissions/\d+/.*header/"
                                             r"string_match/(exact|prefix)$"]),
+    "route-method-case": ("matched", [r"^routes/inbound\|\d+/virtual_hosts/0/routes/0/"
+                                      r"typed_per_filter_config/envoy\.filters\.http\.rbac/"
+                                      r"rbac/rules/policies/.+/permissions/\d+/.*header/"
+                                      r"string_match/safe_regex/regex$"]),
+    "split-header-prefix": ("matched", [_REVIEWS + r"\d+/match/headers/\d+/string_match/"
+                                         r"(exact|prefix)$"]),
+    "timeout-per-try": ("matched", [_ROUTE + r"route/(timeout|retry_policy/per_try_timeout)$"]),
+    # Under mesh STRICT, pods of namespaces without a mode of their own gain plaintext.
+    "mesh-mode-ignored": ("mesh-wide", [r"^listeners/virtualInbound/filter_chains/\d+/"]),
+    "peer-chain-unverified": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/"
+                                          + _VALIDATION + r"trust_chain_verification$"]),
+    "abort-percent-ignored": ("matched", [_ROUTE + r"typed_per_filter_config/"
+                                          r"envoy\.filters\.http\.fault/abort/percentage/"
+                                          r"numerator$"]),
     "xfcc-forwarded": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/filters/0/"
                                    r"typed_config/forward_client_cert_details$"]),
     "outlier-not-programmed": ("matched", [r"^clusters/[^/]+/outlier_detection/"]),

@@ -48,6 +48,8 @@ def rbac_policy(rule: AccessRule, defects: frozenset[str] = frozenset()) -> dict
     permissions = [rbac_permission(r) for r in routes]
     if "route-header-prefix" in defects:
         permissions = [_header_exact_as_prefix(p) for p in permissions]
+    if "route-method-case" in defects:
+        permissions = [_method_any_case(p) for p in permissions]
     return {"permissions": (permissions or [{"any": True}]),
             "principals": [_principal(s, defects) for s in rule.sources]}
 
@@ -60,6 +62,19 @@ def _header_exact_as_prefix(x: Any) -> Any:
         return {k: _header_exact_as_prefix(v) for k, v in x.items()}
     if isinstance(x, list):
         return [_header_exact_as_prefix(v) for v in x]
+    return x
+
+
+def _method_any_case(x: Any) -> Any:
+    """Defect ``route-method-case``: a rule's methods matched case-insensitively (a
+    translation that folds case, as for header names): "get" passes a GET rule."""
+    if isinstance(x, dict):
+        if x.get("name") == ":method" and "safe_regex" in x.get("string_match", {}):
+            rx = x["string_match"]["safe_regex"]
+            return {**x, "string_match": {"safe_regex": {**rx, "regex": f"(?i)(?:{rx['regex']})"}}}
+        return {k: _method_any_case(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_method_any_case(v) for v in x]
     return x
 
 

@@ -40,6 +40,15 @@ the generated xDS with and without each and check the diff's paths):
 - ``source-namespace-wide``: an access rule's source matches every service account of
   the source's namespace (a principal prefix instead of the exact SPIFFE ID).
 - ``route-header-prefix``: an access rule's exact header value is matched as a prefix.
+- ``route-method-case``: an access rule's methods are matched case-insensitively.
+- ``timeout-per-try``: where a Retry sets a per-try timeout, a Timeout intent becomes
+  the per-try timeout and the route's own timeout is disabled (retries outlive it).
+- ``mesh-mode-ignored``: a mesh-wide mTLS mode is dropped (only namespace and workload
+  modes apply).
+- ``peer-chain-unverified``: inbound TLS validation ends in ``ACCEPT_UNTRUSTED``.
+- ``abort-percent-ignored``: a Fault's abort percentage is programmed as 100 %.
+- ``split-header-prefix``: a TrafficSplit match's exact header values are matched as
+  prefixes (the split arm's route match only).
 - ``xfcc-forwarded``: the inbound side passes a caller's x-forwarded-client-cert through
   as sent (ALWAYS_FORWARD_ONLY) instead of setting it from the verified certificate.
 - ``outlier-not-programmed``: an OutlierDetection intent is not programmed (the

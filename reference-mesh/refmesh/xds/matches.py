@@ -115,3 +115,12 @@ def rbac_permission(m: HTTPMatch) -> dict[str, Any]:
     if len(rules) == 1:
         return rules[0]
     return {"and_rules": {"rules": rules}}
+
+
+def headers_exact_as_prefix(match: dict[str, Any]) -> dict[str, Any]:
+    """A route match whose exact header values are matched as prefixes (defect
+    ``split-header-prefix``: a translation that writes ``prefix`` for an exact value)."""
+    headers = [{**h, "string_match": {"prefix": h["string_match"]["exact"]}}
+               if "exact" in h.get("string_match", {}) else h
+               for h in match.get("headers", [])]
+    return {**match, "headers": headers} if headers else match

@@ -119,6 +119,9 @@ def workload_mtls(pod: Pod, policy: Policy, opts: SidecarOptions) -> MTLSModeVal
         # Precedence wrong between namespace and mesh: under a mesh-wide mode, a
         # namespace's own mode is ignored (in both directions).
         modes = [m for m in modes if not (m.namespace and not m.workload)]
+    if "mesh-mode-ignored" in opts.defect_set:
+        # A mesh-wide mode never applied: namespaces without their own keep the default.
+        modes = [m for m in modes if m.namespace]
     return effective_mtls(modes, pod.namespace, pod.workload, opts.default_mtls)
 
 
@@ -436,7 +439,8 @@ def virtual_inbound(mode: MTLSModeValue, opts: SidecarOptions,
         "filters": _inbound_filters(app, l4_rbac, defects),
         "transport_socket": tls.downstream_mtls(
             allow_expired="expired-cert-served" in defects,
-            alpn="alpn-h2-unoffered" not in defects),
+            alpn="alpn-h2-unoffered" not in defects,
+            accept_untrusted="peer-chain-unverified" in defects),
     } for app, match in ports]
     for i, (app, match) in enumerate(ports):
         # plaintext-other-port: STRICT refuses plaintext on the first (probed) port only.

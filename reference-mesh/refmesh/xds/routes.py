@@ -26,7 +26,7 @@ from meshproof.targets.model import Registry, Service, ServicePort
 from refmesh.xds import names
 from refmesh.xds.defects import SLOW_PROXY_DELAY_MS
 from refmesh.xds.httproutes import Arm, route_arms
-from refmesh.xds.matches import is_empty, route_match
+from refmesh.xds.matches import headers_exact_as_prefix, is_empty, route_match
 from refmesh.xds.ports import backend_port
 
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -60,7 +60,9 @@ def fault_config(f: Fault | None, defects: frozenset[str]) -> dict[str, Any] | N
     """Per-route HTTPFault for a Fault intent (and/or the slow-proxy defect)."""
     cfg: dict[str, Any] = {}
     if f is not None and f.abort_status and f.abort_percent:
-        cfg["abort"] = {"http_status": f.abort_status, "percentage": _percent(f.abort_percent)}
+        # abort-percent-ignored: the percentage dropped, every request aborted.
+        pct = 100.0 if "abort-percent-ignored" in defects else f.abort_percent
+        cfg["abort"] = {"http_status": f.abort_status, "percentage": _percent(pct)}
     if f is not None and f.delay_ms and f.delay_percent:
         cfg["delay"] = {"fixed_delay": _duration(f.delay_ms),
                         "percentage": _percent(f.delay_percent)}
@@ -131,6 +133,11 @@ def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None,
     common: dict[str, Any] = {"retry_policy": retry_policy(retry, defects)}
     if timeout is not None and "timeouts-dropped" not in defects:
         common["timeout"] = _duration(timeout.timeout_ms)
+        if "timeout-per-try" in defects and "per_try_timeout" in common["retry_policy"] \
+                and retry is not None:
+            # The defect: the route timeout bounds each try, nothing bounds the request.
+            common["retry_policy"]["per_try_timeout"] = common["timeout"]
+            common["timeout"] = "0s"
     faulted = fault_config(fault, defects)
     plain = fault_config(None, defects)  # slow-proxy still delays routes the fault skips
 
@@ -138,14 +145,18 @@ def route_config(reg: Registry, svc: Service, split: TrafficSplit | None = None,
     for name, match, action, extra in arms:
         if "route" in action:  # a redirect or a direct response has no upstream to retry
             action = {"route": {**common, **action["route"]}}
+        prefixed = name == "split" and "split-header-prefix" in defects
+
+        def arm_match(*ms: Any) -> dict[str, Any]:
+            m = route_match(*ms, defects=defects)
+            return headers_exact_as_prefix(m) if prefixed else m
+
         if fault is not None and not is_empty(fault.match):
-            routes.append(_route(f"fault-{name}", route_match(fault.match, match,
-                                                              defects=defects),
+            routes.append(_route(f"fault-{name}", arm_match(fault.match, match),
                                  action, extra, faulted))
-            routes.append(_route(name, route_match(match, defects=defects), action, extra,
-                                 plain))
+            routes.append(_route(name, arm_match(match), action, extra, plain))
         else:
-            routes.append(_route(name, route_match(match, defects=defects), action, extra,
+            routes.append(_route(name, arm_match(match), action, extra,
                                  faulted if fault is not None else plain))
     name = names.route_name(svc, port.port)
     return {"name": name, "validate_clusters": False, "virtual_hosts": [{

@@ -62,7 +62,8 @@ def upstream_mtls(sni: str, san_uris: list[str] | None,
         "@type": _UP, "sni": sni, "common_tls_context": common}}
 
 
-def downstream_mtls(allow_expired: bool = False, alpn: bool = True) -> dict[str, Any]:
+def downstream_mtls(allow_expired: bool = False, alpn: bool = True,
+                    accept_untrusted: bool = False) -> dict[str, Any]:
     """Server side: present our SVID, require a client cert chaining to the mesh root.
 
     Which identities may call is access control (policy issue), not mTLS.
@@ -70,6 +71,10 @@ def downstream_mtls(allow_expired: bool = False, alpn: bool = True) -> dict[str,
     # ALPN (unless ``alpn=False``, the alpn-h2-unoffered defect): h2 for callers that offer it (HTTP/2 and gRPC ports, a client speaking h2
     # straight to the sidecar); a caller offering none still gets a session.
     common = _common(None, allow_expired)
+    if accept_untrusted:
+        # Only the peer-chain-unverified defect: the chain is verified, the verdict ignored.
+        common["combined_validation_context"]["default_validation_context"][
+            "trust_chain_verification"] = "ACCEPT_UNTRUSTED"
     if alpn:
         common["alpn_protocols"] = ["h2", "http/1.1"]
     return {"name": _TLS_SOCKET, "typed_config": {
