@@ -74,6 +74,10 @@ DEFECTS: dict[str, str] = {
                           "set",
     "agent-drops-cert-on-ca-outage": "the identity agent drops its certificate when the CA "
                                      "is unreachable, instead of serving it until expiry",
+    "fault-delay-dropped": "a Fault intent's delay is not programmed (requests are never "
+                           "delayed; an abort still is)",
+    "fault-delay-percent-wrong": "a delay fault's percentage is programmed 10 points high "
+                                 "(50% delays 60%: the delay check's margin)",
 }
 
 #: Defects the reference mesh's control plane injects in its xDS builders (each at one
@@ -106,6 +110,7 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "tcp-upstream-plaintext", "alpn-h2-unoffered",
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
     "outlier-not-programmed", "dead-endpoint-kept",
+    "fault-delay-dropped", "fault-delay-percent-wrong",
 })
 
 #: Defects the reference mesh can inject in this version: the xDS ones and those of its
