@@ -64,7 +64,31 @@ def one_run(i: int, mesh: str, work: Path, burn: int = 0, without: str = "") -> 
         for b in hot:
             b.kill()
             b.wait()
-    return _result(i, mesh, reports, cp, time.monotonic() - t0, burn)
+    result = _result(i, mesh, reports, cp, time.monotonic() - t0, burn)
+    if result["exit"] != 0:
+        keep_evidence(reports, cp)
+    return result
+
+
+#: Where a failed run's reports are kept (the temp dir goes at the end): a false fail
+#: is investigated from its evidence, never by re-running until it passes.
+KEPT = ROOT / "reports" / "bench" / "failed"
+
+
+def keep_evidence(reports: Path, cp: subprocess.CompletedProcess[str]) -> None:
+    """Copy a failed run's report, JUnit file, Allure results (the mesh's evidence is
+    attached there: config dumps, stats) and output under reports/bench/failed/."""
+    import shutil
+
+    dest = KEPT / f"{time.strftime('%Y%m%dT%H%M%S')}-{reports.name}"
+    dest.mkdir(parents=True, exist_ok=True)
+    if (reports / "allure-results").is_dir():
+        shutil.copytree(reports / "allure-results", dest / "allure-results", dirs_exist_ok=True)
+    for name in ("conformance-report.yaml", "junit.xml"):
+        if (reports / name).exists():
+            shutil.copy2(reports / name, dest / name)
+    (dest / "output.txt").write_text(cp.stdout + "\n--- stderr ---\n" + cp.stderr)
+    print(f"  evidence kept in {dest.relative_to(ROOT)}", flush=True)
 
 
 def _conformance(mesh: str, reports: Path, tests: list[str]
@@ -152,7 +176,7 @@ def main() -> int:
     without: dict[str, list[dict[str, Any]]] = {m: [] for m in meshes}
     with tempfile.TemporaryDirectory(prefix="mp-confbench-") as d:
         for i in range(args.runs):
-            burn = args.burners if args.burners and i % args.burn_every == 1 else 0
+            burn = args.burners if args.burners and i % args.burn_every == args.burn_every - 1 else 0
             for m in meshes:  # interleaved: neighbours share the machine's mood
                 by_mesh[m].append(one_run(i, m, Path(d), burn))
                 if args.without:

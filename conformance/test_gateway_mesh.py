@@ -20,7 +20,7 @@ from meshproof.conformance.check import check
 from meshproof.conformance.expect import Case, judge_cases
 from meshproof.conformance.splits import judge_weights
 from meshproof.policy.loader import load_files
-from meshproof.targets.model import APP_PORT, GRPC_UNARY
+from meshproof.targets.model import APP_PORT, GRPC_PORT, GRPC_UNARY
 
 pytestmark = [pytest.mark.mesh]
 
@@ -36,12 +36,39 @@ def redirect(path: str, status: int = 302, **location: str) -> Case:
     return Case(path, path, status=status, backend=None, location=location)
 
 
+#: Requests per version Service and port in MeshBasic. A mesh resolving a version Service
+#: by its app label alone answers from the right one of the three versions with p = 1/3
+#: per request: all 9 right has p = (1/3)^9 = 5.1e-5 <= 1e-4. (A correct mesh never
+#: answers from another version: its false-fail rate is 0.)
+BASIC_COUNT = 9
+#: The request each Service port protocol gets in MeshBasic (tcp: no HTTP route to judge).
+BASIC_PATHS = {"http": "/", "http2": "/echo", "grpc": GRPC_UNARY}
+
+
+def mesh_basic_cases(target) -> list[Case]:  # type: ignore[no-untyped-def]
+    """Gateway API's echo, echo-v1 and echo-v2 (reviews, reviews-v1..v3 here), each on
+    every port it declares, each answered by its own version."""
+    cases = []
+    for name in ("reviews", "reviews-v1", "reviews-v2", "reviews-v3"):
+        version = name.partition("-")[2]
+        for p in proto.service_ports(target, "bookinfo", name).values():
+            if p.protocol not in BASIC_PATHS:
+                raise AssertionError(f"MeshBasic has no request for a {p.protocol} port "
+                                     f"(bookinfo/{name}:{p.port})")
+            cases.append(Case(f"{name} {p.protocol}", BASIC_PATHS[p.protocol],
+                              host=f"{name}:{p.port}", backend=version,
+                              method="POST" if p.protocol == "grpc" else "GET",
+                              protocol=p.protocol, count=BASIC_COUNT if version else 3))
+    return cases
+
+
 @check("gw-mesh-basic", "MeshBasic: a meshed client reaches a Service and each version "
-       "Service with no route attached", features=["gamma-httproute"], intents=[])
+       "Service, on every port they declare, with no route attached (each version "
+       "Service answered by its own version only: 9 requests each)",
+       features=["gamma-httproute", "protocol-grpc"],
+       catches=["endpoints-first-port-only", "h2-downgraded"], intents=[])
 def test_mesh_basic(target, mesh, verdict):
-    judge_cases(target, mesh, verdict, [], [
-        Case("echo", "/"), Case("echo-v1", "/", host="reviews-v1", backend="v1"),
-        Case("echo-v2", "/", host="reviews-v2", backend="v2")])
+    judge_cases(target, mesh, verdict, [], mesh_basic_cases(target))
 
 
 @check("gw-mesh-traffic-split", "MeshTrafficSplit: rules on two paths split traffic by "
@@ -323,7 +350,8 @@ def test_mesh_consumer_route(target, mesh, verdict):
        "its Service only; a route without one to every port",
        features=["gamma-httproute", "httproute-response-header-modifier",
                  "httproute-parentref-port", "protocol-http2"],
-       catches=["port-ignored", "response-header-modifier-dropped"], intents=["HTTPRoute"])
+       catches=["port-ignored", "response-header-modifier-dropped",
+                "endpoints-first-port-only"], intents=["HTTPRoute"])
 def test_mesh_ports(target, mesh, verdict):
     b, c = (proto.service_ports(target, ns, "echo") for ns in ("team-b", "team-c"))
     a = ("team-a", "client")
@@ -342,7 +370,7 @@ def test_mesh_ports(target, mesh, verdict):
        "70/30 get 70/30 of gRPC calls within 10 points (binomial design, both error rates "
        "<= 1e-4), per call over pooled HTTP/2 connections",
        features=["gamma-httproute", "grpcroute", "protocol-grpc", "traffic-split"],
-       catches=["weights-ignored"], intents=["GRPCRoute"])
+       catches=["weights-ignored", "endpoints-first-port-only"], intents=["GRPCRoute"])
 def test_mesh_grpcroute_weight(target, mesh, verdict):
     port = proto.service_ports(target, "bookinfo", "reviews")["grpc"].port
     judge_weights(target, mesh, verdict, manifest("grpcroute-weight"),
@@ -382,3 +410,52 @@ def test_precedence_general_first(target, mesh, verdict):
 def test_precedence_specific_first(target, mesh, verdict):
     judge_cases(target, mesh, verdict, load_files([PRECEDENCE / "specific-first.yaml"]),
                 PRECEDENCE_CASES)
+
+
+def grpc_call(name: str, method: str, backend: str, **headers: str) -> Case:
+    """A unary call of ``method`` (``/pkg.Svc/Method``) to the reviews gRPC port."""
+    return Case(name, method, host=f"reviews:{GRPC_PORT}", headers=headers, method="POST",
+                backend=backend, protocol="grpc")
+
+
+GRPC_PRECEDENCE_CASES = [
+    grpc_call("service over method", "/step1.Svc/Call", "v1"),
+    grpc_call("method alone", "/other.Svc/Call", "v2"),
+    grpc_call("longer service (exact over a shorter pattern)", "/step2.LongService/Get", "v2"),
+    grpc_call("shorter service pattern alone", "/step2.Other/Get", "v1"),
+    grpc_call("same service: method over none", "/step3.Svc/Get", "v2"),
+    grpc_call("same service, other method", "/step3.Svc/Put", "v1"),
+    grpc_call("same service and method: more headers", "/step4.Svc/Get", "v2", **{"x-step": "1"}),
+    grpc_call("without the header", "/step4.Svc/Get", "v1"),
+    grpc_call("service over method and header", "/step5.Svc/Put", "v1", **{"x-step": "1"}),
+    grpc_call("method and header alone", "/other.Svc/Put", "v2", **{"x-step": "1"}),
+    grpc_call("same service: method over header", "/step6.Svc/Get", "v2", **{"x-step": "1"}),
+    grpc_call("service and header over method and header", "/step6.Svc/Put", "v1",
+              **{"x-step": "1"}),
+    grpc_call("longer method pattern", "/step7.Svc/GetAll", "v2"),
+    grpc_call("shorter method pattern alone", "/step7.Svc/Go", "v1"),
+]
+
+
+@check("gw-precedence-grpc-general-first", "GRPCRoute precedence with the general rules "
+       "written first: more characters of service, then of method, then more headers win "
+       "(a service-only match over a method-only one)",
+       features=["gamma-httproute", "grpcroute", "protocol-grpc"],
+       catches=["grpc-precedence-as-http", "precedence-rule-order", "match-ignored",
+                "producer-route-dropped", "h2-downgraded", "endpoints-first-port-only"],
+       intents=["GRPCRoute"])
+def test_grpc_precedence_general_first(target, mesh, verdict):
+    judge_cases(target, mesh, verdict, load_files([PRECEDENCE / "grpc-general-first.yaml"]),
+                GRPC_PRECEDENCE_CASES)
+
+
+@check("gw-precedence-grpc-specific-first", "GRPCRoute precedence with the specific rules "
+       "written first: the same winners (written order must not decide either way)",
+       features=["gamma-httproute", "grpcroute", "protocol-grpc"],
+       catches=["grpc-precedence-as-http", "precedence-reversed", "precedence-rule-order",
+                "match-ignored", "producer-route-dropped", "h2-downgraded",
+                "endpoints-first-port-only"],
+       intents=["GRPCRoute"])
+def test_grpc_precedence_specific_first(target, mesh, verdict):
+    judge_cases(target, mesh, verdict, load_files([PRECEDENCE / "grpc-specific-first.yaml"]),
+                GRPC_PRECEDENCE_CASES)

@@ -38,7 +38,7 @@ def mode_b(mesh, mode: str) -> None:
        "HTTP/2, gRPC (unary and a server stream) and TCP (banner and echo); HTTP/2 and "
        "gRPC reach the app as HTTP/2",
        features=["protocol-http2", "protocol-grpc", "protocol-tcp"],
-       catches=["h2-downgraded"], intents=["MTLSMode"])
+       catches=["h2-downgraded", "endpoints-first-port-only"], intents=["MTLSMode"])
 def test_meshed_client_every_protocol(target, mesh, verdict):
     a, b = client(target, "team-a"), echo(target, "team-b")
     verdict.touch(a, b)
@@ -72,7 +72,7 @@ def test_meshed_client_every_protocol(target, mesh, verdict):
        "PERMISSIVE then accepts plaintext on every port",
        features=["mtls-strict", "mtls-permissive", "protocol-http2", "protocol-grpc",
                  "protocol-tcp"],
-       catches=["plaintext-other-port", "plaintext-accepted"], intents=["MTLSMode"])
+       catches=["plaintext-other-port", "plaintext-accepted", "endpoints-first-port-only"], intents=["MTLSMode"])
 def test_strict_every_port(target, mesh, verdict):
     a, out, b = client(target, "team-a"), client(target, OUTSIDE), echo(target, "team-b")
     verdict.touch(b)
@@ -111,7 +111,7 @@ def _wire(target, src, dst, protocol: str, host: str, port: int, tag: str):
        "lets the unmeshed client in (so an empty or misplaced capture cannot pass)",
        features=["mtls-strict", "mtls-permissive", "protocol-http2", "protocol-grpc",
                  "protocol-tcp"],
-       catches=["tcp-upstream-plaintext"], intents=["MTLSMode"], target_needs=["capture"])
+       catches=["tcp-upstream-plaintext", "endpoints-first-port-only"], intents=["MTLSMode"], target_needs=["capture"])
 def test_wire_every_protocol(target, mesh, verdict):
     a, b, out = client(target, "team-a"), echo(target, "team-b"), client(target, OUTSIDE)
     ports = proto.service_ports(target, "team-b", "echo")
@@ -137,7 +137,7 @@ def test_wire_every_protocol(target, mesh, verdict):
        "over HTTP/2 and gRPC the app sees the meshed caller's SPIFFE ID "
        "(x-forwarded-client-cert); an unmeshed caller's forged header is stripped",
        features=["xfcc-spiffe", "protocol-http2", "protocol-grpc"],
-       catches=["xfcc-h2-unset"], intents=["MTLSMode"])
+       catches=["xfcc-h2-unset", "endpoints-first-port-only"], intents=["MTLSMode"])
 def test_caller_identity_h2_grpc(target, mesh, verdict):
     a, out, b = client(target, "team-a"), client(target, OUTSIDE), echo(target, "team-b")
     verdict.touch(b)
@@ -192,7 +192,7 @@ def test_h2_over_tls(target, mesh, verdict):
        "team-a connect; team-c, allowed only GET /echo (an HTTP route), and the unmeshed "
        "client are refused at L4, while team-c still gets its HTTP route in the same window",
        features=["access-control", "access-control-tcp", "protocol-tcp"],
-       catches=["tcp-authz-open"], intents=["AccessMode", "AccessRule", "HTTPRouteGroup"])
+       catches=["tcp-authz-open", "endpoints-first-port-only"], intents=["AccessMode", "AccessRule", "HTTPRouteGroup"])
 def test_access_tcp_l4(target, mesh, verdict):
     mesh.wait_programmed(mesh.apply_all([
         AccessMode("smi", namespace="team-b"),
@@ -224,7 +224,7 @@ def test_access_tcp_l4(target, mesh, verdict):
 @check("split-grpc-90-10",
        "TrafficSplit reviews-v1 90 / v2 10 holds for gRPC calls to the reviews gRPC port, "
        "within 10 points, over pooled HTTP/2 connections (the split is per call)",
-       features=["traffic-split", "protocol-grpc"], catches=["weights-ignored"],
+       features=["traffic-split", "protocol-grpc"], catches=["weights-ignored", "endpoints-first-port-only"],
        intents=["TrafficSplit"])
 def test_split_grpc(target, mesh, verdict):
     port = proto.service_ports(target, "bookinfo", "reviews")["grpc"].port

@@ -19,6 +19,26 @@ from meshproof.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class GRPCMethod:
+    """A GRPCRoute method match as written (its path form is in the HTTPMatch that holds
+    it): kept because GRPCRoute's precedence counts the characters of the service, then
+    of the method, which the path alone no longer tells apart (an Exact service-only
+    match is a prefix, an Exact method-only one a regex)."""
+
+    type: str = "Exact"  # or "RegularExpression"
+    service: str = ""
+    method: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "service": self.service, "method": self.method}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GRPCMethod:
+        return cls(str(d.get("type", "Exact")), str(d.get("service", "")),
+                   str(d.get("method", "")))
+
+
+@dataclass(frozen=True)
 class HTTPMatch:
     """A request match. At most one of the three path forms is set.
 
@@ -33,6 +53,8 @@ class HTTPMatch:
     path_exact: str = ""
     path_prefix: str = ""
     query: tuple[tuple[str, str], ...] = ()  # (name, exact value); names are case-sensitive
+    #: A GRPCRoute match's method as written (the path above is what matches).
+    grpc: GRPCMethod | None = None
 
     def __post_init__(self) -> None:
         forms = [f for f in (self.path_regex, self.path_exact, self.path_prefix) if f]
@@ -73,6 +95,8 @@ class HTTPMatch:
             d["headers"] = {k: v for k, v in self.headers}
         if self.query:
             d["query"] = {k: v for k, v in self.query}
+        if self.grpc is not None:
+            d["grpc"] = self.grpc.to_dict()
         return d
 
     @classmethod
@@ -84,4 +108,5 @@ class HTTPMatch:
             methods=tuple(str(m).upper() for m in d.get("methods", ())),
             headers=tuple(sorted((str(k), str(v)) for k, v in dict(d.get("headers", {})).items())),
             query=tuple(sorted((str(k), str(v)) for k, v in dict(d.get("query", {})).items())),
+            grpc=GRPCMethod.from_dict(d["grpc"]) if d.get("grpc") else None,
         )

@@ -10,7 +10,9 @@ API's (see :func:`precedence_key`), not the order written.
 A route in another namespace than its Service is a *consumer route*: it
 applies only to callers in the route's namespace, and for them it replaces
 the Service's own (producer) routes (GAMMA, GEP-1294). A GRPCRoute becomes
-this intent too: gRPC's service/method is the HTTP/2 path ``/pkg.Svc/Method``.
+this intent too (``grpc``): gRPC's service/method is the HTTP/2 path
+``/pkg.Svc/Method``, and its matches keep the method as written for GRPCRoute's
+own precedence (:func:`grpc_precedence_key`).
 """
 
 from __future__ import annotations
@@ -186,6 +188,8 @@ class HTTPRoute:
     service: str  # namespace/name of the parent Service
     rules: tuple[RouteRule, ...] = ()
     port: int = 0  # the parentRef's port; 0 = every port of the Service
+    #: A GRPCRoute: its matches are gRPC methods, ordered by GRPCRoute's precedence.
+    grpc: bool = False
 
     kind: ClassVar[str] = "HTTPRoute"
 
@@ -208,13 +212,16 @@ class HTTPRoute:
 
     @property
     def key(self) -> str:
-        return f"{self.kind}:{self.name}>{self.service}:{self.port}"
+        kind = "GRPCRoute" if self.grpc else self.kind
+        return f"{kind}:{self.name}>{self.service}:{self.port}"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind, "name": self.name, "service": self.service,
                              "rules": [r.to_dict() for r in self.rules]}
         if self.port:
             d["port"] = self.port
+        if self.grpc:
+            d["grpc"] = True
         return d
 
     @classmethod
@@ -224,7 +231,7 @@ class HTTPRoute:
         try:
             return cls(name=str(d["name"]), service=str(d["service"]),
                        rules=tuple(RouteRule.from_dict(r) for r in d.get("rules", ())),
-                       port=int(d.get("port", 0)))
+                       port=int(d.get("port", 0)), grpc=bool(d.get("grpc", False)))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"bad HTTPRoute {d!r}: {e}",
                               "shape: {name: ns/name, service: ns/name, rules: [...]}") from e
@@ -248,3 +255,18 @@ def precedence_key(m: HTTPMatch) -> tuple[int, int, int, int, int]:
     else:
         kind, length = 2, len(m.path_prefix) + 1  # "" is "/", one character
     return (kind, -length, 0 if m.methods else 1, -len(m.headers), -len(m.query))
+
+
+def grpc_precedence_key(m: HTTPMatch) -> tuple[int, int, int]:
+    """GRPCRoute's order between matches of routes on one Service (smaller first).
+
+    The GRPCRouteRule spec: the most characters in a matching service, then in
+    a matching method, then the most header matches (hostnames, first in the
+    spec, are not supported on mesh routes). A match without a method (every
+    method) counts 0 for both. A RegularExpression counts its pattern's
+    characters: the spec does not tell the match types apart (Gateway API
+    issue 2216 left it open). Ties fall to the route, then to the rule order,
+    as for HTTPRoute.
+    """
+    g = m.grpc
+    return (-len(g.service) if g else 0, -len(g.method) if g else 0, -len(m.headers))

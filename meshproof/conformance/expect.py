@@ -3,7 +3,8 @@
 Gateway API's mesh tests each list cases (request -> status, backend, the
 request the backend saw, response headers, redirect Location). meshproof
 judges the same cases, but never "eventually": the mesh says the routes
-are programmed first, then every one of :data:`REPEAT` requests per case,
+are programmed first, then every one of :data:`REPEAT` requests per case
+(or the case's own ``count``),
 each on a fresh connection, must meet every expectation. A deterministic
 route that is wrong fails the first request; one that is wrong for a
 fraction f of requests passes all 3 with probability (1 - f)^3, which is why
@@ -53,8 +54,10 @@ class Case:
     location: dict[str, str] | None = None
     #: Where the request is sent from: (namespace, workload).
     source: tuple[str, str] = ("bookinfo", "client")
-    #: The probe's protocol (http: HTTP/1.1; http2: h2c).
+    #: The probe's protocol (http: HTTP/1.1; http2: h2c; grpc: a unary call, path = method).
     protocol: str = "http"
+    #: Requests sent for this case (each must meet every expectation).
+    count: int = REPEAT
 
     @property
     def url(self) -> str:
@@ -71,6 +74,9 @@ def problems(case: Case, r: ProbeResult) -> list[str]:
     out = []
     if r.status != case.status:
         out.append(f"status {r.outcome}, want {case.status}")
+        return out
+    if case.protocol == "grpc" and case.status == 200 and r.grpc_status != 0:
+        out.append(f"gRPC status {r.outcome}, want grpc-0")
         return out
     version = r.headers.get("x-version", "")
     if case.backend is None and version:
@@ -117,13 +123,13 @@ def _location(case: Case, location: str) -> list[str]:
 
 def judge_cases(target: Target, mesh: MeshAdapter, verdict: Verdict, intents: list[Any],
                 cases: list[Case]) -> None:
-    """Apply ``intents``, wait until programmed, then every case REPEAT times."""
+    """Apply ``intents``, wait until programmed, then every case ``case.count`` times."""
     mesh.wait_programmed(mesh.apply_all(intents))
     oks = []
     for case in cases:
         src = target.pod(*case.source)
         verdict.touch(src)
-        results = send(target, src, case.url, REPEAT, headers=case.headers or None,
+        results = send(target, src, case.url, case.count, headers=case.headers or None,
                        method=case.method, protocol=case.protocol)
         wrong = sorted({p for r in results for p in problems(case, r)})
         evidence = {"sent": len(results), "url": case.url, "method": case.method,

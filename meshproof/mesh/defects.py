@@ -72,6 +72,11 @@ DEFECTS: dict[str, str] = {
                               "is never ejected",
     "dead-endpoint-kept": "an endpoint that is no longer ready stays in the load-balancing "
                           "set",
+    "endpoints-first-port-only": "a multi-port Service's endpoints are programmed for its "
+                                 "first port only: its other ports have no endpoint (503)",
+    "grpc-precedence-as-http": "GRPCRoute matches are ordered by HTTPRoute's path rules "
+                               "(a method-only match as a regex before a service-only "
+                               "prefix), not by characters of service, then method",
     "agent-drops-cert-on-ca-outage": "the identity agent drops its certificate when the CA "
                                      "is unreachable, instead of serving it until expiry",
     "fault-delay-dropped": "a Fault intent's delay is not programmed (requests are never "
@@ -111,6 +116,7 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "namespace-mode-ignored", "source-namespace-wide", "xfcc-forwarded", "route-header-prefix",
     "outlier-not-programmed", "dead-endpoint-kept",
     "fault-delay-dropped", "fault-delay-percent-wrong",
+    "endpoints-first-port-only", "grpc-precedence-as-http",
 })
 
 #: Defects the reference mesh can inject in this version: the xDS ones and those of its

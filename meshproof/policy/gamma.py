@@ -17,7 +17,9 @@ Mapping decisions (docs/policy.md says the same to users):
 - ``timeouts.request`` -> the rule's timeout.
 - GRPCRoute: a method match is the HTTP/2 path ``/service/method``
   (Exact: service and/or method; RegularExpression: patterns for either),
-  plus Exact headers; header modifier filters; weighted backendRefs.
+  plus Exact headers; header modifier filters; weighted backendRefs. The
+  method is kept as written too: GRPCRoute's precedence counts the
+  characters of service, then method (:func:`meshproof.routing.grpc_precedence_key`).
 
 Every list is bounded as Gateway API's CRDs bound it, so a hostile file
 cannot make the mesh program thousands of routes from one resource.
@@ -29,6 +31,7 @@ import re
 
 from meshproof.intent import (HeaderModifier, HTTPMatch, HTTPRoute, Redirect, Rewrite,
                               RouteBackend, RouteRule)
+from meshproof.matching import GRPCMethod
 from meshproof.policy.context import Context, Produced, build, check_weights
 from meshproof.policy.duration import parse_duration_ms
 from meshproof.policy.errors import FieldError
@@ -138,7 +141,8 @@ def _read_route(res: Resource, ctx: Context, grpc: bool) -> Produced:
                                  "rule names are unique within a route")
             names.add(rule.name)
             rules.append(rule)
-        route = build(spec.at("rules"), HTTPRoute, res.ref, service, tuple(rules), port)
+        route = build(spec.at("rules"), HTTPRoute, res.ref, service, tuple(rules), port,
+                      grpc)
         produced.append((route, spec.at("parentRefs")))
     return produced
 
@@ -196,7 +200,7 @@ def _grpc_rule(rule: Obj, ns: str, ctx: Context) -> RouteRule:
 def _grpc_match(value: object, at: str) -> HTTPMatch:
     """A GRPCRouteMatch: gRPC's method is the path ``/package.Service/Method``."""
     m = Obj(value, at, {"method", "headers"})
-    path = {}
+    path: dict[str, object] = {}
     if m.has("method"):
         meth = m.child("method", {"type", "service", "method"})
         kind = meth.text("type", "Exact", ("Exact", "RegularExpression"))
@@ -219,6 +223,7 @@ def _grpc_match(value: object, at: str) -> HTTPMatch:
         else:
             regex = f"/(?:{service or '[^/]+'})/(?:{method or '[^/]+'})"
             path = {"path_regex": path_regex(regex, meth.path)}
+        path["grpc"] = GRPCMethod(kind, service, method)
     headers = exact_pairs(m, "headers", "header", header_name)
     return build(at, HTTPMatch, headers=tuple(sorted(headers)), **path)
 

@@ -76,6 +76,16 @@ def _gw_matches(m: HTTPMatch) -> list[dict[str, Any]]:
     return [{**d, "method": meth} for meth in m.methods] if m.methods else [d]
 
 
+def _grpc_match(m: HTTPMatch) -> dict[str, Any]:
+    """A GRPCRouteMatch: the method as written (never the path it became)."""
+    d: dict[str, Any] = {}
+    if m.grpc is not None:
+        d["method"] = {k: v for k, v in m.grpc.to_dict().items() if v}
+    if m.headers:
+        d["headers"] = [{"name": k, "value": v} for k, v in m.headers]
+    return d
+
+
 def _header_filter(kind: str, mod: HeaderModifier) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if mod.set:
@@ -95,12 +105,13 @@ def _path_mod(full: str, prefix: str) -> dict[str, Any]:
     return {}
 
 
-def _gw_rule(rule: RouteRule) -> dict[str, Any]:
+def _gw_rule(rule: RouteRule, grpc: bool = False) -> dict[str, Any]:
     d: dict[str, Any] = {}
     if rule.name:
         d["name"] = rule.name
     if rule.matches:
-        d["matches"] = [x for m in rule.matches for x in _gw_matches(m)]
+        d["matches"] = ([_grpc_match(m) for m in rule.matches] if grpc else
+                        [x for m in rule.matches for x in _gw_matches(m)])
     filters = []
     if rule.request_headers:
         filters.append(_header_filter("RequestHeaderModifier", rule.request_headers))
@@ -145,28 +156,28 @@ def _http_route(intent: HTTPRoute) -> Doc:
         parent["namespace"] = sns
     if intent.port:
         parent["port"] = intent.port
-    return _doc(GATEWAY_API, "HTTPRoute", name, ns, {
-        "parentRefs": [parent], "rules": [_gw_rule(r) for r in intent.rules]})
+    return _doc(GATEWAY_API, "GRPCRoute" if intent.grpc else "HTTPRoute", name, ns, {
+        "parentRefs": [parent], "rules": [_gw_rule(r, intent.grpc) for r in intent.rules]})
 
 
 def _merge_routes(docs: list[Doc]) -> list[Doc]:
-    """One HTTPRoute per name: the intents of one route (one per parent) share their
+    """One HTTPRoute (or GRPCRoute) per name: the intents of one route (one per parent) share their
     rules, so they become one document with several parentRefs, as the user wrote it.
     Intents that share a name but not their rules keep apart under a suffixed name."""
     out: list[Doc] = []
-    seen: dict[tuple[str, str], Doc] = {}
+    seen: dict[tuple[str, str, str], Doc] = {}
     for d in docs:
-        if d["kind"] != "HTTPRoute":
+        if d["kind"] not in ("HTTPRoute", "GRPCRoute"):
             out.append(d)
             continue
-        key = (d["metadata"]["namespace"], d["metadata"]["name"])
+        key = (d["kind"], d["metadata"]["namespace"], d["metadata"]["name"])
         prior = seen.get(key)
         if prior is not None and prior["spec"]["rules"] == d["spec"]["rules"]:
             prior["spec"]["parentRefs"] += d["spec"]["parentRefs"]
             continue
         if prior is not None:
-            d["metadata"]["name"] = _slug(f"{key[1]}-{len(seen)}")
-            key = (key[0], d["metadata"]["name"])
+            d["metadata"]["name"] = _slug(f"{key[2]}-{len(seen)}")
+            key = (key[0], key[1], d["metadata"]["name"])
         seen[key] = d
         out.append(d)
     return out

@@ -3,10 +3,16 @@ balancing, kills, blocks, captures, error kinds and bad input."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import threading
 from collections import Counter
 
 import pytest
 
+from meshproof import paths
 from meshproof.errors import ConfigError, UnknownName
 from meshproof.probe import send
 from meshproof.targets.model import ProbeOrder
@@ -123,6 +129,33 @@ def test_capture_sees_plaintext_marker(lab):
     cid = lab.capture_start(c, b)
     send(lab, a, "http://echo.team-b/echo", headers={"x-marker": marker})
     assert lab.capture_stop(cid, marker=marker).packets == 0
+
+
+def test_capture_holds_every_frame_when_tcpdump_lags(lab):
+    """A capture stopped while tcpdump is starved still holds every frame sent before
+    the stop: tcpdump is frozen (SIGSTOP) through the traffic and for 0.6 s into the
+    stop, longer than any "file stopped growing" wait, and must still report all 30
+    requests: about 300 frames wait in its ring buffer meanwhile (libpcap's default
+    held 32)."""
+    marker = "MESHPROOF-MARKER-lag-5b1d"
+    a, b = lab.pod("team-a", "client"), lab.pod("team-b", "echo")
+    cid = lab.capture_start(a, b)
+    found = subprocess.run(["pgrep", "-f", f"tcpdump .*{paths.RUN_DIR}/captures/{cid}.pcap"],
+                           capture_output=True, text=True, timeout=10).stdout.split()
+    assert len(found) == 1, found
+    pid = int(found[0])
+    os.kill(pid, signal.SIGSTOP)
+    wake = threading.Timer(0.6, os.kill, (pid, signal.SIGCONT))
+    try:
+        sent = send(lab, a, "http://echo.team-b/echo", 30, headers={"x-marker": marker})
+        wake.start()
+        summary = lab.capture_stop(cid, marker=marker)
+    finally:
+        wake.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    assert statuses(sent) == [200] * 30
+    assert summary.marker_hits >= 30 and summary.packets >= 60, summary
 
 
 def test_probe_reports_error_kinds(lab):

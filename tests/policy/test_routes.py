@@ -3,6 +3,7 @@ the black-box mode relies on (render -> load gives back the same intents)."""
 
 from __future__ import annotations
 
+from meshproof.matching import GRPCMethod
 from meshproof.intent import (HeaderModifier, HTTPMatch, HTTPRoute, Redirect, Rewrite,
                               RouteBackend, RouteRule)
 from meshproof.policy import load_text
@@ -87,10 +88,12 @@ def test_grpc_methods_become_http2_paths() -> None:
       headers: [{name: x-tag, value: t}]
     backendRefs: [{name: reviews-v1, weight: 7}]
 """, kind="GRPCRoute")
-    assert r.rules[0].matches == (
-        HTTPMatch(path_exact="/pkg.Echo/Ping"), HTTPMatch(path_prefix="/pkg.Echo"),
-        HTTPMatch(path_regex="/[^/]+/Ping"),
-        HTTPMatch(path_regex="/(?:pkg\\.E.*)/(?:[^/]+)", headers=(("x-tag", "t"),)))
+    assert r.grpc and r.rules[0].matches == (
+        HTTPMatch(path_exact="/pkg.Echo/Ping", grpc=GRPCMethod("Exact", "pkg.Echo", "Ping")),
+        HTTPMatch(path_prefix="/pkg.Echo", grpc=GRPCMethod(service="pkg.Echo")),
+        HTTPMatch(path_regex="/[^/]+/Ping", grpc=GRPCMethod(method="Ping")),
+        HTTPMatch(path_regex="/(?:pkg\\.E.*)/(?:[^/]+)", headers=(("x-tag", "t"),),
+                  grpc=GRPCMethod("RegularExpression", "pkg\\.E.*")))
     assert r.rules[0].backends == (RouteBackend("reviews-v1", 7),)
 
 

@@ -77,6 +77,19 @@ def route_policy() -> Policy:
                          (RouteRule(response_headers=set_x),))
     other_port = HTTPRoute("bookinfo/port81", "bookinfo/reviews",
                            (RouteRule(response_headers=set_x),), port=81)
+    from meshproof.matching import GRPCMethod
+
+    # A GRPCRoute: a method-only rule written before a service-only one (GRPCRoute's
+    # precedence puts the service first; HTTPRoute's path rules would not).
+    grpc = HTTPRoute("bookinfo/grpc", "bookinfo/reviews", (
+        RouteRule("method", (HTTPMatch(path_regex="/[^/]+/Get",
+                                       grpc=GRPCMethod(method="Get")),),
+                  (RouteBackend("reviews-v2", 1),)),
+        RouteRule("service", (HTTPMatch(path_prefix="/pkg.Svc",
+                                        grpc=GRPCMethod(service="pkg.Svc")),),
+                  (RouteBackend("reviews-v1", 1),)),
+    ), grpc=True)
     import dataclasses
 
-    return dataclasses.replace(full_policy(), splits=(), routes=(main, consumer, other_port))
+    return dataclasses.replace(full_policy(), splits=(),
+                               routes=(main, consumer, other_port, grpc))

@@ -89,6 +89,8 @@ SPEC: dict[str, tuple[str, list[str]]] = {
     # Whole entries of the reviews route config (and only it) move or change.
     "precedence-rule-order": ("routes", [_REVIEWS]),
     "precedence-reversed": ("routes", [_REVIEWS]),
+    # Entries of the reviews route config (where the GRPCRoute is) move, only they.
+    "grpc-precedence-as-http": ("routes", [_REVIEWS]),
     # Only new virtual hosts (index >= 1) in the outbound route configs.
     "route-by-host": ("routes", [r"^routes/[^/|]+\.svc\.cluster\.local:\d+/virtual_hosts/[1-9]\d*/"]),
     "consumer-route-leaks": ("routes", [_REVIEWS]),
@@ -106,6 +108,9 @@ SPEC: dict[str, tuple[str, list[str]]] = {
     "xfcc-forwarded": ("matched", [r"^listeners/virtualInbound/filter_chains/\d+/filters/0/"
                                    r"typed_config/forward_client_cert_details$"]),
     "outlier-not-programmed": ("matched", [r"^clusters/[^/]+/outlier_detection/"]),
+    # Only the EDS of the Services' ports after their first (80): 81, 7070, 9090.
+    "endpoints-first-port-only": ("matched", [
+        r"^endpoints/outbound\|(81|7070|9090)\|\|[^/]+/endpoints/0/"]),
     "dead-endpoint-kept": ("notready", [r"^endpoints/[^/]+/endpoints/0/lb_endpoints/\d+/"]),
     "fault-delay-dropped": ("delay-fault", [
         _ROUTE + r"typed_per_filter_config/envoy\.filters\.http\.fault/(@type|delay/.*)$"]),

@@ -5,11 +5,29 @@ the traffic after VIP translation and exactly once. The summary counts TLS
 records (walking each TCP flow's bytes) and occurrences of a
 plaintext marker in the raw capture: a wire check needs both, so an empty or
 misplaced capture cannot pass as "encrypted".
+
+A capture ends only once it holds everything that crossed the link before the
+stop: the fabric sends one UDP datagram with a fresh token down the same link,
+and tcpdump is stopped after it wrote that datagram. A packet socket delivers
+frames in the order the link passed them, so every earlier frame is in the file.
+(Waiting for the file to stop growing was not enough: a CPU-starved tcpdump left
+frames in its ring buffer past any quiet period, and a plaintext control saw 5
+of 6 markers beside two CPU burners.)
+
+The ring buffer is sized for a starved tcpdump: libpcap's default 2 MiB holds about
+32 frames of 64 KiB (the frame size on links with segmentation offload), and a
+tcpdump that waited its turn for the CPU lost everything past them: 32 packets, 3
+of 10 plaintext requests, in a capture beside two burners. tcpdump's own count of
+frames the kernel dropped is read at the end; a capture with drops is an error, not
+evidence.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -17,18 +35,31 @@ from dataclasses import asdict
 from pathlib import Path
 
 from meshproof.errors import TargetError
-from meshproof.targets.local.netns import FABRIC
+from meshproof.netns_socket import socket_in_netns
+from meshproof.targets.local.netns import FABRIC, GATEWAY
 from meshproof.targets.model import CaptureSummary
+
+
+#: The end datagram's port (discard): nothing listens there, the pod's kernel drops it.
+END_PORT = 9
+#: The capture's ring buffer (KiB, tcpdump -B): 512 frames of 64 KiB, several times
+#: the largest capture a check takes (about 110 frames).
+BUFFER_KIB = 32768
 
 
 class Capture:
     """A running tcpdump; ``stop()`` returns the summary."""
 
-    def __init__(self, interface: str, peer_ip: str, pcap: Path, log: Path) -> None:
+    def __init__(self, interface: str, peer_ip: str, dst_ip: str, pcap: Path, log: Path
+                 ) -> None:
         self.pcap = pcap
         self.log = log
+        self.dst_ip = dst_ip
+        self.token = b"meshproof-capture-end-" + secrets.token_hex(8).encode()
+        bpf = (f"(host {peer_ip} and tcp) or (udp and src host {GATEWAY} and dst host {dst_ip}"
+               f" and dst port {END_PORT})")
         argv = ["ip", "netns", "exec", FABRIC, "tcpdump", "-i", interface, "-n", "-U", "--immediate-mode",
-                "-s", "0", "-w", str(pcap), f"host {peer_ip} and tcp"]
+                "-B", str(BUFFER_KIB), "-s", "0", "-w", str(pcap), bpf]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=open(log, "wb"), start_new_session=True)
         # tcpdump says "listening on" once the socket is open: wait for it (bounded).
@@ -42,33 +73,54 @@ class Capture:
         self.proc.kill()
         raise TargetError("tcpdump did not start within 5 s")
 
-    #: Let the last segments land: the pcap must stop growing for this long (bounded by
-    #: SETTLE_MAX_S) before tcpdump is told to stop. A fixed 50 ms lost the last request's
-    #: packets when the machine was loaded (load average ~25 on 2 cores: tcpdump waits its
-    #: turn for 100 ms and more), and a plaintext control then saw N-1 markers of N.
-    SETTLE_S = 0.2
-    SETTLE_MAX_S = 2.0
+    #: How long tcpdump may take to write the end datagram (s), and how often it is sent
+    #: (a datagram on a local veth is not lost, but a full ring buffer drops frames).
+    FLUSH_MAX_S = 10.0
+    FLUSH_SENDS = 3
 
-    def _settle(self) -> None:
-        deadline = time.monotonic() + self.SETTLE_MAX_S
-        size, since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            now_size = self.pcap.stat().st_size if self.pcap.exists() else 0
-            if now_size != size:
-                size, since = now_size, time.monotonic()
-            elif time.monotonic() - since >= self.SETTLE_S:
-                return
-            time.sleep(0.025)
+    def _flush(self) -> None:
+        """Send the end datagram from the fabric down the captured link; return once
+        tcpdump wrote it (bounded), so the file holds every frame that came before."""
+        sock = socket_in_netns(f"/run/netns/{FABRIC}", socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for _ in range(self.FLUSH_SENDS):
+                sock.sendto(self.token, (self.dst_ip, END_PORT))
+                deadline = time.monotonic() + self.FLUSH_MAX_S / self.FLUSH_SENDS
+                while time.monotonic() < deadline:
+                    if self.pcap.exists() and self.token in self.pcap.read_bytes():
+                        return
+                    if self.proc.poll() is not None:
+                        break
+                    time.sleep(0.01)
+        finally:
+            sock.close()
+        self.proc.kill()
+        raise TargetError(
+            f"capture incomplete: tcpdump did not write its end datagram within "
+            f"{self.FLUSH_MAX_S:.0f} s ({self.log.read_text(errors='replace').strip()})",
+            "the machine is too loaded for a packet capture; run with fewer other jobs")
 
     def stop(self, marker: str = "", tls_ports: tuple[int, ...] = (9080,)) -> CaptureSummary:
-        self._settle()
+        self._flush()
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        dropped = kernel_drops(self.log.read_text(errors="replace"))
+        if dropped:
+            raise TargetError(
+                f"capture incomplete: the kernel dropped {dropped} frames tcpdump could not "
+                f"read in time ({self.pcap})",
+                "the machine is too loaded for a packet capture; run with fewer other jobs")
         return summarize(self.pcap, marker, tls_ports)
+
+
+def kernel_drops(log: str) -> int:
+    """tcpdump's closing "N packets dropped by kernel" (0 when it printed none)."""
+    m = re.search(r"^(\d+) packets? dropped by kernel", log, re.M)
+    return int(m.group(1)) if m else 0
 
 
 def _packets(pcap: Path) -> list[bytes]:
@@ -98,6 +150,10 @@ def _tcp_segment(frame: bytes) -> tuple[bytes, bytes]:
     if len(tcp) < 20:
         return b"", b""
     return ip[12:20] + tcp[0:4], tcp[(tcp[12] >> 4) * 4:]
+
+
+def _is_tcp(frame: bytes) -> bool:
+    return len(frame) >= 14 + 20 and frame[12:14] == b"\x08\x00" and frame[14 + 9] == 6
 
 
 def _tcp_payload(frame: bytes) -> bytes:
@@ -145,7 +201,7 @@ def tls_records(frames: list[bytes]) -> tuple[int, int]:
 
 def summarize(pcap: Path, marker: str = "", tls_ports: tuple[int, ...] = (9080,)
               ) -> CaptureSummary:
-    frames = _packets(pcap)
+    frames = [f for f in _packets(pcap) if _is_tcp(f)]  # not the end datagram
     payloads = [_tcp_payload(f) for f in frames]
     needle = marker.encode()
     hits = sum(p.count(needle) for p in payloads) if needle else 0

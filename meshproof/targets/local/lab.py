@@ -400,7 +400,7 @@ class Lab:
         cid = f"cap-{len(self.captures)}-{secrets.token_hex(3)}"
         d = paths.RUN_DIR / "captures"
         d.mkdir(parents=True, exist_ok=True)
-        self.captures[cid] = Capture(netns.veth_name(self.pod_index[b.key]), a.ip,
+        self.captures[cid] = Capture(netns.veth_name(self.pod_index[b.key]), a.ip, b.ip,
                                      d / f"{cid}.pcap", d / f"{cid}.log")
         return cid
 

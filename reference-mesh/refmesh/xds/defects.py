@@ -50,6 +50,12 @@ the generated xDS with and without each and check the diff's paths):
   HTTPFault (its abort stays).
 - ``fault-delay-percent-wrong``: a Fault intent's delay percentage is programmed 10
   points high (capped at 100), the margin of the ``fault-delay-percent`` check.
+- ``endpoints-first-port-only``: a multi-port Service's EDS is filled for its first
+  port only; its other ports' clusters have no endpoint (Gateway API's MeshBasic,
+  judged on every port of every version Service, catches it).
+- ``grpc-precedence-as-http``: GRPCRoute matches are ordered by HTTPRoute's path
+  precedence (:mod:`refmesh.xds.httproutes`), so a method-only match (a regex path)
+  beats a service-only one (a prefix) and a regex service beats a longer exact one.
 - ``slow-proxy``: every outbound route gets a 100 % fixed delay of
   :data:`SLOW_PROXY_DELAY_MS` ms (a route whose Fault intent already sets a
   delay keeps that delay).

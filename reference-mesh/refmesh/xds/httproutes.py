@@ -7,6 +7,9 @@ route with a parentRef port only on that port. Every (route, rule, match)
 becomes one Envoy route entry; the entries are ordered by Gateway API's
 precedence (:func:`meshproof.routing.precedence_key`), ties by route name,
 rule and match order, because Envoy takes the first entry that matches.
+A GRPCRoute's entries follow GRPCRoute's precedence instead (characters of
+service, then method, then headers: :func:`meshproof.routing.grpc_precedence_key`),
+ahead of any HTTPRoute's (the spec forbids merging the two).
 No entry matching -> Envoy's 404, as Gateway API wants for a Service with
 routes attached.
 
@@ -22,7 +25,8 @@ from typing import Any
 
 from meshproof.intent import HTTPMatch, HTTPRoute, RouteRule
 from meshproof.policy.regex import escape
-from meshproof.routing import HeaderModifier, Redirect, RouteBackend, precedence_key
+from meshproof.routing import (HeaderModifier, Redirect, RouteBackend, grpc_precedence_key,
+                               precedence_key)
 from meshproof.targets.model import Registry, Service, ServicePort
 from refmesh.xds import names
 from refmesh.xds.matches import safe_regex
@@ -66,8 +70,12 @@ def route_arms(reg: Registry, svc: Service, routes: list[HTTPRoute],
                     key: Any = order
                 elif "precedence-reversed" in defects:
                     key = tuple(-x for x in order)
+                elif route.grpc and "grpc-precedence-as-http" not in defects:
+                    # GRPCRoute's own precedence, and never merged with HTTPRoutes' (the
+                    # spec): the GRPCRoutes' arms first.
+                    key = (0, grpc_precedence_key(m), order)
                 else:
-                    key = (precedence_key(m), order)
+                    key = (1, precedence_key(m), order)
                 name = f"{route.name}/{rule.name or i}/{j}"
                 keyed.append((key, (name, m, *_action(reg, svc, rule, m, defects, port))))
     return [arm for _, arm in sorted(keyed, key=lambda x: x[0])]

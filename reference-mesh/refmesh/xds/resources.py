@@ -155,6 +155,10 @@ def build_shared(reg: Registry, policy: Policy, opts: SidecarOptions, namespace:
             c = outbound_cluster(reg, svc, opts, outlier, port)
             r.clusters[c["name"]] = c
             e = load_assignment(reg, svc, port, keep_not_ready="dead-endpoint-kept" in defects)
+            if "endpoints-first-port-only" in defects and port != svc.spec.ports[0]:
+                # The defect: endpoints read for a Service's first port only (as from a
+                # one-port endpoints reader): its other ports have none, Envoy answers 503.
+                e["endpoints"] = []
             r.endpoints[e["cluster_name"]] = e
             if port.protocol != "tcp":
                 rt = route_config(reg, svc, splits.get(svc.key), retry=retries.get(svc.key),
