@@ -23,16 +23,18 @@ CONCURRENCY = 16
 def order(url: str, count: int = 1, *, headers: dict[str, str] | None = None,
           method: str = "GET", fresh: bool = True, timeout_s: float = 5.0,
           concurrency: int = CONCURRENCY, tls: TLSFiles | None = None,
-          protocol: str = "http", body: str = "", stream_count: int = 0) -> ProbeOrder:
+          protocol: str = "http", body: str = "", stream_count: int = 0,
+          interleave: tuple[str, ...] = ()) -> ProbeOrder:
     """A probe order whose whole-batch deadline grows with its size (bounded).
 
-    ``protocol``: ``http`` (HTTP/1.1), ``http2``, ``grpc`` or ``tcp`` (see ``ProbeOrder``).
+    ``protocol``: ``http`` (HTTP/1.1), ``http2``, ``grpc`` or ``tcp`` (see ``ProbeOrder``);
+    ``interleave``: more URLs, taken in turn with ``url`` (see ``ProbeOrder``).
     """
     return ProbeOrder(url=url, count=count, concurrency=max(1, min(concurrency, count)),
                       method=method, headers=tuple(sorted((headers or {}).items())),
                       body=body, fresh=fresh, timeout_s=timeout_s,
                       deadline_s=30 + count * 0.05, tls=tls, protocol=protocol,
-                      stream_count=stream_count)
+                      stream_count=stream_count, interleave=tuple(interleave))
 
 
 def send(target: Target, src: Pod, url: str, count: int = 1, **kw: Any) -> list[ProbeResult]:
@@ -48,6 +50,7 @@ def summary(results: list[ProbeResult], by: str = "x-version") -> dict[str, Any]
         "sent": len(results), "by_backend": dict(sorted(backends.items())),
         "outcomes": dict(sorted(Counter(r.outcome for r in results).items())),
         "latency_ms_p50": _pct(latencies, 0.5) / 1000,
+        "latency_ms_p99": _pct(latencies, 0.99) / 1000,
         "latency_ms_max": max(latencies, default=0) / 1000}
     # A request that got no answer says how and when (which request, its detail, how
     # long it took): a reviewer can tell a reset on connect from one mid-response.

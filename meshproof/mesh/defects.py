@@ -92,6 +92,10 @@ DEFECTS: dict[str, str] = {
                                "prefix), not by characters of service, then method",
     "agent-drops-cert-on-ca-outage": "the identity agent drops its certificate when the CA "
                                      "is unreachable, instead of serving it until expiry",
+    "fault-delay-dropped": "a Fault intent's delay is not programmed (requests are never "
+                           "delayed; an abort still is)",
+    "fault-delay-percent-wrong": "a delay fault's percentage is programmed 10 points high "
+                                 "(50% delays 60%: the delay check's margin)",
 }
 
 #: Defects the reference mesh's control plane injects in its xDS builders (each at one
@@ -127,6 +131,7 @@ XDS_DEFECTS: frozenset[str] = frozenset({
     "mesh-mode-ignored", "peer-chain-unverified",
     "abort-percent-ignored",
     "outlier-not-programmed", "dead-endpoint-kept",
+    "fault-delay-dropped", "fault-delay-percent-wrong",
     "endpoints-first-port-only", "grpc-precedence-as-http",
 })
 

@@ -324,9 +324,15 @@ class ProbeOrder:
     tls: TLSFiles | None = None
     protocol: str = "http"
     stream_count: int = 0
+    #: More URLs (HTTP/1.1 only) sent in the same batch: request i goes to
+    #: ``(url, *interleave)[i % (1 + len(interleave))]``, so ``results[i]`` of a control
+    #: group shares the batch's workers, concurrency and time window with the rest.
+    interleave: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_protocol(self.protocol)
+        if self.interleave and self.protocol != "http":
+            raise ValueError(f"interleave is for protocol http only, not {self.protocol}")
 
     def to_wire(self) -> dict[str, object]:
         d: dict[str, object] = {
@@ -338,6 +344,8 @@ class ProbeOrder:
             d["protocol"] = self.protocol
         if self.stream_count:
             d["stream_count"] = self.stream_count
+        if self.interleave:
+            d["interleave"] = list(self.interleave)
         if self.tls is not None:
             d["tls"] = {"cert": self.tls.cert, "key": self.tls.key, "ca": self.tls.ca,
                         "server_name": self.tls.server_name}

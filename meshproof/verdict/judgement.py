@@ -4,6 +4,12 @@ Each judgement is either statistical (``judge``: a count against a design's
 pass band, with both error rates) or exact (``exact``: every request must
 behave). Judgements become report lines, Allure steps and JSON attachments.
 The failing judgement, not the last one, is what a FAIL line shows.
+
+A check whose design admits it (a control group that shows the evidence too
+noisy to meet its error rates) may instead record ``cannot_judge``: neither
+pass nor fail (``ok`` is None), and the check is then skipped with that
+line as its reason, so the report says so (result ``partial``) with the
+evidence attached, rather than failing a mesh it could not judge.
 """
 
 from __future__ import annotations
@@ -73,6 +79,13 @@ class Verdict:
         self.attach(f"judgement: {entry['label']}", entry)
         return bool(entry["ok"])
 
+    def cannot_judge(self, label: str, evidence: dict[str, Any]) -> str:
+        """Record that the evidence cannot be judged at the check's error rates (``ok``
+        None: neither pass nor fail); returns the line, the reason the check gives."""
+        line = f"cannot judge: {label}"
+        self._record(line, {"label": label, "ok": None, "cannot_judge": True, **evidence})
+        return line
+
     def judge(self, label: str, design: Design, hits: int, evidence: dict[str, Any]) -> bool:
         ok = design.passes(hits)
         line = (f"{label}: {hits}/{design.n} (pass band {design.lo}..{design.hi}) "
@@ -89,7 +102,7 @@ class Verdict:
     @property
     def failed_lines(self) -> list[str]:
         """The lines of judgements that failed (what a FAIL line should show)."""
-        bad = {j["label"] for j in self.judgements if not j["ok"]}
+        bad = {j["label"] for j in self.judgements if j["ok"] is False}
         # A line is "<label>: <result>"; labels may hold colons themselves.
         return [ln for ln in self.lines if ln.rsplit(": ", 1)[0] in bad]
 

@@ -150,3 +150,122 @@ def multi_design(weights: dict[str, int], margin: float, alpha: float = DEFAULT_
             out[b] = Design(d.expected, margin, n, lo, hi, a,
                             _beta(n, d.expected, margin, lo, hi))
     return out
+
+
+# ---------------------------------------------------------------- one-sided noise
+
+def _upper_tail_start(n: int, p: float, alpha: float) -> tuple[int, float]:
+    """The smallest ``hi`` with P(X > hi) <= ``alpha`` for X ~ Binomial(n, p), and that tail."""
+    pmf = _pmf(n, p)
+    hi, tail = n, 0.0
+    while hi >= 0 and tail + pmf[hi] <= alpha:
+        tail += pmf[hi]
+        hi -= 1
+    return hi, tail
+
+
+def _lower_tail_end(n: int, p: float, alpha: float) -> tuple[int, float]:
+    """The largest ``lo`` with P(X < lo) <= ``alpha`` for X ~ Binomial(n, p), and that tail."""
+    pmf = _pmf(n, p)
+    lo, tail = 0, 0.0
+    while lo <= n and tail + pmf[lo] <= alpha:
+        tail += pmf[lo]
+        lo += 1
+    return lo, tail
+
+
+def noise_bound(m: int, k: int, gamma: float) -> float:
+    """The rate q at which a control group of ``m`` shows at most ``k`` false hits with
+    probability ``gamma`` (P(Binomial(m, q) <= k) = gamma): above it, a run that shows at
+    most ``k`` happens less often than ``gamma``."""
+    def cdf(q: float) -> float:  # P(X <= k), k small: its own k + 1 terms
+        return sum(math.exp(_log_pmf(m, j, q)) for j in range(min(k, m) + 1))
+
+    lo, hi = 0.0, 1.0
+    for _ in range(60):  # bisection: P(X <= k) falls as q grows
+        mid = (lo + hi) / 2
+        if cdf(mid) > gamma:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@dataclass(frozen=True)
+class ControlledDesign(Design):
+    """A proportion check whose hits may be inflated by noise, bounded by a control group.
+
+    The noise is one-sided: a request that got the treatment is always a hit;
+    one that did not is a (false) hit with some unknown probability q (on a
+    loaded machine, an undelayed request as slow as the delay). ``control_n``
+    untreated requests, interleaved with the sample, count q's false hits: more
+    than ``control_max`` and the check cannot judge (q may be too large for the
+    band). Otherwise the band's upper end allows q up to ``noise``, the rate
+    above which a control shows at most ``control_max`` false hits with
+    probability below both error rates. ``alpha`` and ``beta`` are achieved over
+    every q (see ``controlled_design``).
+    """
+
+    control_n: int
+    control_max: int
+    noise: float
+
+    def cannot_judge(self, control_hits: int) -> bool:
+        return control_hits > self.control_max
+
+    def describe(self) -> str:
+        return (super().describe() + f"; for any false-hit rate, given a control of "
+                f"{self.control_n} with at most {self.control_max} false hits (else cannot "
+                f"judge; the band allows a rate up to {self.noise:.2%})")
+
+
+@lru_cache(maxsize=64)
+def controlled_design(expected: float, margin: float, control_max: int,
+                      alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA
+                      ) -> ControlledDesign:
+    """The smallest n (with a control group of the same size) meeting both error rates
+    whatever the false-hit rate q of untreated requests.
+
+    Hits S ~ Binomial(n, p + (1 - p) q), control false hits C ~ Binomial(n, q). The check
+    cannot judge when C > ``control_max``; else it passes iff lo <= S <= hi, with
+    - lo: P(Binomial(n, expected) < lo) <= alpha/2 (q = 0 is the lower tail's worst case);
+    - hi: P(Binomial(n, expected + (1 - expected) q_max) > hi) <= alpha/2, where q_max is
+      ``noise_bound(n, control_max, g)`` with g = min(alpha, beta).
+    A correct mesh fails with probability at most max(the two tails, g): for q <= q_max
+    the tails hold, for q > q_max even passing the control has probability < g. A mesh
+    off by ``margin`` passes with probability at most max(g, P(Binomial(n, expected +
+    margin) <= hi), P(Binomial(n, p' + (1 - p') q_max) >= lo) with p' = expected - margin).
+    """
+    if not 0.0 < expected < 1.0 or not 0.0 < margin < min(expected, 1 - expected) + 1e-12:
+        raise ValueError("expected must be in (0, 1) and margin within it")
+    g = min(alpha, beta)
+    low = expected - margin
+
+    def ok(n: int) -> ControlledDesign | None:
+        q = noise_bound(n, control_max, g)
+        lo, a_lo = _lower_tail_end(n, expected, alpha / 2)
+        hi, a_hi = _upper_tail_start(n, expected + (1 - expected) * q, alpha / 2)
+        b = max(g, prob_between(n, expected + margin, 0, hi),
+                prob_between(n, low + (1 - low) * q, lo, n))
+        if b > beta:
+            return None
+        return ControlledDesign(expected, margin, n, lo, hi, max(a_lo + a_hi, g), b,
+                                control_n=n, control_max=control_max, noise=q)
+
+    hi_n = 8
+    while ok(hi_n) is None:
+        hi_n *= 2
+        if hi_n > MAX_N:
+            raise ValueError(f"no controlled design within n <= {MAX_N} for "
+                             f"expected={expected}, margin={margin}, "
+                             f"control_max={control_max}")
+    lo_n = hi_n // 2
+    while lo_n + 1 < hi_n:
+        mid = (lo_n + hi_n) // 2
+        if ok(mid) is None:
+            lo_n = mid
+        else:
+            hi_n = mid
+    found = ok(hi_n)
+    assert found is not None
+    return found

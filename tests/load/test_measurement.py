@@ -66,6 +66,15 @@ def test_stall_is_counted_with_its_full_wait(generator: genclient.Generator) -> 
 
 
 def test_open_loop_rate_is_kept(generator: genclient.Generator) -> None:
+    """Every scheduled request is sent (its send lateness recorded) and answered, and the
+    achieved rate falls short of the schedule only by what the generator itself measured.
+
+    ``achieved_rps`` divides by a window that ends with the last answer: a machine that
+    stalls the generator or the server for 10 ms (two CPU burners on 2 cores do) makes a
+    1 s run 1% "slow" though every send kept its schedule. So the window may exceed the
+    duration by at most the worst send lateness plus the worst latency, both from the
+    run's own histograms; a generator that dropped or throttled sends fails the counts
+    (and the stall test shows it does not wait for answers)."""
     srv = StallingServer()
     try:
         ans = generator.run({"scenario": "floor", "host": f"http://127.0.0.1:{srv.port}",
@@ -74,8 +83,11 @@ def test_open_loop_rate_is_kept(generator: genclient.Generator) -> None:
     finally:
         srv.close()
     assert ans["ok"] == RATE
-    assert abs(ans["achieved_rps"] - RATE) / RATE < 0.01
-    assert hist.decode(ans["lateness_hdr"]).total_count == RATE
+    lateness, latency = hist.decode(ans["lateness_hdr"]), hist.decode(ans["latency_hdr"])
+    assert lateness.total_count == RATE
+    slip_s = (lateness.get_max_value() + latency.get_max_value()) / 1e6
+    assert ans["window_s"] <= 1.0 + slip_s + 0.001, (ans["window_s"], slip_s)
+    assert ans["achieved_rps"] >= RATE / (1.0 + slip_s + 0.001)
 
 
 def test_gate_passes_within_noise() -> None:

@@ -126,6 +126,11 @@ SPEC: dict[str, tuple[str, list[str]]] = {
     "endpoints-first-port-only": ("matched", [
         r"^endpoints/outbound\|(81|7070|9090)\|\|[^/]+/endpoints/0/"]),
     "dead-endpoint-kept": ("notready", [r"^endpoints/[^/]+/endpoints/0/lb_endpoints/\d+/"]),
+    "fault-delay-dropped": ("delay-fault", [
+        _ROUTE + r"typed_per_filter_config/envoy\.filters\.http\.fault/(@type|delay/.*)$"]),
+    "fault-delay-percent-wrong": ("delay-fault", [
+        _ROUTE + r"typed_per_filter_config/envoy\.filters\.http\.fault/delay/percentage/"
+        r"numerator$"]),
     "slow-proxy": ("matched", [_ROUTE + r"typed_per_filter_config/envoy\.filters\.http\.fault/"
                                r"(@type|delay/.*)$"]),
 }
@@ -163,6 +168,14 @@ def _policy(which: str):  # type: ignore[no-untyped-def]
         base = full_policy()
         return dataclasses.replace(base, mtls=(MTLSMode("STRICT"),
                                                MTLSMode("PERMISSIVE", "bookinfo")))
+    if which == "delay-fault":  # a delay fault beside the fixture's abort-only one
+        import dataclasses
+
+        from meshproof.intent import Fault
+
+        base = full_policy()
+        return dataclasses.replace(base, faults=base.faults + (
+            Fault("team-b/echo", delay_ms=1000, delay_percent=50),))
     if which == "weighted":  # a 0-weight backend too: "ignored" weights give it traffic
         return full_policy(TrafficSplit(SPLIT.service, (Backend("reviews-v1", 90),
                                                         Backend("reviews-v2", 0))))

@@ -49,7 +49,9 @@ class FakeTarget(Target):
 
     def probe(self, src: Pod, order: ProbeOrder, *, in_sidecar: bool = False
               ) -> list[ProbeResult]:
-        return [ProbeResult(status=self.status, latency_us=1000) for _ in range(order.count)]
+        latency_us = int(os.environ.get("FAKE_LATENCY_US", "1000"))
+        return [ProbeResult(status=self.status, latency_us=latency_us)
+                for _ in range(order.count)]
 
     def put_file(self, pod: Pod, name: str, content: str) -> str:
         return f"/fake/{pod.key}/{name}"

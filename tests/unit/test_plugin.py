@@ -131,3 +131,23 @@ def test_a_component_restart_during_a_check_is_recorded_with_it(tmp_path):
     check = next(c for c in report["checks"] if c["name"] == "fault-abort-all")
     assert check["restarts"] == ["team-b/echo-0/sidecar x1"], cp.stdout[-2000:]
     assert any("restarted during the check" in line for line in check["verdict"])
+
+
+def test_a_check_that_cannot_judge_says_so_with_its_evidence(tmp_path):
+    """Every request (the delay check's control group too) as slow as the delay: the
+    check cannot tell a delay apart. It is skipped, never failed, with the reason on its
+    line, a ``cannot_judge`` judgement in the report, and the run ``partial``."""
+    cp, report = fake_run(tmp_path, "fake-faults", "-k", "fault_delay", status=200,
+                          env_extra={"FAKE_LATENCY_US": "2000000"})
+    check = next(c for c in report["checks"] if c["name"] == "fault-delay-percent")
+    assert check["result"] == "skipped", cp.stdout[-2000:]
+    assert "cannot judge: 1620 of 1620 control requests took >= 995.0 ms" in check["reason"]
+    assert [j["label"] for j in check["judgements"] if j.get("cannot_judge")]
+    assert report["profiles"][0]["summary"]["result"] == "partial"
+    assert "SKIP  fault-delay-percent" in cp.stdout and "cannot judge" in cp.stdout
+    assert cp.returncode == 0
+    # Quick answers (1 ms), all 200: nothing looks delayed, and the check fails.
+    cp, report = fake_run(tmp_path, "fake-faults", "-k", "fault_delay", status=200)
+    check = next(c for c in report["checks"] if c["name"] == "fault-delay-percent")
+    assert check["result"] == "failed" and cp.returncode == 1, cp.stdout[-2000:]
+    assert "0/1620" in check["reason"] + "".join(check["verdict"])

@@ -139,6 +139,35 @@ def test_probe_every_protocol_against_the_app(pod, fresh):
         assert r["headers"]["x-version"] == "v7"
 
 
+@pytest.mark.parametrize("fresh", [True, False])
+def test_probe_interleaves_urls_request_by_request(pod, fresh):
+    """``interleave``: request i goes to (url, *interleave)[i % 3], over the same workers
+    (a control group in the same window), pooled connections kept per URL."""
+    h = f"http://127.0.0.1:{pod['http']}"
+    rs = probe(pod, {"url": f"{h}/echo", "interleave": [f"{h}/status/418",
+                                                        f"http://127.0.0.1:{pod['h2']}/echo"],
+                     "count": 12, "concurrency": 4, "fresh": fresh})
+    assert [(r["i"], r["status"]) for r in rs] == [(i, (200, 418, 200)[i % 3])
+                                                   for i in range(12)]
+    assert all(r["error"] is None for r in rs)
+    for proto in ("http2", "grpc", "tcp"):
+        bad = subprocess.run([POD_PYTHON, "-I", str(pod["dir"] / "probe.py"), "--once"],
+                             input=json.dumps({"url": f"{h}/", "protocol": proto,
+                                               "interleave": [f"{h}/x"]}) + "\n",
+                             capture_output=True, text=True, timeout=10)
+        assert "interleave is for protocol http only" in json.loads(bad.stdout)["error"]
+
+
+def test_probe_order_carries_interleave_for_http_only():
+    from meshproof.probe import order
+    from meshproof.targets.model import ProbeOrder
+    o = order("http://a/", 4, interleave=("http://b/",))
+    assert o.to_wire()["interleave"] == ["http://b/"]
+    assert "interleave" not in order("http://a/", 4).to_wire()
+    with pytest.raises(ValueError, match="interleave is for protocol http only"):
+        ProbeOrder("http://a/", protocol="grpc", interleave=("http://b/",))
+
+
 def test_probe_names_failures_per_protocol(pod):
     dead = _free_ports(1)[0]
     for proto, url in (("tcp", f"tcp://127.0.0.1:{dead}"), ("http2", f"http://127.0.0.1:{dead}/"),

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from meshproof.verdict.stats import design, multi_design, prob_between
+from meshproof.verdict.stats import (controlled_design, design, multi_design, noise_bound,
+                                     prob_between)
 
 
 @pytest.mark.parametrize("expected,margin", [(0.9, 0.1), (0.5, 0.1), (0.3, 0.1),
@@ -54,3 +55,29 @@ def test_bad_arguments():
         design(1.2, 0.1)
     with pytest.raises(ValueError):
         design(0.5, 0.0)
+
+
+@pytest.mark.parametrize("control_max", [0, 3])
+def test_controlled_design_meets_both_error_rates_for_any_noise(control_max):
+    """Hits S ~ Bin(n, p + (1 - p) q), control C ~ Bin(n, q) (independent): over a grid of
+    false-hit rates q, a correct mesh fails (C within bounds, S out of band) and a mesh
+    off by the margin passes (C within bounds, S in band) with probability <= 1e-4."""
+    d = controlled_design(0.5, 0.1, control_max)
+    grid = [i / 2000 for i in range(0, 61)] + [0.05, 0.1, 0.3, 0.7, 1.0]
+    for q in grid:
+        judged = prob_between(d.control_n, q, 0, control_max)
+        fail = 1 - prob_between(d.n, 0.5 + 0.5 * q, d.lo, d.hi)
+        assert judged * fail <= 1e-4, (q, judged, fail)
+        for p in (0.4, 0.6):
+            assert judged * prob_between(d.n, p + (1 - p) * q, d.lo, d.hi) <= 1e-4, (q, p)
+    assert d.alpha <= 1e-4 and d.beta <= 1e-4
+    assert d.cannot_judge(control_max + 1) and not d.cannot_judge(control_max)
+    # The noise bound: a control this clean is that rare at the bound.
+    assert math.isclose(prob_between(d.control_n, d.noise, 0, control_max), 1e-4,
+                        rel_tol=1e-3)
+
+
+def test_controlled_design_costs_little_over_the_plain_one():
+    plain, ctl = design(0.5, 0.1), controlled_design(0.5, 0.1, 3)
+    assert plain.n < ctl.n < 1.2 * plain.n
+    assert noise_bound(ctl.n, 3, 1e-4) == ctl.noise

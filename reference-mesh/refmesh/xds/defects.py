@@ -55,6 +55,10 @@ the generated xDS with and without each and check the diff's paths):
   service's cluster gets no ``outlier_detection``).
 - ``dead-endpoint-kept``: a service's EDS keeps its pods that are not ready (a
   killed pod stays in the load-balancing set).
+- ``fault-delay-dropped``: a Fault intent's delay is left out of the route's
+  HTTPFault (its abort stays).
+- ``fault-delay-percent-wrong``: a Fault intent's delay percentage is programmed 10
+  points high (capped at 100), the margin of the ``fault-delay-percent`` check.
 - ``endpoints-first-port-only``: a multi-port Service's EDS is filled for its first
   port only; its other ports' clusters have no endpoint (Gateway API's MeshBasic,
   judged on every port of every version Service, catches it).

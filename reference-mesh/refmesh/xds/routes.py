@@ -63,9 +63,10 @@ def fault_config(f: Fault | None, defects: frozenset[str]) -> dict[str, Any] | N
         # abort-percent-ignored: the percentage dropped, every request aborted.
         pct = 100.0 if "abort-percent-ignored" in defects else f.abort_percent
         cfg["abort"] = {"http_status": f.abort_status, "percentage": _percent(pct)}
-    if f is not None and f.delay_ms and f.delay_percent:
-        cfg["delay"] = {"fixed_delay": _duration(f.delay_ms),
-                        "percentage": _percent(f.delay_percent)}
+    if f is not None and f.delay_ms and f.delay_percent and "fault-delay-dropped" not in defects:
+        percent = (min(100.0, f.delay_percent + 10) if "fault-delay-percent-wrong" in defects
+                   else f.delay_percent)
+        cfg["delay"] = {"fixed_delay": _duration(f.delay_ms), "percentage": _percent(percent)}
     if "slow-proxy" in defects and "delay" not in cfg:
         cfg["delay"] = {"fixed_delay": _duration(SLOW_PROXY_DELAY_MS),
                         "percentage": _percent(100.0)}
