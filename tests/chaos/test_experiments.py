@@ -166,12 +166,14 @@ def test_fails_against_each_declared_defect_live(lab, defect, tmp_path) -> None:
     assert_nothing_in_place(lab)
 
 
-def _chaos_run(name: str, journal: Path) -> subprocess.Popen[str]:
+def _chaos_run(name: str, journal: Path, experiment: Path | None = None
+               ) -> subprocess.Popen[str]:
     env = {**os.environ, faults.EVENTS_ENV: str(journal.with_suffix(".events"))}
     return subprocess.Popen(CHAOS + ["--no-log-file", "run", "--rollback-strategy", "always",
                                      "--hypothesis-strategy", "continuously",
                                      "--hypothesis-frequency", "0.5",
-                                     "--journal-path", str(journal), str(FILES[name])],
+                                     "--journal-path", str(journal),
+                                     str(experiment or FILES[name])],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -198,8 +200,16 @@ def test_chaos_run_cli_in_a_subprocess(lab, tmp_path) -> None:
 
 
 def test_sigint_mid_fault_runs_the_rollbacks(lab, tmp_path) -> None:
+    # The shipped experiment holds its fault for 2 s: on a loaded CI machine the
+    # SIGINT once landed after the heal (the run "completed"). The same experiment
+    # with a 30 s hold makes "mid-fault" certain; the interrupt ends it at once.
+    held = tmp_path / "timeout-blackhole.yaml"
+    text = FILES["timeout-blackhole"].read_text()
+    assert "func: pause, arguments: {seconds: 2}" in text
+    held.write_text(text.replace("func: pause, arguments: {seconds: 2}",
+                                 "func: pause, arguments: {seconds: 30}"))
     journal = tmp_path / "journal.json"
-    proc = _chaos_run("timeout-blackhole", journal)
+    proc = _chaos_run("timeout-blackhole", journal, held)
     _wait_for_fault(proc, "toxiproxy")
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
