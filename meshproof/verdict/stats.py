@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Callable, TypeVar
 
 DEFAULT_ALPHA = 1e-4
 DEFAULT_BETA = 1e-4
@@ -110,22 +111,7 @@ def design(expected: float, margin: float, alpha: float = DEFAULT_ALPHA,
 
     # Exponential search, then bisection on n (beta shrinks with n, up to
     # lattice wiggles; the final answer is verified, never assumed).
-    hi_n = 8
-    while ok(hi_n) is None:
-        hi_n *= 2
-        if hi_n > MAX_N:
-            raise ValueError(f"no design within n <= {MAX_N} for expected={expected}, "
-                             f"margin={margin}: widen the margin")
-    lo_n = hi_n // 2
-    while lo_n + 1 < hi_n:
-        mid = (lo_n + hi_n) // 2
-        if ok(mid) is None:
-            lo_n = mid
-        else:
-            hi_n = mid
-    found = ok(hi_n)
-    assert found is not None
-    return found
+    return _smallest_n(ok, f"expected={expected}, margin={margin}: widen the margin")
 
 
 def multi_design(weights: dict[str, int], margin: float, alpha: float = DEFAULT_ALPHA,
@@ -252,13 +238,21 @@ def controlled_design(expected: float, margin: float, control_max: int,
         return ControlledDesign(expected, margin, n, lo, hi, max(a_lo + a_hi, g), b,
                                 control_n=n, control_max=control_max, noise=q)
 
+    return _smallest_n(ok, f"expected={expected}, margin={margin}, control_max={control_max}")
+
+
+_T = TypeVar("_T")
+
+
+def _smallest_n(ok: Callable[[int], _T | None], what: str) -> _T:
+    """The design ``ok`` returns at the smallest n it accepts: exponential search, then
+    bisection (beta shrinks with n, up to lattice wiggles; the answer is verified by
+    ``ok`` itself, never assumed). Bounded by MAX_N."""
     hi_n = 8
     while ok(hi_n) is None:
         hi_n *= 2
         if hi_n > MAX_N:
-            raise ValueError(f"no controlled design within n <= {MAX_N} for "
-                             f"expected={expected}, margin={margin}, "
-                             f"control_max={control_max}")
+            raise ValueError(f"no design within n <= {MAX_N} for {what}")
     lo_n = hi_n // 2
     while lo_n + 1 < hi_n:
         mid = (lo_n + hi_n) // 2
